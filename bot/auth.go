@@ -1,0 +1,97 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Permission is what a command needs.
+type Permission string
+
+// Permissions, from least to most.
+const (
+	PermView    Permission = "view"    // status, history, diff, schedule, help
+	PermDeploy  Permission = "deploy"  // deploy, lock, unlock own lock, refresh
+	PermApprove Permission = "approve" // approve, abort, rollback
+	PermAdmin   Permission = "admin"   // unlock --force
+)
+
+// Policy says who may do what to one service. An empty list lets everyone;
+// admins may do everything.
+type Policy struct {
+	Deployers []string
+	Approvers []string
+	Admins    []string
+	Channels  []string // where commands are accepted; empty = anywhere
+}
+
+// GroupResolver expands a user-group ID (Slack "S…") into its members.
+type GroupResolver interface {
+	Members(ctx context.Context, group string) ([]string, error)
+}
+
+// Authorizer checks permissions against per-service policies. With no
+// policy for a service, everyone may do everything.
+type Authorizer struct {
+	Policies map[string]Policy
+	Groups   GroupResolver // nil: entries are user IDs only
+}
+
+// Open reports whether no policy restricts anything.
+func (a *Authorizer) Open() bool { return a == nil || len(a.Policies) == 0 }
+
+// Allow returns nil when user may use perm on service from channel, or an
+// error saying which permission is missing.
+func (a *Authorizer) Allow(ctx context.Context, user, channel, service string, perm Permission) error {
+	if a == nil || perm == PermView {
+		return nil
+	}
+	pol, ok := a.Policies[service]
+	if !ok {
+		return nil
+	}
+	if len(pol.Channels) > 0 && channel != "" && !slices.Contains(pol.Channels, channel) {
+		return fmt.Errorf("%s commands are not allowed in this channel; use %s", service, strings.Join(pol.Channels, ", "))
+	}
+	if a.member(ctx, user, pol.Admins) {
+		return nil
+	}
+	var list []string
+	switch perm {
+	case PermDeploy:
+		list = pol.Deployers
+	case PermApprove:
+		list = pol.Approvers
+	case PermAdmin:
+		return fmt.Errorf("you are not an admin of %s, so you cannot force its lock", service)
+	}
+	if len(list) == 0 || a.member(ctx, user, list) {
+		return nil
+	}
+	return fmt.Errorf("you are not among the %ss of %s", perm, service)
+}
+
+// member reports whether user is listed directly or through a group.
+func (a *Authorizer) member(ctx context.Context, user string, list []string) bool {
+	if slices.Contains(list, user) {
+		return true
+	}
+	if a.Groups == nil {
+		return false
+	}
+	for _, entry := range list {
+		if !isGroup(entry) {
+			continue
+		}
+		members, err := a.Groups.Members(ctx, entry)
+		if err == nil && slices.Contains(members, user) {
+			return true
+		}
+	}
+	return false
+}
+
+// isGroup tells a Slack user-group ID (S…) from a user ID (U… or W…).
+func isGroup(id string) bool { return strings.HasPrefix(id, "S") }

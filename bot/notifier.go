@@ -1,0 +1,166 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/greenlight/greenlight/deployer"
+)
+
+// Notifier turns pipeline events into messages and sends them to every chat.
+// It implements deployer.Reporter; a chat that fails is logged, never
+// allowed to fail the pipeline.
+type Notifier struct {
+	Chats []Chat
+	Log   *slog.Logger
+	Now   func() time.Time
+}
+
+var _ deployer.Reporter = (*Notifier)(nil)
+
+// Message keys of a deployment's thread.
+func threadKey(id uint64) string    { return fmt.Sprintf("deploy-%d", id) }
+func checklistKey(id uint64) string { return fmt.Sprintf("deploy-%d/checklist", id) }
+func approvalKey(id uint64) string  { return fmt.Sprintf("deploy-%d/approval", id) }
+func rollbackKey(id uint64) string  { return fmt.Sprintf("deploy-%d/rollback", id) }
+
+// Report renders ev.
+func (n *Notifier) Report(ctx context.Context, ev deployer.Event) {
+	for _, m := range n.Messages(ev) {
+		n.send(ctx, m)
+	}
+}
+
+// Announce posts a message outside any deployment's thread.
+func (n *Notifier) Announce(ctx context.Context, m Message) { n.send(ctx, m) }
+
+func (n *Notifier) send(ctx context.Context, m Message) {
+	for _, c := range n.Chats {
+		if err := c.Send(ctx, m); err != nil && n.Log != nil {
+			n.Log.Warn("chat could not show a message", "key", m.Key, "err", err)
+		}
+	}
+}
+
+func (n *Notifier) now() time.Time {
+	if n.Now != nil {
+		return n.Now()
+	}
+	return time.Now()
+}
+
+// Messages renders one event as the messages that show it.
+func (n *Notifier) Messages(ev deployer.Event) []Message {
+	d := ev.Deployment
+	base := Message{Thread: threadKey(d.ID), DeployID: d.ID, Service: d.Service, User: d.Requester, Refs: d.Refs}
+	checklist := base
+	checklist.Key, checklist.Checklist = checklistKey(d.ID), ChecklistOf(d, n.now())
+	checklist.Level = phaseLevel(d.Phase)
+	reply := func(level Level, text string) Message {
+		m := base
+		m.Level, m.Text = level, text
+		return m
+	}
+	switch ev.Kind {
+	case deployer.EventStep:
+		return []Message{checklist}
+	case deployer.EventApproval:
+		return []Message{checklist, n.approvalMessage(d, true, "")}
+	case deployer.EventDecision:
+		out := []Message{reply(LevelInfo, ev.Text)}
+		if ev.Step == deployer.StepApproval || (d.Approval != nil && d.Approval.Kind == deployer.DecisionAbort) {
+			out = append(out, n.approvalMessage(d, false, ev.Text))
+		}
+		return out
+	case deployer.EventRollback:
+		m := base
+		m.Key, m.Level, m.Text = rollbackKey(d.ID), LevelSuccess, ev.Text
+		m.Actions = []Action{{ID: ActionRollback, Label: "Rollback", Style: "danger", Value: ActionValue(d.Service, d.ID),
+			Confirm: fmt.Sprintf("Switch %s back to %s?", d.Service, serverList(d.Old))}}
+		return []Message{checklist, m}
+	case deployer.EventProblem:
+		return []Message{reply(LevelError, ev.Text)}
+	case deployer.EventFinished:
+		out := []Message{checklist, reply(phaseLevel(d.Phase), ev.Text)}
+		if !d.ApprovalDeadline.IsZero() {
+			out = append(out, n.approvalMessage(d, false, closingText(d)))
+		}
+		if !d.RollbackDeadline.IsZero() {
+			m := base
+			m.Key, m.Level, m.Text = rollbackKey(d.ID), phaseLevel(d.Phase), closingText(d)
+			out = append(out, m)
+		}
+		return out
+	}
+	return []Message{reply(LevelInfo, ev.Text)}
+}
+
+// approvalMessage asks for a decision (open) or records it (closed: no buttons).
+func (n *Notifier) approvalMessage(d deployer.Deployment, open bool, decided string) Message {
+	m := Message{Key: approvalKey(d.ID), Thread: threadKey(d.ID), DeployID: d.ID, Service: d.Service, User: d.Requester, Refs: d.Refs}
+	var b strings.Builder
+	if open {
+		fmt.Fprintf(&b, "Deploy #%d of %s is ready to switch: %s → %s (%s replaces %s).\n", d.ID, d.Service,
+			orNone(d.ImageOld), d.ImageNew, serverList(d.Next), orNone(serverList(d.Old)))
+		for _, c := range d.Checks {
+			fmt.Fprintf(&b, "• %s\n", c)
+		}
+		fmt.Fprintf(&b, "Approve or abort before %s (/deploy approve %s · /deploy abort %s).", clock(d.ApprovalDeadline), d.Service, d.Service)
+		m.Level = LevelWarning
+		m.Actions = []Action{
+			{ID: ActionApprove, Label: "Approve", Style: "primary", Value: ActionValue(d.Service, d.ID)},
+			{ID: ActionAbort, Label: "Abort", Style: "danger", Value: ActionValue(d.Service, d.ID),
+				Confirm: fmt.Sprintf("Abort deploy #%d and delete %s?", d.ID, serverList(d.Next))},
+		}
+	} else {
+		fmt.Fprintf(&b, "Deploy #%d of %s: %s", d.ID, d.Service, decided)
+		m.Level = LevelInfo
+	}
+	m.Text = b.String()
+	return m
+}
+
+// closingText says how a deployment's open question was closed.
+func closingText(d deployer.Deployment) string {
+	switch {
+	case d.Phase == deployer.PhaseRolledBack && d.Rollback != nil:
+		return fmt.Sprintf("Rolled back by %s at %s.", d.Rollback.By, clock(d.Rollback.At))
+	case d.Phase == deployer.PhaseSucceeded && !d.RollbackDeadline.IsZero():
+		return fmt.Sprintf("Rollback window closed at %s; the old set was retired.", clock(d.RollbackDeadline))
+	case d.Approval != nil && d.Approval.Kind == deployer.DecisionAbort:
+		return fmt.Sprintf("Aborted by %s at %s.", d.Approval.By, clock(d.Approval.At))
+	case d.Approval != nil:
+		return fmt.Sprintf("Approved by %s at %s.", d.Approval.By, clock(d.Approval.At))
+	}
+	return fmt.Sprintf("Ended: %s.", d.Phase)
+}
+
+func phaseLevel(p deployer.Phase) Level {
+	switch p {
+	case deployer.PhaseSucceeded, deployer.PhasePlanned:
+		return LevelSuccess
+	case deployer.PhaseFailed:
+		return LevelError
+	case deployer.PhaseAborted, deployer.PhaseRolledBack:
+		return LevelWarning
+	}
+	return LevelInfo
+}
+
+func serverList(s []deployer.Server) string {
+	names := make([]string, len(s))
+	for i, x := range s {
+		names[i] = x.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

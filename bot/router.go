@@ -1,0 +1,336 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/greenlight/greenlight/commands"
+	"github.com/greenlight/greenlight/deployer"
+)
+
+// Deployer is what the router asks of the domain.
+type Deployer interface {
+	Services() []string
+	Deploy(ctx context.Context, req deployer.Request) (deployer.Deployment, error)
+	Approve(ctx context.Context, service string, id uint64, user string) (deployer.Deployment, error)
+	Abort(ctx context.Context, service string, id uint64, user, reason string) (deployer.Deployment, error)
+	Rollback(ctx context.Context, service string, id uint64, user string) (deployer.Deployment, error)
+	Lock(ctx context.Context, service, user, reason string) (deployer.Lock, error)
+	Unlock(ctx context.Context, service, user string, force bool) (deployer.Lock, error)
+	Status(ctx context.Context, service string) (deployer.Status, error)
+	History(ctx context.Context, service string, n int) ([]deployer.Deployment, error)
+	Deployment(ctx context.Context, id uint64) (deployer.Deployment, error)
+	Now() time.Time
+}
+
+// Auditor records refusals the deployer never sees (authorization).
+type Auditor interface {
+	Audit(e deployer.AuditEntry) error
+}
+
+// Router turns chat text and button clicks into deployer actions and
+// answers with messages.
+type Router struct {
+	Deployer Deployer
+	Auth     *Authorizer
+	Audit    Auditor // optional
+}
+
+// Request is one command typed by a person.
+type Request struct {
+	User    string
+	Channel string
+	Text    string
+}
+
+// Reply is the router's answer. Messages are for the person who asked
+// (ephemeral unless marked otherwise); DeployID is set when a deploy started.
+type Reply struct {
+	Messages []Message
+	DeployID uint64
+}
+
+// Handle parses and runs one command.
+func (r *Router) Handle(ctx context.Context, req Request) Reply {
+	cmd, err := commands.Parse(req.Text, r.Deployer.Services())
+	if err != nil {
+		return r.fail(req.User, err)
+	}
+	return r.Run(ctx, req.User, req.Channel, cmd)
+}
+
+// Click is a button pressed in a message.
+type Click struct {
+	User    string
+	Channel string
+	Action  string // an Action ID
+	Value   string // the Action's Value
+}
+
+// HandleClick runs the command a button stands for.
+func (r *Router) HandleClick(ctx context.Context, c Click) Reply {
+	service, id, err := ParseActionValue(c.Value)
+	if err != nil {
+		return r.fail(c.User, err)
+	}
+	cmd := commands.Command{Service: service, DeployID: id}
+	switch c.Action {
+	case ActionApprove:
+		cmd.Verb = commands.VerbApprove
+	case ActionAbort:
+		cmd.Verb = commands.VerbAbort
+	case ActionRollback:
+		cmd.Verb = commands.VerbRollback
+	default:
+		return r.fail(c.User, fmt.Errorf("unknown button %q", c.Action))
+	}
+	return r.Run(ctx, c.User, c.Channel, cmd)
+}
+
+// ParseActionValue decodes an Action's Value ("ns#7").
+func ParseActionValue(v string) (string, uint64, error) {
+	service, num, ok := strings.Cut(v, "#")
+	if !ok || service == "" {
+		return "", 0, fmt.Errorf("malformed button value %q", v)
+	}
+	id, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || id == 0 {
+		return "", 0, fmt.Errorf("malformed deploy number in button value %q", v)
+	}
+	return service, id, nil
+}
+
+func permission(cmd commands.Command) Permission {
+	switch cmd.Verb {
+	case commands.VerbDeploy, commands.VerbLock, commands.VerbRefresh:
+		return PermDeploy
+	case commands.VerbUnlock:
+		if cmd.Force {
+			return PermAdmin
+		}
+		return PermDeploy
+	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback:
+		return PermApprove
+	}
+	return PermView
+}
+
+// Run executes a parsed command for user.
+func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Command) Reply {
+	service := cmd.Service
+	if service == "" && permission(cmd) != PermView {
+		// A bare approve/abort/rollback: authorise against the service it resolves to.
+		if names := r.Deployer.Services(); len(names) == 1 {
+			service = names[0]
+		}
+	}
+	if err := r.Auth.Allow(ctx, user, channel, service, permission(cmd)); err != nil {
+		r.audit(user, "refused "+string(cmd.Verb), service, cmd.DeployID, err.Error())
+		return r.fail(user, fmt.Errorf("not allowed: %w", err))
+	}
+	switch cmd.Verb {
+	case commands.VerbHelp:
+		text := commands.Help()
+		if cmd.Topic != "" {
+			text = "usage: " + commands.Usage(commands.Verb(cmd.Topic))
+		}
+		return r.say(user, LevelInfo, text)
+	case commands.VerbDeploy:
+		d, err := r.Deployer.Deploy(ctx, deployer.Request{Service: cmd.Service, User: user, Reason: cmd.Reason,
+			Options: deployer.Options{Image: cmd.Image, AutoApprove: cmd.AutoApprove, DryRun: cmd.DryRun, AllowLargeChange: cmd.AllowLargeChange}})
+		if err != nil {
+			return r.fail(user, err)
+		}
+		reply := r.say(user, LevelInfo, fmt.Sprintf("Started deploy #%d of %s.", d.ID, d.Service))
+		reply.DeployID = d.ID
+		return reply
+	case commands.VerbApprove:
+		d, err := r.Deployer.Approve(ctx, cmd.Service, cmd.DeployID, user)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		return r.say(user, LevelSuccess, fmt.Sprintf("Approved deploy #%d of %s; switching traffic.", d.ID, d.Service))
+	case commands.VerbAbort:
+		d, err := r.Deployer.Abort(ctx, cmd.Service, cmd.DeployID, user, cmd.Reason)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		return r.say(user, LevelWarning, fmt.Sprintf("Aborting deploy #%d of %s.", d.ID, d.Service))
+	case commands.VerbRollback:
+		d, err := r.Deployer.Rollback(ctx, cmd.Service, cmd.DeployID, user)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		return r.say(user, LevelWarning, fmt.Sprintf("Rolling back deploy #%d of %s: checking %s still answers.", d.ID, d.Service, serverList(d.Old)))
+	case commands.VerbLock:
+		l, err := r.Deployer.Lock(ctx, cmd.Service, user, cmd.Reason)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		return r.say(user, LevelInfo, fmt.Sprintf("%s is locked by %s; no deploy starts until /deploy unlock %s.", l.Service, l.Holder, l.Service))
+	case commands.VerbUnlock:
+		l, err := r.Deployer.Unlock(ctx, cmd.Service, user, cmd.Force)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		return r.say(user, LevelInfo, fmt.Sprintf("%s is unlocked (the lock was held by %s since %s).", l.Service, lockHolder(l), clock(l.Since)))
+	case commands.VerbStatus:
+		return r.status(ctx, user, cmd.Service)
+	case commands.VerbHistory:
+		return r.history(ctx, user, cmd.Service, cmd.Limit)
+	case commands.VerbDiff:
+		return r.diff(ctx, user, cmd)
+	case commands.VerbRefresh, commands.VerbSchedule:
+		return r.fail(user, fmt.Errorf("/deploy %s is not available yet in this greenlight", cmd.Verb))
+	}
+	return r.fail(user, fmt.Errorf("/deploy %s is not understood; see /deploy help", cmd.Verb))
+}
+
+func (r *Router) audit(user, action, service string, id uint64, detail string) {
+	if r.Audit != nil {
+		_ = r.Audit.Audit(deployer.AuditEntry{At: r.Deployer.Now(), User: user, Action: action, Service: service, DeployID: id, Detail: detail})
+	}
+}
+
+func (r *Router) say(user string, level Level, text string) Reply {
+	return Reply{Messages: []Message{{Level: level, Text: text, Ephemeral: true, User: user}}}
+}
+
+// fail answers with the error's message, phrased for the person who asked.
+func (r *Router) fail(user string, err error) Reply {
+	return r.say(user, LevelError, ErrorText(err))
+}
+
+// ErrorText is an error as the person in chat should read it.
+func ErrorText(err error) string {
+	if ue, ok := errors.AsType[*commands.UsageError](err); ok {
+		return ue.Error()
+	}
+	return strings.ToUpper(err.Error()[:1]) + err.Error()[1:]
+}
+
+func lockHolder(l deployer.Lock) string {
+	if l.DeployID != 0 {
+		return fmt.Sprintf("deploy #%d by %s", l.DeployID, l.Holder)
+	}
+	return l.Holder
+}
+
+func (r *Router) status(ctx context.Context, user, service string) Reply {
+	services := []string{service}
+	if service == "" {
+		services = r.Deployer.Services()
+	}
+	var b strings.Builder
+	now := r.Deployer.Now()
+	for i, name := range services {
+		st, err := r.Deployer.Status(ctx, name)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(StatusText(st, now))
+	}
+	return r.say(user, LevelInfo, strings.TrimRight(b.String(), "\n"))
+}
+
+// StatusText renders one service's status.
+func StatusText(st deployer.Status, now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: ", st.Service)
+	if len(st.Live.Servers) == 0 {
+		b.WriteString("no live set yet\n")
+	} else {
+		fmt.Fprintf(&b, "live on image %s — ", st.Live.Image)
+		for i, s := range st.Live.Servers {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s (%s)", s.Name, s.Addr)
+		}
+		if st.Live.DeployID != 0 {
+			fmt.Fprintf(&b, " since deploy #%d", st.Live.DeployID)
+		}
+		b.WriteString("\n")
+	}
+	if st.Lock == nil {
+		b.WriteString("  lock: free\n")
+	} else {
+		fmt.Fprintf(&b, "  lock: held by %s since %s", lockHolder(*st.Lock), clock(st.Lock.Since))
+		if st.Lock.Reason != "" {
+			fmt.Fprintf(&b, " (%s)", st.Lock.Reason)
+		}
+		b.WriteString("\n")
+	}
+	if d := st.Active; d != nil {
+		fmt.Fprintf(&b, "  in flight: deploy #%d by %s, %s → %s, %s, step %s, for %s\n", d.ID, d.Requester,
+			orNone(d.ImageOld), d.ImageNew, d.Phase, d.CurrentStep(), Round(d.Duration(now)))
+		if d.Phase == deployer.PhaseRollbackWindow && len(d.Next) > 0 {
+			fmt.Fprintf(&b, "  traffic is on %s; the old set %s is kept until %s\n", serverList(d.Next), serverList(d.Old), clock(d.RollbackDeadline))
+		}
+	}
+	if d := st.Last; d != nil {
+		fmt.Fprintf(&b, "  last: %s\n", historyLine(*d, now))
+	}
+	return b.String()
+}
+
+func historyLine(d deployer.Deployment, now time.Time) string {
+	line := fmt.Sprintf("#%d %s %s by %s, %s → %s, %s in %s", d.ID, d.Created.UTC().Format("2006-01-02 15:04"), d.Service, d.Requester,
+		orNone(d.ImageOld), orNone(d.ImageNew), d.Phase, Round(d.Duration(now)))
+	if d.Error != "" {
+		line += ": " + d.Error
+	}
+	return line
+}
+
+func (r *Router) history(ctx context.Context, user, service string, n int) Reply {
+	if n <= 0 {
+		n = 10
+	}
+	list, err := r.Deployer.History(ctx, service, n)
+	if err != nil {
+		return r.fail(user, err)
+	}
+	if len(list) == 0 {
+		return r.say(user, LevelInfo, "No deploys yet.")
+	}
+	now := r.Deployer.Now()
+	lines := make([]string, len(list))
+	for i, d := range list {
+		lines[i] = historyLine(d, now)
+	}
+	return r.say(user, LevelInfo, strings.Join(lines, "\n"))
+}
+
+// diff shows the checks recorded for a deployment (the awaiting one, or #N).
+func (r *Router) diff(ctx context.Context, user string, cmd commands.Command) Reply {
+	var d deployer.Deployment
+	var err error
+	if cmd.DeployID != 0 {
+		d, err = r.Deployer.Deployment(ctx, cmd.DeployID)
+	} else {
+		var st deployer.Status
+		st, err = r.Deployer.Status(ctx, cmd.Service)
+		switch {
+		case err != nil:
+		case st.Active != nil:
+			d = *st.Active
+		case st.Last != nil:
+			d = *st.Last
+		default:
+			err = fmt.Errorf("%s has no deploy to compare yet", cmd.Service)
+		}
+	}
+	if err != nil {
+		return r.fail(user, err)
+	}
+	text := fmt.Sprintf("Deploy #%d of %s: %s → %s\n%s", d.ID, d.Service, orNone(d.ImageOld), orNone(d.ImageNew), strings.Join(d.Checks, "\n"))
+	return r.say(user, LevelInfo, strings.TrimRight(text, "\n"))
+}

@@ -1,0 +1,266 @@
+// Package shell is the terminal chat adapter: commands typed (or piped) one
+// per line, messages printed as they come. A checklist updated in place is
+// printed as one line per step change, and whole when the deploy ends.
+package shell
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/deployer"
+)
+
+// Deployments is what the shell asks of the deployer.
+type Deployments interface {
+	WaitIdle(ctx context.Context) error
+	Deployment(ctx context.Context, id uint64) (deployer.Deployment, error)
+}
+
+// Shell reads commands from In and prints to Out.
+type Shell struct {
+	In          io.Reader
+	Out         io.Writer
+	User        string
+	Interactive bool // print a prompt; otherwise (a pipe) wait for deploys at end of input
+	Router      *bot.Router
+	Deployer    Deployments
+
+	mu    sync.Mutex
+	shown map[string]*bot.Message // last rendering of each keyed message
+	last  uint64                  // the last deploy started here
+}
+
+var _ bot.Chat = (*Shell)(nil)
+
+const prompt = "greenlight> "
+
+// ErrLastDeployFailed is returned by Run when input ended and the last
+// deploy started from this shell did not succeed.
+type ErrLastDeployFailed struct{ Deployment deployer.Deployment }
+
+func (e *ErrLastDeployFailed) Error() string {
+	return fmt.Sprintf("deploy #%d ended %s", e.Deployment.ID, e.Deployment.Phase)
+}
+
+// Run reads commands until input ends or ctx is cancelled. At the end of
+// piped input it waits until no deploy is in an active step, and returns
+// *ErrLastDeployFailed when the last deploy it started failed or was aborted.
+func (s *Shell) Run(ctx context.Context) error {
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(s.In)
+		sc.Buffer(make([]byte, 64*1024), 64*1024)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+		close(lines)
+	}()
+	s.prompt()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok := <-lines:
+			if !ok {
+				if err := <-readErr; err != nil {
+					return fmt.Errorf("read commands: %w", err)
+				}
+				return s.finish(ctx)
+			}
+			if quit := s.handle(ctx, line); quit {
+				return s.finish(ctx)
+			}
+			s.prompt()
+		}
+	}
+}
+
+func (s *Shell) prompt() {
+	if s.Interactive {
+		s.print(prompt)
+	}
+}
+
+// handle runs one line; it reports whether the user asked to quit.
+func (s *Shell) handle(ctx context.Context, line string) bool {
+	text := strings.TrimSpace(line)
+	switch text {
+	case "":
+		return false
+	case "quit", "exit":
+		return true
+	}
+	if !s.Interactive {
+		s.print("> " + text + "\n")
+	}
+	reply := s.Router.Handle(ctx, bot.Request{User: s.User, Text: text})
+	if reply.DeployID != 0 {
+		s.mu.Lock()
+		s.last = reply.DeployID
+		s.mu.Unlock()
+	}
+	for _, m := range reply.Messages {
+		s.print(renderText(m))
+	}
+	return false
+}
+
+func (s *Shell) finish(ctx context.Context) error {
+	if s.Interactive {
+		s.print("\n")
+		return nil
+	}
+	if err := s.Deployer.WaitIdle(ctx); err != nil {
+		return nil // interrupted: state is persisted, nothing failed
+	}
+	s.mu.Lock()
+	last := s.last
+	s.mu.Unlock()
+	if last == 0 {
+		return nil
+	}
+	d, err := s.Deployer.Deployment(ctx, last)
+	if err != nil {
+		return err
+	}
+	switch d.Phase {
+	case deployer.PhaseFailed, deployer.PhaseAborted, deployer.PhaseRolledBack:
+		return &ErrLastDeployFailed{Deployment: d}
+	}
+	return nil
+}
+
+func (s *Shell) print(text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	io.WriteString(s.Out, text)
+}
+
+// Send prints a message. A checklist already shown prints only the steps
+// that changed, then the whole list once the deploy has ended.
+func (s *Shell) Send(ctx context.Context, m bot.Message) error {
+	s.mu.Lock()
+	if s.shown == nil {
+		s.shown = map[string]*bot.Message{}
+	}
+	prev := s.shown[m.Key]
+	if m.Key != "" {
+		cp := m
+		s.shown[m.Key] = &cp
+	}
+	s.mu.Unlock()
+
+	var out string
+	switch {
+	case m.Checklist != nil:
+		out = renderChecklistChange(prev, m)
+	case prev != nil && prev.Text == m.Text && len(prev.Actions) == len(m.Actions):
+		return nil // an update that changes nothing visible here
+	default:
+		out = renderText(m)
+	}
+	if out == "" {
+		return nil
+	}
+	if s.Interactive {
+		out = "\r" + out
+	}
+	s.print(out)
+	if s.Interactive {
+		s.print(prompt)
+	}
+	return nil
+}
+
+func renderChecklistChange(prev *bot.Message, m bot.Message) string {
+	c := m.Checklist
+	var b strings.Builder
+	if prev == nil || prev.Checklist == nil {
+		fmt.Fprintf(&b, "%s\n", c.Title)
+	}
+	old := map[deployer.StepName]bot.Item{}
+	if prev != nil && prev.Checklist != nil {
+		for _, it := range prev.Checklist.Items {
+			old[it.Step] = it
+		}
+	}
+	for _, it := range c.Items {
+		was, seen := old[it.Step]
+		if it.Status == deployer.StatusPending || (seen && was.Status == it.Status && was.Detail == it.Detail) {
+			continue
+		}
+		if it.Status == deployer.StatusSkipped && (prev == nil || prev.Checklist == nil) {
+			continue
+		}
+		fmt.Fprintf(&b, "  #%d %s\n", m.DeployID, itemLine(it))
+	}
+	if m.Level != bot.LevelInfo && c.Footer != "" && (prev == nil || prev.Checklist == nil || prev.Checklist.Footer != c.Footer) {
+		b.WriteString(RenderChecklist(c))
+	}
+	return b.String()
+}
+
+func itemLine(it bot.Item) string {
+	line := fmt.Sprintf("%s %-32s", bot.StatusIcon(it.Status), it.Title)
+	if it.Status != deployer.StatusRunning && it.Status != deployer.StatusSkipped {
+		line += fmt.Sprintf(" %8s", bot.Round(it.Duration))
+	}
+	if it.Detail != "" {
+		line += "  " + it.Detail
+	}
+	return strings.TrimRight(line, " ")
+}
+
+// RenderChecklist prints a whole checklist.
+func RenderChecklist(c *bot.Checklist) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "┌ %s\n", c.Title)
+	for _, it := range c.Items {
+		fmt.Fprintf(&b, "│ %s\n", itemLine(it))
+	}
+	if c.Footer != "" {
+		fmt.Fprintf(&b, "└ %s\n", c.Footer)
+	}
+	return b.String()
+}
+
+func renderText(m bot.Message) string {
+	var b strings.Builder
+	prefix := ""
+	switch m.Level {
+	case bot.LevelError:
+		prefix = "✗ "
+	case bot.LevelWarning:
+		prefix = "! "
+	case bot.LevelSuccess:
+		prefix = "✓ "
+	}
+	if m.DeployID != 0 && m.Thread != "" {
+		prefix = fmt.Sprintf("#%d %s", m.DeployID, prefix)
+	}
+	b.WriteString(prefix + m.Text + "\n")
+	for _, a := range m.Actions {
+		fmt.Fprintf(&b, "   [%s] type: %s\n", a.Label, actionCommand(a))
+	}
+	return b.String()
+}
+
+// actionCommand is the command a button stands for, so a shell user can type it.
+func actionCommand(a bot.Action) string {
+	service, id, err := bot.ParseActionValue(a.Value)
+	if err != nil {
+		return a.ID
+	}
+	return fmt.Sprintf("/deploy %s %s #%d", a.ID, service, id)
+}

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/deployer"
+)
+
+// Config is greenlight's configuration file. configs/local.yaml documents
+// every setting; it is also the configuration used when none is given.
+type Config struct {
+	Data     string                    `yaml:"data"`
+	Log      LogConfig                 `yaml:"log"`
+	Local    LocalConfig               `yaml:"local"`
+	Services map[string]*ServiceConfig `yaml:"services"`
+}
+
+// LogConfig sets up structured logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// LocalConfig sets up the embedded local cloud.
+type LocalConfig struct {
+	BootDelay Duration `yaml:"boot_delay"`
+}
+
+// ServiceConfig is one service.
+type ServiceConfig struct {
+	Cloud           string              `yaml:"cloud"`
+	Servers         []string            `yaml:"servers"`
+	Listen          string              `yaml:"listen"`
+	ApprovalTimeout Duration            `yaml:"approval_timeout"`
+	AutoPromote     bool                `yaml:"auto_promote"`
+	FourEyes        bool                `yaml:"four_eyes"`
+	RollbackWindow  Duration            `yaml:"rollback_window"`
+	Timeouts        TimeoutsConfig      `yaml:"timeouts"`
+	Check           CheckConfig         `yaml:"check"`
+	Authorization   AuthorizationConfig `yaml:"authorization"`
+}
+
+// TimeoutsConfig bounds each step.
+type TimeoutsConfig struct {
+	Create      Duration `yaml:"create"`
+	WaitRunning Duration `yaml:"wait_running"`
+	Provision   Duration `yaml:"provision"`
+	Check       Duration `yaml:"check"`
+	Switch      Duration `yaml:"switch"`
+	Retire      Duration `yaml:"retire"`
+}
+
+// CheckConfig says what a healthy set answers.
+type CheckConfig struct {
+	Zones     []string                  `yaml:"zones"`
+	Passes    int                       `yaml:"passes"`
+	MaxRounds int                       `yaml:"max_rounds"`
+	Interval  Duration                  `yaml:"interval"`
+	Timeout   Duration                  `yaml:"timeout"`
+	Expect    []deployer.ExpectedRecord `yaml:"expect"`
+}
+
+// AuthorizationConfig lists who may do what; empty lists let everyone.
+type AuthorizationConfig struct {
+	Deployers []string `yaml:"deployers"`
+	Approvers []string `yaml:"approvers"`
+	Admins    []string `yaml:"admins"`
+	Channels  []string `yaml:"channels"`
+}
+
+// Duration is a time.Duration written as a Go duration ("30m", "1h30m").
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return &valueError{line: n.Line, msg: fmt.Sprintf("%q is not a duration (write it like 30s, 15m or 1h30m)", n.Value)}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// valueError is a bad value found while decoding; Load adds the key's name.
+type valueError struct {
+	line int
+	msg  string
+}
+
+func (e *valueError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+
+var serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// LoadConfig reads and checks a configuration. Unknown keys and bad values
+// are errors naming the key and its line.
+func LoadConfig(r io.Reader, name string) (*Config, error) {
+	src, err := io.ReadAll(io.LimitReader(r, 1<<20+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(src) > 1<<20 {
+		return nil, fmt.Errorf("%s is larger than 1 MiB", name)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		if ve, ok := errors.AsType[*valueError](err); ok {
+			return nil, fmt.Errorf("%s: %s: line %d: %s", name, keyAt(&root, ve.line), ve.line, ve.msg)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := cfg.validate(); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			return nil, fmt.Errorf("%s: %s: line %d: %s", name, ke.key, lineOf(&root, ke.key), ke.msg)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// keyError is a bad value found after decoding, named by its dotted key.
+type keyError struct{ key, msg string }
+
+func (e *keyError) Error() string { return e.key + ": " + e.msg }
+
+func (c *Config) validate() error {
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return &keyError{"log.level", fmt.Sprintf("%q is not a level (debug, info, warn, error)", c.Log.Level)}
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		return &keyError{"log.format", fmt.Sprintf("%q is not a format (text, json)", c.Log.Format)}
+	}
+	if len(c.Services) == 0 {
+		return &keyError{"services", "no services are defined"}
+	}
+	listens := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
+		s := c.Services[name]
+		key := "services." + name
+		if s == nil {
+			return &keyError{key, "the service is empty"}
+		}
+		if !serviceName.MatchString(name) {
+			return &keyError{key, "a service name is lower-case letters, digits and dashes"}
+		}
+		switch s.Cloud {
+		case "", "local":
+		default:
+			return &keyError{key + ".cloud", fmt.Sprintf("%q is not a cloud this greenlight knows (local)", s.Cloud)}
+		}
+		if len(s.Servers) == 0 {
+			return &keyError{key + ".servers", "a service needs at least one server"}
+		}
+		for _, r := range s.Servers {
+			if !serviceName.MatchString(r) {
+				return &keyError{key + ".servers", fmt.Sprintf("%q is not a server name (lower-case letters, digits, dashes)", r)}
+			}
+		}
+		if s.Listen == "" {
+			return &keyError{key + ".listen", "the load balancer address is missing (like 127.0.0.1:5300)"}
+		}
+		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+			return &keyError{key + ".listen", fmt.Sprintf("%q is not host:port", s.Listen)}
+		}
+		if other, dup := listens[s.Listen]; dup {
+			return &keyError{key + ".listen", fmt.Sprintf("%s is already the address of %s", s.Listen, other)}
+		}
+		listens[s.Listen] = name
+		if len(s.Check.Zones) == 0 {
+			return &keyError{key + ".check.zones", "list at least one zone to check"}
+		}
+		if s.Check.Passes < 0 || s.Check.Passes > 100 {
+			return &keyError{key + ".check.passes", "passes is between 1 and 100"}
+		}
+		for i, e := range s.Check.Expect {
+			if e.Name == "" || e.Type == "" {
+				return &keyError{fmt.Sprintf("%s.check.expect[%d]", key, i), "an expected record needs a name and a type"}
+			}
+		}
+	}
+	return nil
+}
+
+// Service converts a service's configuration into the deployer's terms;
+// main fills in the cloud, provisioner, switch and checker.
+func (s *ServiceConfig) Service(name string) *deployer.Service {
+	return &deployer.Service{
+		Name:  name,
+		Roles: slices.Clone(s.Servers),
+		Check: deployer.CheckSpec{
+			Zones: slices.Clone(s.Check.Zones), Expect: slices.Clone(s.Check.Expect),
+			Passes: s.Check.Passes, MaxRounds: s.Check.MaxRounds,
+			Interval: time.Duration(s.Check.Interval), Timeout: time.Duration(s.Check.Timeout),
+		},
+		ApprovalTimeout: time.Duration(s.ApprovalTimeout),
+		AutoPromote:     s.AutoPromote,
+		FourEyes:        s.FourEyes,
+		RollbackWindow:  time.Duration(s.RollbackWindow),
+		Timeouts: deployer.Timeouts{
+			Create: time.Duration(s.Timeouts.Create), WaitRunning: time.Duration(s.Timeouts.WaitRunning),
+			Provision: time.Duration(s.Timeouts.Provision), Check: time.Duration(s.Timeouts.Check),
+			Switch: time.Duration(s.Timeouts.Switch), Retire: time.Duration(s.Timeouts.Retire),
+		},
+	}
+}
+
+// Policy is the service's authorization in the bot's terms.
+func (a AuthorizationConfig) Policy() bot.Policy {
+	return bot.Policy{Deployers: a.Deployers, Approvers: a.Approvers, Admins: a.Admins, Channels: a.Channels}
+}
+
+// keyAt names the key whose value sits on line.
+func keyAt(root *yaml.Node, line int) string {
+	var found string
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := joinKey(path, k.Value)
+				if v.Line == line && found == "" && v.Kind == yaml.ScalarNode {
+					found = p
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(root, "")
+	if found == "" {
+		return "value"
+	}
+	return found
+}
+
+// lineOf finds the line of a dotted key ("services.ns.check.zones"), or 0.
+func lineOf(root *yaml.Node, key string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, part := range strings.Split(key, ".") {
+		part, _, _ = strings.Cut(part, "[")
+		if n == nil || n.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				line, next = n.Content[i].Line, n.Content[i+1]
+				break
+			}
+		}
+		n = next
+	}
+	return line
+}
+
+func joinKey(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}

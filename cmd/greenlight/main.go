@@ -1,0 +1,284 @@
+// Command greenlight is a ChatOps bot for blue/green deploys of servers that
+// must never stop answering. With no configuration it runs the embedded
+// local mode: a terminal chat and a local cloud of in-process DNS servers
+// behind a load balancer on 127.0.0.1:5300.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/bot/shell"
+	"github.com/greenlight/greenlight/configs"
+	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/deployer/dnscheck"
+	"github.com/greenlight/greenlight/deployer/local"
+	"github.com/greenlight/greenlight/storage"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	os.Exit(m.Main(ctx, os.Args[1:]))
+}
+
+// Main is the program, so tests can run it in-process.
+type Main struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Interactive    bool // stdin is a terminal
+	User           string
+	Clock          deployer.Clock
+
+	ConfigPath string
+	DataDir    string
+	Listen     string
+	BootDelay  time.Duration
+	LogLevel   string
+
+	Config *Config
+	Log    *slog.Logger
+
+	db       *storage.DB
+	cloud    *local.Cloud
+	lbs      []*local.Balancer
+	Deployer *deployer.Deployer
+	Notifier *bot.Notifier
+	Router   *bot.Router
+	Shell    *shell.Shell
+	cancel   context.CancelFunc
+}
+
+// NewMain returns a Main reading the process's standard streams.
+func NewMain() *Main {
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "local"
+	}
+	interactive := false
+	if fi, err := os.Stdin.Stat(); err == nil {
+		interactive = fi.Mode()&os.ModeCharDevice != 0
+	}
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Interactive: interactive, User: user, Clock: deployer.SystemClock{}}
+}
+
+// Main runs the whole program and returns its exit code.
+func (m *Main) Main(ctx context.Context, args []string) int {
+	if err := m.ParseFlags(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(m.Stderr, "greenlight:", err)
+		return 2
+	}
+	if err := m.Open(ctx); err != nil {
+		fmt.Fprintln(m.Stderr, "greenlight:", err)
+		m.Close()
+		return 1
+	}
+	err := m.Run(ctx)
+	if cerr := m.Close(); cerr != nil {
+		fmt.Fprintln(m.Stderr, "greenlight:", cerr)
+	}
+	if failed, ok := errors.AsType[*shell.ErrLastDeployFailed](err); ok {
+		fmt.Fprintf(m.Stderr, "greenlight: %v\n", failed)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(m.Stderr, "greenlight:", err)
+		return 1
+	}
+	return 0
+}
+
+// ParseFlags reads the command line and the configuration.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("greenlight", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.StringVar(&m.ConfigPath, "config", "", "configuration `file` (default: the embedded local mode, configs/local.yaml)")
+	fs.StringVar(&m.DataDir, "data", "", "data `directory` (default ./data, or the config's data)")
+	fs.StringVar(&m.Listen, "listen", "", "address of the local load balancer, UDP and TCP (default 127.0.0.1:5300)")
+	fs.DurationVar(&m.BootDelay, "boot-delay", -1, "how long a local server takes to start (default from the config, 2s)")
+	fs.StringVar(&m.LogLevel, "log-level", "", "debug, info, warn or error (default from the config)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: greenlight [flags]\n\nWith no --config, greenlight runs the embedded local mode: type /deploy help.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see greenlight -h)", fs.Arg(0))
+	}
+	var err error
+	if m.ConfigPath == "" {
+		f, ferr := configs.Files.Open("local.yaml")
+		if ferr != nil {
+			return ferr
+		}
+		defer f.Close()
+		m.Config, err = LoadConfig(f, "configs/local.yaml")
+	} else {
+		f, ferr := os.Open(m.ConfigPath)
+		if ferr != nil {
+			return fmt.Errorf("open the configuration: %w", ferr)
+		}
+		defer f.Close()
+		m.Config, err = LoadConfig(f, m.ConfigPath)
+	}
+	if err != nil {
+		return err
+	}
+	if m.DataDir == "" {
+		m.DataDir = m.Config.Data
+	}
+	if m.DataDir == "" {
+		m.DataDir = "./data"
+	}
+	if m.Listen != "" {
+		if len(m.Config.Services) != 1 {
+			return errors.New("--listen needs a configuration with exactly one service; set each service's listen instead")
+		}
+		for _, s := range m.Config.Services {
+			s.Listen = m.Listen
+		}
+	}
+	if m.BootDelay >= 0 {
+		m.Config.Local.BootDelay = Duration(m.BootDelay)
+	}
+	if m.LogLevel != "" {
+		m.Config.Log.Level = m.LogLevel
+	}
+	return nil
+}
+
+func (m *Main) logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.Config.Log.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if m.Config.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(m.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(m.Stderr, opts))
+}
+
+// Open wires storage, the cloud, the load balancers, the deployer and the
+// chat, then restores traffic and resumes deploys left in flight.
+func (m *Main) Open(ctx context.Context) error {
+	if m.Log == nil {
+		m.Log = m.logger()
+	}
+	if m.Clock == nil {
+		m.Clock = deployer.SystemClock{}
+	}
+	var err error
+	m.db, err = storage.Open(filepath.Join(m.DataDir, "greenlight.db"), storage.Options{Clock: m.Clock})
+	if err != nil {
+		return err
+	}
+	bootDelay := time.Duration(m.Config.Local.BootDelay)
+	if bootDelay == 0 {
+		bootDelay = -1 // the config says no delay; the cloud reads 0 as "default"
+	}
+	m.cloud, err = local.New(local.Options{Dir: m.DataDir, BootDelay: bootDelay, Clock: m.Clock, Logger: m.Log})
+	if err != nil {
+		return fmt.Errorf("start the local cloud: %w", err)
+	}
+	checker := dnscheck.New(dnscheck.Options{Clock: m.Clock, Logger: m.Log})
+	auth := &bot.Authorizer{Policies: map[string]bot.Policy{}}
+	var services []*deployer.Service
+	for _, name := range slices.Sorted(maps.Keys(m.Config.Services)) {
+		sc := m.Config.Services[name]
+		lb, err := local.NewBalancer(sc.Listen, local.BalancerOptions{Logger: m.Log.With("service", name)})
+		if err != nil {
+			return fmt.Errorf("start the load balancer of %s on %s: %w", name, sc.Listen, err)
+		}
+		m.lbs = append(m.lbs, lb)
+		svc := sc.Service(name)
+		svc.Cloud, svc.Provisioner, svc.Switch, svc.Checker = m.cloud, m.cloud, lb, checker
+		services = append(services, svc)
+		if pol := sc.Authorization.Policy(); len(pol.Deployers)+len(pol.Approvers)+len(pol.Admins)+len(pol.Channels) > 0 {
+			auth.Policies[name] = pol
+		}
+	}
+	if auth.Open() {
+		m.Log.Warn("no authorization is configured: everyone may deploy and approve")
+	}
+	m.Shell = &shell.Shell{In: m.Stdin, Out: m.Stdout, User: m.User, Interactive: m.Interactive}
+	m.Notifier = &bot.Notifier{Chats: []bot.Chat{m.Shell}, Log: m.Log, Now: m.Clock.Now}
+	m.Deployer, err = deployer.New(deployer.Config{Store: m.db, Clock: m.Clock, Reporter: m.Notifier, Logger: m.Log, Services: services})
+	if err != nil {
+		return err
+	}
+	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db}
+	m.Shell.Router, m.Shell.Deployer = m.Router, m.Deployer
+
+	var runCtx context.Context
+	runCtx, m.cancel = context.WithCancel(ctx)
+	if err := m.Deployer.Start(runCtx); err != nil {
+		return err
+	}
+	for _, svc := range services {
+		live, err := m.Deployer.Seed(runCtx, svc.Name, "")
+		if err != nil {
+			return fmt.Errorf("build the first set of %s: %w", svc.Name, err)
+		}
+		fmt.Fprintf(m.Stdout, "%s: %s serves %s on image %s (dig @%s example.test SOA +nsid)\n",
+			svc.Name, svc.Switch.Endpoints()[0], serverNames(live.Servers), live.Image, svc.Switch.Endpoints()[0])
+	}
+	if m.Interactive {
+		fmt.Fprintln(m.Stdout, "Type /deploy help for commands, /deploy ns to deploy, quit to leave.")
+	}
+	return nil
+}
+
+// Run reads commands until input ends or ctx is cancelled.
+func (m *Main) Run(ctx context.Context) error { return m.Shell.Run(ctx) }
+
+// Close stops the pipelines at a safe point (their state is persisted),
+// then the load balancers, the cloud and the store.
+func (m *Main) Close() error {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	if m.Deployer != nil {
+		m.Deployer.Wait()
+	}
+	var errs []error
+	for _, lb := range m.lbs {
+		errs = append(errs, lb.Close())
+	}
+	if m.cloud != nil {
+		errs = append(errs, m.cloud.Close())
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func serverNames(servers []deployer.Server) string {
+	var out string
+	for i, s := range servers {
+		if i > 0 {
+			out += ", "
+		}
+		out += s.Name
+	}
+	return out
+}

@@ -1,0 +1,345 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Approve approves the deployment waiting at the gate. id 0 means the one
+// deployment of service awaiting approval (service "" = of any service).
+func (p *Deployer) Approve(ctx context.Context, service string, id uint64, user string) (Deployment, error) {
+	d, err := p.resolve(service, id, PhaseAwaitingApproval)
+	if err != nil {
+		return Deployment{}, err
+	}
+	svc, err := p.Service(d.Service)
+	if err != nil {
+		return Deployment{}, err
+	}
+	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+		if x.Phase != PhaseAwaitingApproval {
+			return notWaiting(x, "approval")
+		}
+		if svc.FourEyes && user == x.Requester {
+			return Errorf(CodeForbidden, "four-eyes rule: %s cannot approve their own deploy #%d; ask another approver", user, x.ID)
+		}
+		x.Approval = &Decision{Kind: DecisionApprove, By: user, At: p.clock.Now()}
+		x.Phase = PhaseRunning
+		x.Updated = p.clock.Now()
+		return nil
+	})
+	if err != nil {
+		p.audit(user, "refused approve", service, id, err.Error())
+		return Deployment{}, err
+	}
+	p.audit(user, "approve", d.Service, d.ID, "")
+	p.wakeRun(d.ID)
+	return d, nil
+}
+
+// Abort stops a deployment before its traffic moves: the next set is deleted
+// and the lock released. After approval it is refused; rollback is the way back.
+func (p *Deployer) Abort(ctx context.Context, service string, id uint64, user, reason string) (Deployment, error) {
+	d, err := p.resolve(service, id, "")
+	if err != nil {
+		return Deployment{}, err
+	}
+	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+		if x.Phase.Final() {
+			return Errorf(CodeConflict, "deploy #%d already ended: %s", x.ID, x.Phase)
+		}
+		if x.Approval != nil {
+			if x.Approval.Kind == DecisionAbort {
+				return Errorf(CodeConflict, "deploy #%d was already aborted by %s at %s", x.ID, x.Approval.By, clock(x.Approval.At))
+			}
+			return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and traffic is moving; use /deploy rollback %s once it is live", x.ID, x.Approval.By, clock(x.Approval.At), x.Service)
+		}
+		x.Approval = &Decision{Kind: DecisionAbort, By: user, At: p.clock.Now(), Reason: reason}
+		x.Updated = p.clock.Now()
+		return nil
+	})
+	if err != nil {
+		p.audit(user, "refused abort", service, id, err.Error())
+		return Deployment{}, err
+	}
+	p.audit(user, "abort", d.Service, d.ID, reason)
+	p.emit(ctx, EventDecision, d, d.CurrentStep(), fmt.Sprintf("Aborted by %s; deleting the next set.", user))
+	p.mu.Lock()
+	if r, ok := p.runs[d.ID]; ok {
+		r.cancel(errAbortRequested)
+	}
+	p.mu.Unlock()
+	return d, nil
+}
+
+// Rollback asks the deployment in its rollback window to switch back to the
+// old set. The pipeline checks the old set still answers before it does.
+func (p *Deployer) Rollback(ctx context.Context, service string, id uint64, user string) (Deployment, error) {
+	d, err := p.resolve(service, id, PhaseRollbackWindow)
+	if err != nil {
+		return Deployment{}, err
+	}
+	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+		if x.Phase != PhaseRollbackWindow {
+			return notWaiting(x, "rollback")
+		}
+		if x.Rollback != nil {
+			return Errorf(CodeConflict, "a rollback of deploy #%d was already requested by %s at %s", x.ID, x.Rollback.By, clock(x.Rollback.At))
+		}
+		if !p.clock.Now().Before(x.RollbackDeadline) {
+			return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s", x.ID, clock(x.RollbackDeadline))
+		}
+		x.Rollback = &Decision{Kind: DecisionRollback, By: user, At: p.clock.Now()}
+		x.Updated = p.clock.Now()
+		return nil
+	})
+	if err != nil {
+		p.audit(user, "refused rollback", service, id, err.Error())
+		return Deployment{}, err
+	}
+	p.audit(user, "rollback", d.Service, d.ID, "")
+	p.wakeRun(d.ID)
+	return d, nil
+}
+
+// notWaiting explains why a deployment does not take a decision now.
+func notWaiting(x *Deployment, what string) error {
+	switch {
+	case what == "approval" && x.Approval != nil:
+		verb := "approved"
+		if x.Approval.Kind == DecisionAbort {
+			verb = "aborted"
+		}
+		return Errorf(CodeConflict, "deploy #%d was already %s by %s at %s", x.ID, verb, x.Approval.By, clock(x.Approval.At))
+	case what == "rollback" && x.Phase == PhaseRolledBack && x.Rollback != nil:
+		return Errorf(CodeConflict, "deploy #%d was already rolled back by %s at %s", x.ID, x.Rollback.By, clock(x.Rollback.At))
+	case what == "rollback" && x.Phase == PhaseSucceeded && !x.RollbackDeadline.IsZero():
+		return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s and its old set (%s) was retired; deploy the old image with /deploy %s --image %s",
+			x.ID, clock(x.RollbackDeadline), serverNames(x.Old), x.Service, x.ImageOld)
+	case x.Phase.Final():
+		return Errorf(CodeConflict, "deploy #%d already ended: %s", x.ID, x.Phase)
+	case what == "rollback" && x.Step(StepSwitch).Status == StatusPending:
+		return Errorf(CodeConflict, "deploy #%d has not switched traffic yet (it is on step %s); use /deploy abort %s", x.ID, x.CurrentStep(), x.Service)
+	}
+	return Errorf(CodeConflict, "deploy #%d is not waiting for %s; it is on step %s", x.ID, what, x.CurrentStep())
+}
+
+func clock(t time.Time) string { return t.UTC().Format("15:04:05 MST") }
+
+// resolve finds the deployment a decision is about: id when given, else the
+// one active deployment of service (preferring one in phase want).
+func (p *Deployer) resolve(service string, id uint64, want Phase) (Deployment, error) {
+	if service != "" {
+		if _, err := p.Service(service); err != nil {
+			return Deployment{}, err
+		}
+	}
+	if id != 0 {
+		d, err := p.store.Deployment(id)
+		if err != nil {
+			return Deployment{}, err
+		}
+		if service != "" && d.Service != service {
+			return Deployment{}, Errorf(CodeInvalid, "deploy #%d is of %s, not %s", id, d.Service, service)
+		}
+		return d, nil
+	}
+	active, err := p.store.ActiveDeployments()
+	if err != nil {
+		return Deployment{}, err
+	}
+	active = slices.DeleteFunc(active, func(d Deployment) bool { return service != "" && d.Service != service })
+	if want != "" {
+		if waiting := slices.DeleteFunc(slices.Clone(active), func(d Deployment) bool { return d.Phase != want }); len(waiting) > 0 {
+			active = waiting
+		}
+	}
+	switch len(active) {
+	case 1:
+		return active[0], nil
+	case 0:
+		if service == "" {
+			return Deployment{}, Errorf(CodeNotFound, "no deploy is in flight")
+		}
+		if want == PhaseRollbackWindow {
+			if last, err := p.store.Deployments(service, 1); err == nil && len(last) == 1 {
+				return last[0], nil // its own phase explains why it cannot roll back
+			}
+		}
+		return Deployment{}, Errorf(CodeNotFound, "no deploy of %s is in flight", service)
+	}
+	var names []string
+	for _, d := range active {
+		names = append(names, fmt.Sprintf("#%d (%s)", d.ID, d.Service))
+	}
+	return Deployment{}, Errorf(CodeInvalid, "%d deploys are in flight: %s; name the service or the deploy", len(active), strings.Join(names, ", "))
+}
+
+// Lock takes a service's lock by hand, so no deploy starts until Unlock.
+func (p *Deployer) Lock(ctx context.Context, service, user, reason string) (Lock, error) {
+	if _, err := p.Service(service); err != nil {
+		return Lock{}, err
+	}
+	l := Lock{Service: service, Holder: user, Since: p.clock.Now(), Reason: reason}
+	if err := p.store.Lock(l); err != nil {
+		return Lock{}, p.explainLocked(err)
+	}
+	p.audit(user, "lock", service, 0, reason)
+	return l, nil
+}
+
+// Unlock releases a service's lock. Without force only the holder of a lock
+// taken by hand may. With force any lock goes, except that of a deployment
+// still running here: that one must be aborted or rolled back.
+func (p *Deployer) Unlock(ctx context.Context, service, user string, force bool) (Lock, error) {
+	if _, err := p.Service(service); err != nil {
+		return Lock{}, err
+	}
+	if force {
+		if cur, err := p.store.CurrentLock(service); err == nil && cur != nil && cur.DeployID != 0 {
+			if d, err := p.store.Deployment(cur.DeployID); err == nil && !d.Phase.Final() {
+				return Lock{}, Errorf(CodeConflict, "deploy #%d of %s is still in flight (step %s); abort it or roll it back instead of forcing the lock", d.ID, service, d.CurrentStep())
+			}
+		}
+	}
+	l, err := p.store.Unlock(service, user, force)
+	if err != nil {
+		p.audit(user, "refused unlock", service, 0, err.Error())
+		return Lock{}, err
+	}
+	action := "unlock"
+	if force {
+		action = "unlock --force"
+	}
+	p.audit(user, action, service, l.DeployID, fmt.Sprintf("released lock held by %s since %s", l.Holder, l.Since.UTC().Format(time.RFC3339)))
+	return l, nil
+}
+
+// Status is what /deploy status shows for one service.
+type Status struct {
+	Service string
+	Live    ServiceState
+	Lock    *Lock
+	Active  *Deployment
+	Last    *Deployment // the newest deployment that ended
+}
+
+// Status reports a service's live set, lock, deployment in flight and last one.
+func (p *Deployer) Status(ctx context.Context, service string) (Status, error) {
+	if _, err := p.Service(service); err != nil {
+		return Status{}, err
+	}
+	st := Status{Service: service}
+	var err error
+	if st.Live, err = p.store.Service(service); err != nil {
+		return Status{}, err
+	}
+	if st.Lock, err = p.store.CurrentLock(service); err != nil {
+		return Status{}, err
+	}
+	recent, err := p.store.Deployments(service, 20)
+	if err != nil {
+		return Status{}, err
+	}
+	for i := range recent {
+		d := recent[i]
+		if !d.Phase.Final() && st.Active == nil {
+			st.Active = &d
+		}
+		if d.Phase.Final() && st.Last == nil {
+			st.Last = &d
+		}
+	}
+	return st, nil
+}
+
+// History returns up to n deployments of service ("" = all), newest first.
+func (p *Deployer) History(ctx context.Context, service string, n int) ([]Deployment, error) {
+	if service != "" {
+		if _, err := p.Service(service); err != nil {
+			return nil, err
+		}
+	}
+	return p.store.Deployments(service, n)
+}
+
+// Deployment returns one deployment.
+func (p *Deployer) Deployment(ctx context.Context, id uint64) (Deployment, error) {
+	return p.store.Deployment(id)
+}
+
+// Now is the deployer's clock reading, for adapters rendering durations.
+func (p *Deployer) Now() time.Time { return p.clock.Now() }
+
+// Seed builds a first live set for a service that has none, from image (the
+// oldest golden image when empty): the embedded local cloud's first start.
+// It does nothing when the service already has a live set or a deploy in flight.
+func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceState, error) {
+	svc, err := p.Service(service)
+	if err != nil {
+		return ServiceState{}, err
+	}
+	live, err := p.store.Service(service)
+	if err != nil || len(live.Servers) > 0 {
+		return live, err
+	}
+	if active, err := p.store.ActiveDeployments(); err != nil || slices.ContainsFunc(active, func(d Deployment) bool { return d.Service == service }) {
+		return live, err
+	}
+	if image == "" {
+		images, err := svc.Cloud.Images(ctx, service)
+		if err != nil {
+			return live, fmt.Errorf("list images of %s: %w", service, err)
+		}
+		var first *Image
+		for i, im := range images {
+			if im.Golden && (first == nil || im.Created.Before(first.Created)) {
+				first = &images[i]
+			}
+		}
+		if first != nil {
+			image = first.ID
+		}
+		if image == "" {
+			return live, Errorf(CodeNotFound, "%s has no golden image to seed from", service)
+		}
+	}
+	planned := make([]Server, len(svc.Roles))
+	for i, role := range svc.Roles {
+		planned[i] = Server{Name: role + "-0", Role: role, Label: role, Image: image,
+			Tags: []string{TagGreenlight, ServiceTag(service), DeployTag(0)}}
+	}
+	servers, err := forEach(ctx, planned, func(ctx context.Context, s Server) (Server, error) {
+		got, err := svc.Cloud.Create(ctx, ServerSpec{Service: service, Role: s.Role, Name: s.Name, Label: s.Label, Image: image, Tags: s.Tags})
+		if err != nil {
+			return s, fmt.Errorf("create %s: %w", s.Name, err)
+		}
+		if got, err = svc.Cloud.WaitRunning(ctx, got); err != nil {
+			return s, fmt.Errorf("%s did not start: %w", s.Name, err)
+		}
+		if err := svc.Provisioner.Provision(ctx, got); err != nil {
+			return s, fmt.Errorf("provision %s: %w", s.Name, err)
+		}
+		return got, nil
+	})
+	if err != nil {
+		return live, err
+	}
+	spec := svc.Check
+	spec.Passes = 1
+	if report := svc.Checker.Check(ctx, ownTargets(servers), spec); !report.OK {
+		return live, fmt.Errorf("the first set of %s failed its checks: %s", service, strings.Join(report.Problems, "; "))
+	}
+	if err := svc.Switch.Accept(ctx, servers); err != nil {
+		return live, err
+	}
+	live = ServiceState{Service: service, Image: image, Servers: servers, Updated: p.clock.Now()}
+	if err := p.store.SetService(live); err != nil {
+		return live, err
+	}
+	p.audit("greenlight", "seed", service, 0, fmt.Sprintf("first set %s on %s", serverNames(servers), image))
+	return live, nil
+}

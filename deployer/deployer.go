@@ -1,0 +1,272 @@
+// Package deployer is greenlight's domain: deployments, their steps, the
+// blue/green pipeline, and the interfaces of the things a deploy drives
+// (clouds, provisioners, traffic switches, health checkers, storage, chat).
+//
+// It imports nothing that speaks to Slack, Linode or bbolt; sub-packages and
+// sibling packages implement its interfaces and main wires them together.
+package deployer
+
+import (
+	"context"
+	"time"
+)
+
+// StepName names one step of the pipeline.
+type StepName string
+
+// The pipeline's steps, in the order they run (DESIGN.md, "The pipeline").
+const (
+	StepLock           StepName = "lock"
+	StepPlan           StepName = "plan"
+	StepCreate         StepName = "create"
+	StepWaitRunning    StepName = "wait-running"
+	StepProvision      StepName = "provision"
+	StepCheckNext      StepName = "check-next"
+	StepApproval       StepName = "approval"
+	StepSwitch         StepName = "switch"
+	StepCheckLive      StepName = "check-live"
+	StepRollbackWindow StepName = "rollback-window"
+	StepRetire         StepName = "retire"
+)
+
+// Steps returns the pipeline's steps in order.
+func Steps() []StepName {
+	return []StepName{StepLock, StepPlan, StepCreate, StepWaitRunning, StepProvision,
+		StepCheckNext, StepApproval, StepSwitch, StepCheckLive, StepRollbackWindow, StepRetire}
+}
+
+// Title is the step's name as a person reads it in a checklist.
+func (s StepName) Title() string {
+	switch s {
+	case StepLock:
+		return "Take the deploy lock"
+	case StepPlan:
+		return "Plan"
+	case StepCreate:
+		return "Create the next set"
+	case StepWaitRunning:
+		return "Wait until running"
+	case StepProvision:
+		return "Provision"
+	case StepCheckNext:
+		return "Check the next set answers"
+	case StepApproval:
+		return "Approval"
+	case StepSwitch:
+		return "Switch traffic"
+	case StepCheckLive:
+		return "Check through the load balancer"
+	case StepRollbackWindow:
+		return "Rollback window"
+	case StepRetire:
+		return "Retire the old set"
+	}
+	return string(s)
+}
+
+// StepStatus is where a step stands.
+type StepStatus string
+
+// Step statuses.
+const (
+	StatusPending StepStatus = "pending"
+	StatusRunning StepStatus = "running"
+	StatusDone    StepStatus = "done"
+	StatusFailed  StepStatus = "failed"
+	StatusSkipped StepStatus = "skipped"
+)
+
+// StepState is one step's persisted record.
+type StepState struct {
+	Name     StepName   `json:"name"`
+	Status   StepStatus `json:"status"`
+	Started  time.Time  `json:"started,omitzero"`
+	Finished time.Time  `json:"finished,omitzero"`
+	Detail   string     `json:"detail,omitempty"`
+	Attempts int        `json:"attempts,omitempty"`
+}
+
+// Duration is how long the step ran, or 0 when it has not finished.
+func (s StepState) Duration() time.Duration {
+	if s.Started.IsZero() || s.Finished.IsZero() {
+		return 0
+	}
+	return s.Finished.Sub(s.Started)
+}
+
+// Phase is where a whole deployment stands.
+type Phase string
+
+// Deployment phases. Running, AwaitingApproval and RollbackWindow are active;
+// the others are final.
+const (
+	PhaseRunning          Phase = "running"
+	PhaseAwaitingApproval Phase = "awaiting-approval"
+	PhaseRollbackWindow   Phase = "rollback-window"
+	PhaseSucceeded        Phase = "succeeded"
+	PhaseFailed           Phase = "failed"
+	PhaseAborted          Phase = "aborted"
+	PhaseRolledBack       Phase = "rolled-back"
+	PhasePlanned          Phase = "planned" // a dry run: nothing was created
+)
+
+// Final reports whether the deployment has ended.
+func (p Phase) Final() bool {
+	switch p {
+	case PhaseRunning, PhaseAwaitingApproval, PhaseRollbackWindow:
+		return false
+	}
+	return true
+}
+
+// Server is one machine of a set.
+type Server struct {
+	ID     string   `json:"id"`              // the cloud's identifier
+	Name   string   `json:"name"`            // host name, also its EDNS NSID: "ns1-7"
+	Role   string   `json:"role"`            // the slot it fills: "ns1"
+	Label  string   `json:"label,omitempty"` // the cloud's label: "ns1-next" while next, "ns1" once live
+	Addr   string   `json:"addr,omitempty"`  // where it answers DNS, host:port
+	Image  string   `json:"image,omitempty"`
+	Tags   []string `json:"tags,omitempty"`
+	Status string   `json:"status,omitempty"` // the cloud's word: provisioning, booting, running
+}
+
+// Image is a bootable image a set can be built from.
+type Image struct {
+	ID          string    `json:"id"`
+	Label       string    `json:"label"`
+	Description string    `json:"description,omitempty"`
+	Created     time.Time `json:"created,omitzero"`
+	Golden      bool      `json:"golden"` // a baked image the service may deploy by default
+}
+
+// ServerSpec asks a cloud for one server of the next set.
+type ServerSpec struct {
+	Service  string
+	Role     string
+	Name     string // host name and NSID
+	Label    string
+	Image    string
+	Tags     []string
+	DeployID uint64
+}
+
+// Tags greenlight puts on every server it creates, so a reconciler can find
+// servers whose deploy no longer owns them.
+const TagGreenlight = "greenlight"
+
+// ServiceTag and DeployTag name a server's service and the deploy that made it.
+func ServiceTag(service string) string { return "service:" + service }
+
+// DeployTag is the tag of every server created by deploy id.
+func DeployTag(id uint64) string { return "deploy:" + uitoa(id) }
+
+// Cloud creates and destroys servers. Every method is idempotent: deleting a
+// server that is gone, or relabelling one to the label it has, succeeds.
+type Cloud interface {
+	Create(ctx context.Context, spec ServerSpec) (Server, error)
+	// WaitRunning returns once the server is running, or ctx ends.
+	WaitRunning(ctx context.Context, s Server) (Server, error)
+	Delete(ctx context.Context, s Server) error
+	Relabel(ctx context.Context, s Server, label string) (Server, error)
+	ListByTag(ctx context.Context, tag string) ([]Server, error)
+	Images(ctx context.Context, service string) ([]Image, error)
+}
+
+// Provisioner turns a running server into one that serves the service.
+type Provisioner interface {
+	Provision(ctx context.Context, s Server) error
+}
+
+// Switch moves client traffic between sets. Switching back is Accept of the
+// old set followed by Drain of the new one.
+type Switch interface {
+	// Accept sends new client traffic to servers, and only to them.
+	Accept(ctx context.Context, servers []Server) error
+	// Drain waits, bounded by ctx, for traffic already on servers to finish.
+	Drain(ctx context.Context, servers []Server) error
+	// Endpoints are the addresses clients use, checked after a switch.
+	Endpoints() []string
+}
+
+// CheckTarget is one address to check.
+type CheckTarget struct {
+	Name  string   // for messages: "ns1-7", "load balancer 127.0.0.1:5300"
+	Addr  string   // host:port
+	NSIDs []string // acceptable EDNS NSID answers; empty means not checked
+}
+
+// ExpectedRecord is a record a healthy server must serve.
+type ExpectedRecord struct {
+	Name  string `yaml:"name" json:"name"`
+	Type  string `yaml:"type" json:"type"`
+	Value string `yaml:"value" json:"value"` // rdata as in a zone file; empty = any
+}
+
+// CheckSpec says what a healthy set answers.
+type CheckSpec struct {
+	Zones     []string
+	MinSerial map[string]uint32 // per zone; a missing zone has no floor
+	Expect    []ExpectedRecord
+	Passes    int           // consecutive passing rounds needed (at least 1)
+	MaxRounds int           // give up after this many rounds (at least Passes)
+	Interval  time.Duration // between rounds
+	Timeout   time.Duration // per query
+}
+
+// CheckReport is the outcome of a check. Problems are phrased for the chat:
+// "ns2-7: SOA example.test. over TCP timed out after 2s".
+type CheckReport struct {
+	OK       bool
+	Passes   int               // consecutive passing rounds reached
+	Problems []string          // from the last failing round
+	Serials  map[string]uint32 // zone → serial answered (lowest seen)
+	NSIDs    map[string]string // target name → NSID answered last
+	Summary  string            // one line for the checklist
+}
+
+// Checker proves servers answer.
+type Checker interface {
+	Check(ctx context.Context, targets []CheckTarget, spec CheckSpec) CheckReport
+	// Serials asks one target for each zone's SOA serial.
+	Serials(ctx context.Context, target CheckTarget, zones []string, timeout time.Duration) (map[string]uint32, error)
+}
+
+// Clock is the time source, injected so tests control deadlines.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// EventKind says what happened to a deployment.
+type EventKind string
+
+// Event kinds a Reporter receives.
+const (
+	EventStep     EventKind = "step"     // a step started, finished or failed: re-render the checklist
+	EventApproval EventKind = "approval" // the deploy waits for Approve/Abort
+	EventDecision EventKind = "decision" // someone approved, aborted, rolled back, or a deadline passed
+	EventRollback EventKind = "rollback" // the rollback window opened
+	EventProblem  EventKind = "problem"  // a failure, with its reason
+	EventFinished EventKind = "finished" // the deploy ended; Deployment.Phase says how
+	EventInfo     EventKind = "info"     // anything else worth a thread reply
+)
+
+// Event is one thing a Reporter is told. Deployment is a snapshot.
+type Event struct {
+	Kind       EventKind
+	Deployment Deployment
+	Step       StepName
+	Text       string
+}
+
+// Reporter renders events for people. It must not block the pipeline for long.
+type Reporter interface {
+	Report(ctx context.Context, ev Event)
+}
+
+// ReporterFunc adapts a function to a Reporter.
+type ReporterFunc func(ctx context.Context, ev Event)
+
+// Report calls f.
+func (f ReporterFunc) Report(ctx context.Context, ev Event) { f(ctx, ev) }

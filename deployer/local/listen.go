@@ -1,0 +1,57 @@
+package local
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+)
+
+// pairAttempts bounds how often listenPair tries a fresh port when TCP finds
+// the port UDP was given already taken.
+const pairAttempts = 8
+
+// listenPair binds UDP on addr and then TCP on the same port, as a DNS server
+// must. When addr asks for any port ("127.0.0.1:0") and another program holds
+// the TCP side of the port UDP was given, it tries again with a new port.
+func listenPair(addr string) (*net.UDPConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %q: %w", addr, err)
+	}
+	attempts := 1
+	if port == "0" || port == "" {
+		attempts = pairAttempts
+	}
+	var lastErr error
+	for range attempts {
+		u, l, err := listenPairOnce(host, port)
+		if err == nil {
+			return u, l, nil
+		}
+		if u == nil { // UDP itself failed: another try will not help
+			return nil, nil, err
+		}
+		lastErr = err
+	}
+	return nil, nil, fmt.Errorf("listen on %s: no port free for both UDP and TCP after %d tries: %w", addr, attempts, lastErr)
+}
+
+// listenPairOnce returns a nil UDP conn when UDP could not bind, and a closed
+// (non-nil) one when only TCP failed.
+func listenPairOnce(host, port string) (*net.UDPConn, net.Listener, error) {
+	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen UDP on %s: %w", net.JoinHostPort(host, port), err)
+	}
+	u, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen UDP: %w", err)
+	}
+	bound := u.LocalAddr().(*net.UDPAddr).Port
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(bound)))
+	if err != nil {
+		u.Close()
+		return u, nil, fmt.Errorf("listen TCP on UDP's port %d: %w", bound, err)
+	}
+	return u, l, nil
+}

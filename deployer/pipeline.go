@@ -1,0 +1,429 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults for a Service's durations left at zero.
+const (
+	DefaultApprovalTimeout = 30 * time.Minute
+	DefaultRollbackWindow  = 15 * time.Minute
+)
+
+// Config wires a Deployer.
+type Config struct {
+	Store    Store
+	Clock    Clock    // default SystemClock
+	Reporter Reporter // default: discard
+	Logger   *slog.Logger
+	Services []*Service
+}
+
+// Deployer runs the pipeline for every service. Its methods are safe for
+// concurrent use; each deployment runs in its own goroutine.
+type Deployer struct {
+	store    Store
+	clock    Clock
+	reporter Reporter
+	log      *slog.Logger
+	services map[string]*Service
+	names    []string
+
+	mu      sync.Mutex
+	base    context.Context // pipelines run under it; set by Start
+	runs    map[uint64]*run
+	changed chan struct{} // closed and replaced whenever a run changes phase or ends
+	wg      sync.WaitGroup
+}
+
+// run is one pipeline goroutine's handle.
+type run struct {
+	cancel context.CancelCauseFunc
+	wake   chan struct{} // a decision was recorded
+	phase  Phase
+}
+
+// errAbortRequested is the cause given to a run's context when someone aborts it.
+var errAbortRequested = errors.New("abort requested")
+
+// New checks cfg and returns a Deployer. Call Start before Deploy.
+func New(cfg Config) (*Deployer, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("deployer: no store")
+	}
+	p := &Deployer{
+		store:    cfg.Store,
+		clock:    cfg.Clock,
+		reporter: cfg.Reporter,
+		log:      cfg.Logger,
+		services: map[string]*Service{},
+		runs:     map[uint64]*run{},
+		changed:  make(chan struct{}),
+		base:     context.Background(),
+	}
+	if p.clock == nil {
+		p.clock = SystemClock{}
+	}
+	if p.reporter == nil {
+		p.reporter = ReporterFunc(func(context.Context, Event) {})
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for _, s := range cfg.Services {
+		if err := s.validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := p.services[s.Name]; dup {
+			return nil, fmt.Errorf("service %q is defined twice", s.Name)
+		}
+		s.defaults()
+		p.services[s.Name] = s
+		p.names = append(p.names, s.Name)
+	}
+	sort.Strings(p.names)
+	return p, nil
+}
+
+func (s *Service) validate() error {
+	switch {
+	case s.Name == "":
+		return errors.New("a service has no name")
+	case len(s.Roles) == 0:
+		return fmt.Errorf("service %s has no servers", s.Name)
+	case s.Cloud == nil || s.Provisioner == nil || s.Switch == nil || s.Checker == nil:
+		return fmt.Errorf("service %s is missing its cloud, provisioner, switch or checker", s.Name)
+	case len(s.Check.Zones) == 0:
+		return fmt.Errorf("service %s has no zones to check", s.Name)
+	}
+	return nil
+}
+
+func (s *Service) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&s.ApprovalTimeout, DefaultApprovalTimeout)
+	def(&s.RollbackWindow, DefaultRollbackWindow)
+	def(&s.Timeouts.Create, 10*time.Minute)
+	def(&s.Timeouts.WaitRunning, 10*time.Minute)
+	def(&s.Timeouts.Provision, 15*time.Minute)
+	def(&s.Timeouts.Check, 5*time.Minute)
+	def(&s.Timeouts.Switch, 5*time.Minute)
+	def(&s.Timeouts.Retire, 10*time.Minute)
+	def(&s.Check.Timeout, 2*time.Second)
+	if s.Check.Passes < 1 {
+		s.Check.Passes = 3
+	}
+	if s.Check.MaxRounds < s.Check.Passes {
+		s.Check.MaxRounds = s.Check.Passes + 2
+	}
+}
+
+// Services returns the names of the configured services, sorted.
+func (p *Deployer) Services() []string { return slices.Clone(p.names) }
+
+// Service returns the named service's definition.
+func (p *Deployer) Service(name string) (*Service, error) {
+	s, ok := p.services[name]
+	if !ok {
+		return nil, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown service %q; services: %s", name, strings.Join(p.names, ", "))}
+	}
+	return s, nil
+}
+
+// Start points each service's traffic at the set that should serve it, as
+// recorded in the store, and resumes every deployment a previous run left
+// active. Pipelines run until ctx ends; Wait returns when they have stopped.
+func (p *Deployer) Start(ctx context.Context) error {
+	p.mu.Lock()
+	p.base = ctx
+	p.mu.Unlock()
+
+	active, err := p.store.ActiveDeployments()
+	if err != nil {
+		return fmt.Errorf("read deployments in flight: %w", err)
+	}
+	byService := map[string]Deployment{}
+	for _, d := range active {
+		byService[d.Service] = d
+	}
+	for _, name := range p.names {
+		svc := p.services[name]
+		live, err := p.store.Service(name)
+		if err != nil {
+			return fmt.Errorf("read %s's live set: %w", name, err)
+		}
+		serving := live.Servers
+		if d, ok := byService[name]; ok && trafficOnNext(d) {
+			serving = d.Next
+		}
+		if len(serving) > 0 {
+			if err := svc.Switch.Accept(ctx, serving); err != nil {
+				return fmt.Errorf("point %s's traffic at %s: %w", name, serverNames(serving), err)
+			}
+		}
+	}
+	for _, d := range active {
+		svc, ok := p.services[d.Service]
+		if !ok {
+			p.log.Warn("deployment of a service no longer configured; leaving it", "deploy", d.ID, "service", d.Service)
+			continue
+		}
+		p.log.Info("resuming deployment", "deploy", d.ID, "service", d.Service, "step", d.CurrentStep(), "phase", d.Phase)
+		p.reporter.Report(ctx, Event{Kind: EventInfo, Deployment: d, Step: d.CurrentStep(),
+			Text: fmt.Sprintf("greenlight restarted; resuming deploy #%d at step %s", d.ID, d.CurrentStep())})
+		p.launch(svc, d)
+	}
+	return nil
+}
+
+// trafficOnNext reports whether clients should be on d's next set: once the
+// switch has begun, until a rollback or failure moves them back.
+func trafficOnNext(d Deployment) bool {
+	sw := d.Step(StepSwitch)
+	return sw != nil && sw.Status != StatusPending && !d.Phase.Final()
+}
+
+// Wait blocks until every pipeline goroutine has returned.
+func (p *Deployer) Wait() { p.wg.Wait() }
+
+// Busy reports whether any deployment is in an active step (not waiting for
+// a person or a window).
+func (p *Deployer) Busy() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.runs {
+		if r.phase == PhaseRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// WaitIdle blocks until no deployment is in an active step, or ctx ends.
+func (p *Deployer) WaitIdle(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		ch := p.changed
+		p.mu.Unlock()
+		if !p.Busy() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *Deployer) notifyChanged() {
+	p.mu.Lock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+}
+
+func (p *Deployer) setPhase(id uint64, ph Phase) {
+	p.mu.Lock()
+	if r, ok := p.runs[id]; ok {
+		r.phase = ph
+	}
+	p.mu.Unlock()
+	p.notifyChanged()
+}
+
+// Request asks for a deployment.
+type Request struct {
+	Service string
+	User    string
+	Reason  string
+	Options Options
+}
+
+// Deploy validates req, takes the service's lock and starts the pipeline in
+// the background. It returns the new deployment, or an error saying why
+// nothing was started (unknown service or image, lock held).
+func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) {
+	svc, err := p.Service(req.Service)
+	if err != nil {
+		return Deployment{}, err
+	}
+	if req.User == "" {
+		return Deployment{}, Errorf(CodeInvalid, "a deploy needs a requester")
+	}
+	if req.Options.Image != "" {
+		if _, err := p.findImage(ctx, svc, req.Options.Image); err != nil {
+			return Deployment{}, err
+		}
+	}
+	now := p.clock.Now()
+	d := Deployment{
+		Service:   svc.Name,
+		Requester: req.User,
+		Reason:    req.Reason,
+		Options:   req.Options,
+		Steps:     NewSteps(),
+		Phase:     PhaseRunning,
+		Created:   now,
+		Updated:   now,
+	}
+	lock := d.Step(StepLock)
+	lock.Status, lock.Started, lock.Finished = StatusDone, now, now
+	if err := p.store.BeginDeployment(&d); err != nil {
+		return Deployment{}, p.explainLocked(err)
+	}
+	lock.Detail = fmt.Sprintf("%s locked by deploy #%d", svc.Name, d.ID)
+	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error { x.Step(StepLock).Detail = lock.Detail; return nil })
+	if err != nil {
+		return Deployment{}, err
+	}
+	p.audit(req.User, "deploy", svc.Name, d.ID, describeOptions(req))
+	p.log.Info("deploy started", "deploy", d.ID, "service", svc.Name, "user", req.User)
+	p.reporter.Report(ctx, Event{Kind: EventStep, Deployment: d, Step: StepLock})
+	p.launch(svc, d)
+	return d, nil
+}
+
+func describeOptions(req Request) string {
+	var parts []string
+	if req.Options.Image != "" {
+		parts = append(parts, "image "+req.Options.Image)
+	}
+	if req.Options.AutoApprove {
+		parts = append(parts, "auto-approve")
+	}
+	if req.Options.DryRun {
+		parts = append(parts, "dry run")
+	}
+	if req.Options.AllowLargeChange {
+		parts = append(parts, "allow large change")
+	}
+	if req.Reason != "" {
+		parts = append(parts, "reason: "+req.Reason)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// explainLocked adds the step the holding deploy is on to a LockedError.
+func (p *Deployer) explainLocked(err error) error {
+	le, ok := errors.AsType[*LockedError](err)
+	if !ok || le.Lock.DeployID == 0 {
+		return err
+	}
+	if d, derr := p.store.Deployment(le.Lock.DeployID); derr == nil {
+		le.Step = d.CurrentStep()
+		if d.Phase == PhaseAwaitingApproval {
+			le.Step = StepApproval
+		}
+	}
+	return le
+}
+
+func (p *Deployer) launch(svc *Service, d Deployment) {
+	p.mu.Lock()
+	ctx, cancel := context.WithCancelCause(p.base)
+	r := &run{cancel: cancel, wake: make(chan struct{}, 1), phase: d.Phase}
+	p.runs[d.ID] = r
+	p.wg.Add(1)
+	p.mu.Unlock()
+	p.notifyChanged()
+	go func() {
+		defer p.wg.Done()
+		defer func() {
+			cancel(nil)
+			p.mu.Lock()
+			delete(p.runs, d.ID)
+			p.mu.Unlock()
+			p.notifyChanged()
+		}()
+		p.execute(ctx, svc, d.ID, r)
+	}()
+}
+
+// wakeRun tells a waiting pipeline that a decision was recorded.
+func (p *Deployer) wakeRun(id uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.runs[id]; ok {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// update persists a change to deployment id.
+func (p *Deployer) update(id uint64, fn func(*Deployment)) (Deployment, error) {
+	return p.store.UpdateDeployment(id, func(d *Deployment) error {
+		fn(d)
+		d.Updated = p.clock.Now()
+		return nil
+	})
+}
+
+func (p *Deployer) audit(user, action, service string, id uint64, detail string) {
+	err := p.store.Audit(AuditEntry{At: p.clock.Now(), User: user, Action: action, Service: service, DeployID: id, Detail: detail})
+	if err != nil {
+		p.log.Error("audit log write failed", "action", action, "err", err)
+	}
+}
+
+func (p *Deployer) emit(ctx context.Context, kind EventKind, d Deployment, step StepName, text string) {
+	p.reporter.Report(ctx, Event{Kind: kind, Deployment: d, Step: step, Text: text})
+}
+
+func (p *Deployer) findImage(ctx context.Context, svc *Service, id string) (Image, error) {
+	images, err := svc.Cloud.Images(ctx, svc.Name)
+	if err != nil {
+		return Image{}, fmt.Errorf("list images of %s: %w", svc.Name, err)
+	}
+	for _, im := range images {
+		if im.ID == id || im.Label == id {
+			return im, nil
+		}
+	}
+	var ids []string
+	for _, im := range images {
+		ids = append(ids, im.ID)
+	}
+	return Image{}, &Error{Code: CodeNotFound, Message: fmt.Sprintf("image %q does not exist for %s; images: %s", id, svc.Name, strings.Join(ids, ", "))}
+}
+
+func (p *Deployer) newestGolden(ctx context.Context, svc *Service) (Image, error) {
+	images, err := svc.Cloud.Images(ctx, svc.Name)
+	if err != nil {
+		return Image{}, fmt.Errorf("list images of %s: %w", svc.Name, err)
+	}
+	var best *Image
+	for i := range images {
+		im := &images[i]
+		if im.Golden && (best == nil || im.Created.After(best.Created) || (im.Created.Equal(best.Created) && im.ID > best.ID)) {
+			best = im
+		}
+	}
+	if best == nil {
+		return Image{}, Errorf(CodeNotFound, "%s has no golden image; bake one with /deploy refresh %s or pass --image", svc.Name, svc.Name)
+	}
+	return *best, nil
+}
+
+func serverNames(servers []Server) string {
+	names := make([]string, len(servers))
+	for i, s := range servers {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
+}

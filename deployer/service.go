@@ -1,0 +1,32 @@
+package deployer
+
+import "time"
+
+// Service is one deployable service: what it is made of and what drives it.
+type Service struct {
+	Name  string
+	Roles []string // one server per role: ns1, ns2
+
+	Check CheckSpec // Zones, Expect, Passes, Interval, Timeout; MinSerial is filled per deploy
+
+	ApprovalTimeout time.Duration // the gate's deadline; default 30m
+	AutoPromote     bool          // at the deadline promote instead of aborting
+	FourEyes        bool          // the requester cannot approve their own deploy
+	RollbackWindow  time.Duration // how long the old set is kept; default 15m
+	Timeouts        Timeouts
+
+	Cloud       Cloud
+	Provisioner Provisioner
+	Switch      Switch
+	Checker     Checker
+}
+
+// Timeouts bound each step.
+type Timeouts struct {
+	Create      time.Duration // default 10m
+	WaitRunning time.Duration // default 10m
+	Provision   time.Duration // default 15m
+	Check       time.Duration // default 5m
+	Switch      time.Duration // default 5m; also bounds draining
+	Retire      time.Duration // default 10m
+}

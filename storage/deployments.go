@@ -1,0 +1,304 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/greenlight/greenlight/deployer"
+)
+
+// BeginDeployment takes d.Service's lock for a new deployment and records d
+// under a new ID, in one transaction. On success it sets d.ID, and d.Created
+// (from the clock) when it was zero and d.Phase (running) when it was empty,
+// to what was recorded. If the lock is held it returns a
+// *deployer.LockedError naming the holder, and the step the holding deploy
+// is on, and writes nothing.
+func (db *DB) BeginDeployment(d *deployer.Deployment) error {
+	if d == nil {
+		return deployer.Errorf(deployer.CodeInvalid, "no deployment to begin")
+	}
+	if d.Service == "" {
+		return deployer.Errorf(deployer.CodeInvalid, "a deployment needs a service")
+	}
+	rec := d.Clone()
+	if rec.Created.IsZero() {
+		rec.Created = db.clock.Now()
+	}
+	if rec.Phase == "" {
+		// A deployment that holds its service's lock is active; an empty
+		// phase would count as final and hide it from ActiveDeployments.
+		rec.Phase = deployer.PhaseRunning
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		held, err := lockOf(tx, rec.Service)
+		if err != nil {
+			return err
+		}
+		if held != nil {
+			return lockedError(tx, *held)
+		}
+		deps := tx.Bucket(bucketDeployments)
+		id, err := deps.NextSequence()
+		if err != nil {
+			return fmt.Errorf("number a new deployment of %s: %w", rec.Service, err)
+		}
+		rec.ID = id
+		if err := put(deps, u64(id), deploymentName(id), &rec); err != nil {
+			return err
+		}
+		lock := deployer.Lock{
+			Service:  rec.Service,
+			DeployID: id,
+			Holder:   rec.Requester,
+			Since:    rec.Created,
+			Reason:   rec.Reason,
+		}
+		if err := put(tx.Bucket(bucketLocks), []byte(rec.Service), lockName(rec.Service), &lock); err != nil {
+			return err
+		}
+		return appendDecisions(tx, id, nil, nil, &rec)
+	})
+	if err != nil {
+		return err
+	}
+	d.ID, d.Created, d.Phase = rec.ID, rec.Created, rec.Phase
+	return nil
+}
+
+// UpdateDeployment loads deployment id, lets fn check and change it, and
+// saves it, in one transaction. An error from fn aborts the transaction and
+// is returned as it is. fn may not change the deployment's ID or service.
+// When fn sets or changes Approval or Rollback, the new decision is appended
+// to the deployment's decisions (see Approvals) in the same transaction.
+//
+// fn runs inside bbolt's write transaction: it must be quick and must not
+// call back into db (that can deadlock), and the *Deployment it gets is
+// valid only during the call.
+func (db *DB) UpdateDeployment(id uint64, fn func(*deployer.Deployment) error) (deployer.Deployment, error) {
+	return db.update(id, fn, false, nil)
+}
+
+// FinishDeployment is UpdateDeployment that also, in the same transaction,
+// records live as the service's state when it is not nil (an empty
+// live.Service means the deployment's service) and releases the service's
+// lock if deployment id holds it; a lock anyone else holds is kept.
+func (db *DB) FinishDeployment(id uint64, fn func(*deployer.Deployment) error, live *deployer.ServiceState) (deployer.Deployment, error) {
+	return db.update(id, fn, true, live)
+}
+
+func (db *DB) update(id uint64, fn func(*deployer.Deployment) error, finish bool, live *deployer.ServiceState) (deployer.Deployment, error) {
+	var out deployer.Deployment
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		deps := tx.Bucket(bucketDeployments)
+		key := u64(id)
+		v := deps.Get(key)
+		if v == nil {
+			return &deployer.NotFoundError{What: deploymentName(id)}
+		}
+		var d deployer.Deployment
+		if err := decode(deploymentName(id), v, &d); err != nil {
+			return err
+		}
+		service := d.Service
+		approval, rollback := copyDecision(d.Approval), copyDecision(d.Rollback)
+		if fn != nil {
+			if err := fn(&d); err != nil {
+				return err
+			}
+		}
+		if d.ID != id || d.Service != service {
+			return fmt.Errorf("save %s: its ID and service cannot change (got #%d of %q, was #%d of %q)",
+				deploymentName(id), d.ID, d.Service, id, service)
+		}
+		if err := put(deps, key, deploymentName(id), &d); err != nil {
+			return err
+		}
+		if err := appendDecisions(tx, id, approval, rollback, &d); err != nil {
+			return err
+		}
+		if finish {
+			if err := finishDeployment(tx, &d, live); err != nil {
+				return err
+			}
+		}
+		// fn may have kept a pointer into d; hand back a copy of our own.
+		out = d.Clone()
+		return nil
+	})
+	if err != nil {
+		return deployer.Deployment{}, err
+	}
+	return out, nil
+}
+
+// finishDeployment records live and releases d's lock, inside tx.
+func finishDeployment(tx *bolt.Tx, d *deployer.Deployment, live *deployer.ServiceState) error {
+	if live != nil {
+		s := *live
+		if s.Service == "" {
+			s.Service = d.Service
+		}
+		if s.Service != d.Service {
+			return fmt.Errorf("finish %s: it deploys %s, not %s", deploymentName(d.ID), d.Service, s.Service)
+		}
+		if err := put(tx.Bucket(bucketServices), []byte(s.Service), serviceName(s.Service), &s); err != nil {
+			return err
+		}
+	}
+	held, err := lockOf(tx, d.Service)
+	if err != nil {
+		return err
+	}
+	if held != nil && held.DeployID == d.ID {
+		if err := tx.Bucket(bucketLocks).Delete([]byte(d.Service)); err != nil {
+			return fmt.Errorf("release the lock of %s: %w", d.Service, err)
+		}
+	}
+	return nil
+}
+
+// Deployment returns deployment id, or a *deployer.NotFoundError.
+func (db *DB) Deployment(id uint64) (deployer.Deployment, error) {
+	var d deployer.Deployment
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDeployments).Get(u64(id))
+		if v == nil {
+			return &deployer.NotFoundError{What: deploymentName(id)}
+		}
+		return decode(deploymentName(id), v, &d)
+	})
+	if err != nil {
+		return deployer.Deployment{}, err
+	}
+	return d, nil
+}
+
+// Deployments returns up to limit deployments of service ("" = all), newest
+// first; a limit of 0 or less means all of them.
+func (db *DB) Deployments(service string, limit int) ([]deployer.Deployment, error) {
+	var out []deployer.Deployment
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDeployments).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			if limit > 0 && len(out) >= limit {
+				return nil
+			}
+			d, err := decodeDeployment(k, v)
+			if err != nil {
+				return err
+			}
+			if service == "" || d.Service == service {
+				out = append(out, d)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ActiveDeployments returns the deployments whose phase is not final,
+// oldest first.
+func (db *DB) ActiveDeployments() ([]deployer.Deployment, error) {
+	var out []deployer.Deployment
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDeployments).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			d, err := decodeDeployment(k, v)
+			if err != nil {
+				return err
+			}
+			if !d.Phase.Final() {
+				out = append(out, d)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Approvals returns every decision recorded on deployment id (approve,
+// abort, rollback), in the order they were taken, or a
+// *deployer.NotFoundError when there is no such deployment.
+func (db *DB) Approvals(id uint64) ([]deployer.Decision, error) {
+	var out []deployer.Decision
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketDeployments).Get(u64(id)) == nil {
+			return &deployer.NotFoundError{What: deploymentName(id)}
+		}
+		prefix := u64(id)
+		c := tx.Bucket(bucketApprovals).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			what := fmt.Sprintf("a decision on %s", deploymentName(id))
+			if len(k) == 16 {
+				what = fmt.Sprintf("decision %d on %s", binary.BigEndian.Uint64(k[8:]), deploymentName(id))
+			}
+			var dec deployer.Decision
+			if err := decode(what, v, &dec); err != nil {
+				return err
+			}
+			out = append(out, dec)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// appendDecisions appends d's Approval and Rollback to the approvals bucket
+// when they differ from what they were before (approval, rollback).
+func appendDecisions(tx *bolt.Tx, id uint64, approval, rollback *deployer.Decision, d *deployer.Deployment) error {
+	b := tx.Bucket(bucketApprovals)
+	for _, c := range [...]struct{ before, after *deployer.Decision }{
+		{approval, d.Approval},
+		{rollback, d.Rollback},
+	} {
+		if c.after == nil || sameDecision(c.before, c.after) {
+			continue
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return fmt.Errorf("record the %s decision on %s: %w", c.after.Kind, deploymentName(id), err)
+		}
+		key := append(u64(id), u64(seq)...)
+		if err := put(b, key, fmt.Sprintf("the %s decision on %s", c.after.Kind, deploymentName(id)), c.after); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameDecision(a, b *deployer.Decision) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Kind == b.Kind && a.By == b.By && a.At.Equal(b.At) && a.Reason == b.Reason
+}
+
+func copyDecision(d *deployer.Decision) *deployer.Decision {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	return &c
+}
+
+// decodeDeployment decodes one record of the deployments bucket.
+func decodeDeployment(k, v []byte) (deployer.Deployment, error) {
+	var d deployer.Deployment
+	if len(k) != 8 {
+		return d, fmt.Errorf("read deployments: a record has a malformed key %x", k)
+	}
+	err := decode(deploymentName(binary.BigEndian.Uint64(k)), v, &d)
+	return d, err
+}
