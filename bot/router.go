@@ -210,7 +210,7 @@ func ErrorText(err error) string {
 	if ue, ok := errors.AsType[*commands.UsageError](err); ok {
 		return ue.Error()
 	}
-	return strings.ToUpper(err.Error()[:1]) + err.Error()[1:]
+	return err.Error()
 }
 
 func lockHolder(l deployer.Lock) string {

@@ -296,7 +296,8 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 		}
 		var first *Image
 		for i, im := range images {
-			if im.Golden && (first == nil || im.Created.Before(first.Created)) {
+			// Images come newest first, so on equal times the later one is older.
+			if im.Golden && (first == nil || !im.Created.After(first.Created)) {
 				first = &images[i]
 			}
 		}

@@ -40,7 +40,7 @@ var _ bot.Chat = (*Shell)(nil)
 const prompt = "greenlight> "
 
 // ErrLastDeployFailed is returned by Run when input ended and the last
-// deploy started from this shell did not succeed.
+// deploy started from this shell failed.
 type ErrLastDeployFailed struct{ Deployment deployer.Deployment }
 
 func (e *ErrLastDeployFailed) Error() string {
@@ -49,7 +49,8 @@ func (e *ErrLastDeployFailed) Error() string {
 
 // Run reads commands until input ends or ctx is cancelled. At the end of
 // piped input it waits until no deploy is in an active step, and returns
-// *ErrLastDeployFailed when the last deploy it started failed or was aborted.
+// *ErrLastDeployFailed when the last deploy it started failed. (Aborted and
+// rolled-back deploys were someone's decision, not a failure.)
 func (s *Shell) Run(ctx context.Context) error {
 	lines := make(chan string)
 	readErr := make(chan error, 1)
@@ -134,8 +135,7 @@ func (s *Shell) finish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	switch d.Phase {
-	case deployer.PhaseFailed, deployer.PhaseAborted, deployer.PhaseRolledBack:
+	if d.Phase == deployer.PhaseFailed {
 		return &ErrLastDeployFailed{Deployment: d}
 	}
 	return nil
@@ -164,7 +164,7 @@ func (s *Shell) Send(ctx context.Context, m bot.Message) error {
 	var out string
 	switch {
 	case m.Checklist != nil:
-		out = renderChecklistChange(prev, m)
+		out = renderChecklistChange(prev, m, s.Interactive)
 	case prev != nil && prev.Text == m.Text && len(prev.Actions) == len(m.Actions):
 		return nil // an update that changes nothing visible here
 	default:
@@ -183,7 +183,10 @@ func (s *Shell) Send(ctx context.Context, m bot.Message) error {
 	return nil
 }
 
-func renderChecklistChange(prev *bot.Message, m bot.Message) string {
+// renderChecklistChange prints the steps that changed. Steps that have only
+// started are shown at a terminal, where a person watches a slow step; a pipe
+// gets each step once, when it ends.
+func renderChecklistChange(prev *bot.Message, m bot.Message, interactive bool) string {
 	c := m.Checklist
 	var b strings.Builder
 	if prev == nil || prev.Checklist == nil {
@@ -198,6 +201,9 @@ func renderChecklistChange(prev *bot.Message, m bot.Message) string {
 	for _, it := range c.Items {
 		was, seen := old[it.Step]
 		if it.Status == deployer.StatusPending || (seen && was.Status == it.Status && was.Detail == it.Detail) {
+			continue
+		}
+		if it.Status == deployer.StatusRunning && !interactive {
 			continue
 		}
 		if it.Status == deployer.StatusSkipped && (prev == nil || prev.Checklist == nil) {

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/greenlight/greenlight/deployer"
+)
+
+// syncBuffer is an io.Writer the test can read while greenlight writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// program is greenlight running in-process, fed through a pipe as a person
+// would type into it.
+type program struct {
+	t      *testing.T
+	m      *Main
+	in     *io.PipeWriter
+	out    *syncBuffer
+	errOut *syncBuffer
+	done   chan int
+}
+
+func start(t *testing.T, data string, extra ...string) *program {
+	t.Helper()
+	r, w := io.Pipe()
+	p := &program{t: t, in: w, out: &syncBuffer{}, errOut: &syncBuffer{}, done: make(chan int, 1)}
+	p.m = &Main{Stdin: r, Stdout: p.out, Stderr: p.errOut, User: "alice", Clock: deployer.SystemClock{}}
+	args := append([]string{"--data", data, "--listen", "127.0.0.1:0", "--boot-delay", "50ms", "--log-level", "warn"}, extra...)
+	if err := p.m.ParseFlags(args); err != nil {
+		t.Fatalf("flags: %v", err)
+	}
+	if err := p.m.Open(context.Background()); err != nil {
+		p.m.Close()
+		t.Fatalf("open: %v\n%s", err, p.errOut)
+	}
+	go func() {
+		err := p.m.Run(context.Background())
+		code := 0
+		if err != nil {
+			code = 1
+		}
+		p.m.Close()
+		p.done <- code
+	}()
+	t.Cleanup(func() {
+		w.Close()
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("greenlight did not stop after its input closed")
+		}
+	})
+	return p
+}
+
+func (p *program) addr() string { return p.m.lbs[0].Addr() }
+
+func (p *program) typeLine(line string) {
+	p.t.Helper()
+	if _, err := io.WriteString(p.in, line+"\n"); err != nil {
+		p.t.Fatalf("type %q: %v", line, err)
+	}
+}
+
+// waitOutput polls until the output matches re (bounded).
+func (p *program) waitOutput(re string) {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if rx.MatchString(p.out.String()) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.t.Fatalf("output never matched %q; output:\n%s\nstderr:\n%s", re, p.out, p.errOut)
+}
+
+// nsid asks the load balancer for example.test's SOA over proto and returns
+// the NSID of the server that answered.
+func nsid(t *testing.T, addr, proto string) string {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion("example.test.", dns.TypeSOA)
+	m.SetEdns0(1232, false)
+	o := m.IsEdns0()
+	o.Option = append(o.Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
+	c := &dns.Client{Net: proto, Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("query %s over %s: %v", addr, proto, err)
+	}
+	if r.Rcode != dns.RcodeSuccess || !r.Authoritative {
+		t.Fatalf("query %s over %s: rcode %s, aa %v", addr, proto, dns.RcodeToString[r.Rcode], r.Authoritative)
+	}
+	for _, opt := range r.IsEdns0().Option {
+		if n, ok := opt.(*dns.EDNS0_NSID); ok {
+			b, err := hex.DecodeString(n.Nsid)
+			if err != nil {
+				t.Fatalf("NSID %q is not hex: %v", n.Nsid, err)
+			}
+			return string(b)
+		}
+	}
+	t.Fatalf("no NSID in the answer from %s", addr)
+	return ""
+}
+
+// digNSID runs the real dig, as an operator watching a deploy would.
+func digNSID(t *testing.T, addr string) string {
+	t.Helper()
+	if _, err := exec.LookPath("dig"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("dig is not installed (apt-get install bind9-dnsutils)")
+		}
+		t.Logf("dig not installed (apt-get install bind9-dnsutils); checking with the miekg/dns client only")
+		return nsid(t, addr, "udp")
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	out, err := exec.Command("dig", "@"+host, "-p", port, "example.test", "SOA", "+nsid", "+tries=1", "+time=2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "status: NOERROR") || !strings.Contains(string(out), " aa") {
+		t.Fatalf("dig did not get an authoritative NOERROR:\n%s", out)
+	}
+	m := regexp.MustCompile(`NSID: .*\("([^"]+)"\)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("dig shows no NSID:\n%s", out)
+	}
+	return m[1]
+}
+
+// The operator's runbook: deploy, watch the checklist, approve, see the new
+// set answer through the load balancer, roll back, see the old set again.
+func TestLocalDeployApproveRollback(t *testing.T) {
+	p := start(t, t.TempDir())
+	p.waitOutput(`ns: 127\.0\.0\.1:\d+ serves ns1-0, ns2-0`)
+	if got := digNSID(t, p.addr()); !strings.HasPrefix(got, "ns") || !strings.HasSuffix(got, "-0") {
+		t.Fatalf("before the deploy, NSID %q; want the first set", got)
+	}
+
+	p.typeLine("/deploy ns --reason 'weekly image'")
+	p.waitOutput(`(?s)Deploy #1 of ns by alice.*✓ Check the next set answers.*\[Approve\] type: /deploy approve ns #1`)
+	if got := nsid(t, p.addr(), "tcp"); !strings.HasSuffix(got, "-0") {
+		t.Fatalf("before approval, traffic reached %q", got)
+	}
+
+	p.typeLine("/deploy ns")
+	p.waitOutput(`ns is locked by deploy #1 by alice since .*step "approval"`)
+
+	p.typeLine("approve")
+	p.waitOutput(`ns is live on ns1-1, ns2-1`)
+	for _, proto := range []string{"udp", "tcp"} {
+		if got := nsid(t, p.addr(), proto); !strings.HasSuffix(got, "-1") {
+			t.Fatalf("after approval, %s answer came from %q; want the new set", proto, got)
+		}
+	}
+	if got := digNSID(t, p.addr()); !strings.HasSuffix(got, "-1") {
+		t.Fatalf("dig after approval: NSID %q", got)
+	}
+
+	p.typeLine("/deploy status ns")
+	p.waitOutput(`in flight: deploy #1 by alice, local/ns-v1 → local/ns-v2, rollback-window`)
+
+	p.typeLine("rollback")
+	p.waitOutput(`Rolled back by alice: traffic is on ns1-0, ns2-0 again`)
+	p.waitOutput(`Deploy #1 of ns was rolled back`)
+	if got := digNSID(t, p.addr()); !strings.HasSuffix(got, "-0") {
+		t.Fatalf("after rollback, NSID %q; want the old set", got)
+	}
+
+	p.typeLine("/deploy history ns")
+	p.waitOutput(`#1 .* ns by alice, local/ns-v1 → local/ns-v2, rolled-back in \d`)
+	p.typeLine("/deploy rollback ns")
+	p.waitOutput(`deploy #1 was already rolled back by alice`)
+	p.typeLine("/deploy stauts")
+	p.waitOutput(`did you mean status\?`)
+}
+
+// The README's piped demo: it prints the checklist and exits 0 once the new
+// set serves.
+func TestPipedDemo(t *testing.T) {
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	m := &Main{Stdin: strings.NewReader("/deploy ns --auto-approve\n"), Stdout: out, Stderr: errOut, User: "alice", Clock: deployer.SystemClock{}}
+	code := m.Main(context.Background(), []string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--boot-delay", "20ms"})
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"✓ Switch traffic", "✓ Check through the load balancer", "ns is live on ns1-1, ns2-1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A broken image never gets traffic; the pipe exits non-zero naming the check.
+func TestPipedBrokenImageFails(t *testing.T) {
+	data := t.TempDir()
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	m := &Main{Stdin: strings.NewReader("/deploy ns --image local/ns-broken --auto-approve\n/deploy status ns\n"), Stdout: out, Stderr: errOut, User: "alice", Clock: deployer.SystemClock{}}
+	code := m.Main(context.Background(), []string{"--data", data, "--listen", "127.0.0.1:0", "--boot-delay", "20ms"})
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{"✗ Check the next set answers", "SERVFAIL", "Deploy #1 of ns failed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut.String(), "deploy #1 ended failed") {
+		t.Errorf("stderr lacks the failure: %s", errOut)
+	}
+}
+
+// A second greenlight on the same data directory fails fast and says why.
+func TestSecondInstanceRefused(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, data)
+	p.waitOutput(`serves ns1-0, ns2-0`)
+	errOut := &syncBuffer{}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: errOut, User: "bob", Clock: deployer.SystemClock{}}
+	code := m.Main(context.Background(), []string{"--data", data, "--listen", "127.0.0.1:0"})
+	if code == 0 || !strings.Contains(errOut.String(), "another greenlight is using it") {
+		t.Fatalf("exit %d, stderr %q; want a refusal naming the other greenlight", code, errOut)
+	}
+}
