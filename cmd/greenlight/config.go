@@ -129,7 +129,10 @@ func LoadConfig(r io.Reader, name string) (*Config, error) {
 	if err := cfg.validate(); err != nil {
 		var ke *keyError
 		if errors.As(err, &ke) {
-			return nil, fmt.Errorf("%s: %s: line %d: %s", name, ke.key, lineOf(&root, ke.key), ke.msg)
+			if line := lineOf(&root, ke.key); line > 0 {
+				return nil, fmt.Errorf("%s: %s: line %d: %s", name, ke.key, line, ke.msg)
+			}
+			return nil, fmt.Errorf("%s: %s: %s", name, ke.key, ke.msg)
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/greenlight/greenlight/configs"
+)
+
+const minimal = `
+services:
+  ns:
+    servers: [ns1, ns2]
+    listen: 127.0.0.1:5300
+    check:
+      zones: [example.test]
+`
+
+func TestLoadConfigEmbeddedLocal(t *testing.T) {
+	f, err := configs.Files.Open("local.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := LoadConfig(f, "local.yaml")
+	if err != nil {
+		t.Fatalf("the embedded local.yaml does not load: %v", err)
+	}
+	ns := cfg.Services["ns"]
+	if ns == nil || ns.Listen != "127.0.0.1:5300" || time.Duration(ns.ApprovalTimeout) != 30*time.Minute ||
+		time.Duration(ns.RollbackWindow) != 15*time.Minute || time.Duration(cfg.Local.BootDelay) != 2*time.Second {
+		t.Fatalf("local.yaml defaults: %+v", ns)
+	}
+	svc := ns.Service("ns")
+	if svc.Check.Passes != 3 || len(svc.Roles) != 2 || svc.Check.Timeout != 2*time.Second {
+		t.Fatalf("converted service: %+v", svc)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string // fragment of the error
+	}{
+		{"unknown top key", "colour: blue\n" + minimal, "line 1: field colour not found"},
+		{"unknown service key", strings.Replace(minimal, "    listen:", "    lisen: x\n    listen:", 1), "line 5: field lisen not found"},
+		{"bad duration", minimal + "    approval_timeout: 30 minutes\n", `services.ns.approval_timeout: line 8: "30 minutes" is not a duration`},
+		{"negative duration", minimal + "    rollback_window: -5m\n", `services.ns.rollback_window: line 8`},
+		{"no services", "data: x\n", "test.yaml: services: no services are defined"},
+		{"no servers", strings.Replace(minimal, "[ns1, ns2]", "[]", 1), "services.ns.servers: line 4: a service needs at least one server"},
+		{"bad server name", strings.Replace(minimal, "[ns1, ns2]", "[NS1]", 1), `"NS1" is not a server name`},
+		{"bad listen", strings.Replace(minimal, "127.0.0.1:5300", "localhost", 1), `services.ns.listen: line 5: "localhost" is not host:port`},
+		{"no zones", strings.Replace(minimal, "[example.test]", "[]", 1), "services.ns.check.zones: line 7"},
+		{"bad level", "log: {level: loud}\n" + minimal, `log.level: line 1: "loud" is not a level`},
+		{"bad cloud", minimal + "    cloud: aws\n", `services.ns.cloud: line 8: "aws" is not a cloud`},
+		{"bad service name", strings.Replace(minimal, "  ns:", "  NS:", 1), "services.NS: line 3"},
+		{"wrong type", strings.Replace(minimal, "[ns1, ns2]", "{a: b}", 1), "cannot unmarshal"},
+		{"not yaml", "services: [\n", "did not find expected"},
+		{"expect without type", minimal + "      expect: [{name: www.example.test.}]\n", "services.ns.check.expect[0]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(strings.NewReader(tc.yaml), "test.yaml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v; want it to contain %q", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "test.yaml: ") {
+				t.Fatalf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(*Main) bool
+	}{
+		{"defaults", nil, "", func(m *Main) bool { return m.DataDir == "./data" && m.Config.Services["ns"].Listen == "127.0.0.1:5300" }},
+		{"overrides", []string{"--data", "/tmp/x", "--listen", "127.0.0.1:0", "--boot-delay", "0s", "--log-level", "debug"}, "",
+			func(m *Main) bool {
+				return m.DataDir == "/tmp/x" && m.Config.Services["ns"].Listen == "127.0.0.1:0" && m.Config.Local.BootDelay == 0 && m.Config.Log.Level == "debug"
+			}},
+		{"missing config", []string{"--config", "/nonexistent/greenlight.yaml"}, "open the configuration", nil},
+		{"stray argument", []string{"deploy"}, `unexpected argument "deploy"`, nil},
+		{"unknown flag", []string{"--colour"}, "flag provided but not defined", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &Main{Stderr: &syncBuffer{}}
+			err := m.ParseFlags(tc.args)
+			switch {
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v; want %q", err, tc.wantErr)
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.check != nil && !tc.check(m):
+				t.Fatalf("flags not applied: data %q, config %+v", m.DataDir, m.Config)
+			}
+		})
+	}
+}
+
+// FuzzLoadConfig: any input gives a config or an error naming the file, never a panic.
+func FuzzLoadConfig(f *testing.F) {
+	f.Add(minimal)
+	f.Add("services: {ns: {servers: [a], listen: 'x:1', check: {zones: [z]}, approval_timeout: 1h}}")
+	f.Add("log: {level: debug}\nservices: [1, 2]")
+	f.Add("a: &x [*x]")
+	f.Fuzz(func(t *testing.T, src string) {
+		cfg, err := LoadConfig(strings.NewReader(src), "fuzz.yaml")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		if len(cfg.Services) == 0 {
+			t.Fatalf("a config without services was accepted")
+		}
+	})
+}
