@@ -1,6 +1,9 @@
 package commands
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // suggest returns the candidate word probably meant, or "". The closest
 // candidate within a Damerau–Levenshtein distance of 2 wins (earlier
@@ -11,14 +14,14 @@ func suggest(word string, candidates []string) string {
 	if word == "" {
 		return ""
 	}
-	w := []rune(word)
+	n := utf8.RuneCountInString(word)
 	best, bestDist := "", 3
 	for _, c := range candidates {
 		limit := min(2, len(c)/2)
-		if d := len(w) - len(c); d > limit || -d > limit {
+		if d := n - utf8.RuneCountInString(c); d > limit || -d > limit {
 			continue // cheap bound: the distance is at least the length difference
 		}
-		if d := distance(w, []rune(c)); d <= limit && d < bestDist {
+		if d := distance([]rune(word), []rune(c)); d <= limit && d < bestDist {
 			best, bestDist = c, d
 		}
 	}
