@@ -59,18 +59,19 @@ func (a *Authorizer) Allow(ctx context.Context, user, channel, service string, p
 		return nil
 	}
 	var list []string
+	role := ""
 	switch perm {
 	case PermDeploy:
-		list = pol.Deployers
+		list, role = pol.Deployers, "deployers"
 	case PermApprove:
-		list = pol.Approvers
+		list, role = pol.Approvers, "approvers"
 	case PermAdmin:
 		return fmt.Errorf("you are not an admin of %s, so you cannot force its lock", service)
 	}
 	if len(list) == 0 || a.member(ctx, user, list) {
 		return nil
 	}
-	return fmt.Errorf("you are not among the %ss of %s", perm, service)
+	return fmt.Errorf("you are not among the %s of %s", role, service)
 }
 
 // member reports whether user is listed directly or through a group.
