@@ -1,0 +1,120 @@
+package shell
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/deployer"
+)
+
+type fakeDeployments struct {
+	phase deployer.Phase
+	idle  int // WaitIdle calls
+}
+
+func (f *fakeDeployments) WaitIdle(context.Context) error { f.idle++; return nil }
+func (f *fakeDeployments) Deployment(_ context.Context, id uint64) (deployer.Deployment, error) {
+	return deployer.Deployment{ID: id, Phase: f.phase}, nil
+}
+
+// routerDeployer answers every deploy with #1.
+type routerDeployer struct{ bot.Deployer }
+
+func (routerDeployer) Services() []string { return []string{"ns"} }
+func (routerDeployer) Deploy(_ context.Context, r deployer.Request) (deployer.Deployment, error) {
+	return deployer.Deployment{ID: 1, Service: r.Service}, nil
+}
+
+func TestPipeExitReflectsLastDeploy(t *testing.T) {
+	tests := []struct {
+		phase   deployer.Phase
+		wantErr bool
+	}{
+		{deployer.PhaseSucceeded, false},
+		{deployer.PhaseRollbackWindow, false},
+		{deployer.PhaseAborted, false},
+		{deployer.PhaseFailed, true},
+	}
+	for _, tc := range tests {
+		var out bytes.Buffer
+		fd := &fakeDeployments{phase: tc.phase}
+		s := &Shell{In: strings.NewReader("/deploy ns\n\nquit\n/deploy ns\n"), Out: &out, User: "alice",
+			Router: &bot.Router{Deployer: routerDeployer{}}, Deployer: fd}
+		err := s.Run(context.Background())
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: Run = %v, want error %v", tc.phase, err, tc.wantErr)
+		}
+		if fd.idle != 1 {
+			t.Errorf("%s: WaitIdle called %d times, want 1", tc.phase, fd.idle)
+		}
+		if got := strings.Count(out.String(), "Started deploy #1"); got != 1 {
+			t.Errorf("%s: %d deploys started, want 1 (input stops at quit):\n%s", tc.phase, got, out.String())
+		}
+	}
+}
+
+func TestChecklistPrintsChangesThenWhole(t *testing.T) {
+	var out bytes.Buffer
+	s := &Shell{Out: &out}
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	d := deployer.Deployment{ID: 4, Service: "ns", Requester: "alice", Steps: deployer.NewSteps(), Phase: deployer.PhaseRunning, Created: now}
+	n := &bot.Notifier{Chats: []bot.Chat{s}, Now: func() time.Time { return now.Add(3 * time.Second) }}
+	report := func(kind deployer.EventKind, text string) {
+		n.Report(context.Background(), deployer.Event{Kind: kind, Deployment: d.Clone(), Text: text})
+	}
+	st := d.Step(deployer.StepLock)
+	st.Status, st.Started, st.Finished, st.Detail = deployer.StatusDone, now, now, "ns locked by deploy #4"
+	report(deployer.EventStep, "")
+	report(deployer.EventStep, "") // the same state again prints nothing
+	st = d.Step(deployer.StepPlan)
+	st.Status, st.Started = deployer.StatusRunning, now
+	report(deployer.EventStep, "") // running: not shown in a pipe
+	st.Status, st.Finished, st.Detail = deployer.StatusDone, now.Add(12*time.Millisecond), "image a → b"
+	report(deployer.EventStep, "")
+	st = d.Step(deployer.StepCreate)
+	st.Status, st.Started, st.Finished, st.Detail = deployer.StatusFailed, now, now.Add(time.Second), "create ns1-4: quota"
+	d.Phase, d.Finished, d.Error = deployer.PhaseFailed, now.Add(2*time.Second), "create failed: quota"
+	report(deployer.EventFinished, "Deploy #4 of ns failed after 2s: create failed: quota")
+
+	want := []string{
+		"Deploy #4 of ns by alice\n",
+		"  #4 ✓ Take the deploy lock                   0s  ns locked by deploy #4\n",
+		"  #4 ✓ Plan                                 12ms  image a → b\n",
+		"  #4 ✗ Create the next set                    1s  create ns1-4: quota\n",
+		"┌ Deploy #4 of ns by alice\n",
+		"└ failed after 2s\n",
+		"#4 ✗ Deploy #4 of ns failed after 2s: create failed: quota\n",
+	}
+	got := out.String()
+	last := -1
+	for _, w := range want {
+		i := strings.Index(got, w)
+		if i < 0 || i < last {
+			t.Fatalf("output lacks %q in order:\n%s", w, got)
+		}
+		last = i
+	}
+	if strings.Count(got, "Take the deploy lock") != 2 { // once as a change, once in the whole list
+		t.Errorf("the lock step was printed %d times:\n%s", strings.Count(got, "Take the deploy lock"), got)
+	}
+}
+
+func TestApprovalShowsTheCommandsForTheButtons(t *testing.T) {
+	var out bytes.Buffer
+	s := &Shell{Out: &out}
+	d := deployer.Deployment{ID: 2, Service: "ns", Requester: "alice", Steps: deployer.NewSteps(), Phase: deployer.PhaseAwaitingApproval,
+		ImageOld: "local/ns-v1", ImageNew: "local/ns-v2", Checks: []string{"2 servers · 3/3 passes"},
+		ApprovalDeadline: time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC)}
+	n := &bot.Notifier{Chats: []bot.Chat{s}}
+	n.Report(context.Background(), deployer.Event{Kind: deployer.EventApproval, Deployment: d})
+	for _, w := range []string{"ready to switch: local/ns-v1 → local/ns-v2", "• 2 servers · 3/3 passes", "before 10:30:00 UTC",
+		"[Approve] type: /deploy approve ns #2", "[Abort] type: /deploy abort ns #2"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, out.String())
+		}
+	}
+}
