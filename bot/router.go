@@ -269,8 +269,11 @@ func StatusText(st deployer.Status, now time.Time) string {
 		b.WriteString("\n")
 	}
 	if d := st.Active; d != nil {
-		fmt.Fprintf(&b, "  in flight: deploy #%d by %s, %s → %s, %s, step %s, for %s\n", d.ID, d.Requester,
-			orNone(d.ImageOld), d.ImageNew, d.Phase, d.CurrentStep(), Round(d.Duration(now)))
+		fmt.Fprintf(&b, "  in flight: deploy #%d by %s", d.ID, d.Requester)
+		if d.ImageNew != "" {
+			fmt.Fprintf(&b, ", %s → %s", orNone(d.ImageOld), d.ImageNew)
+		}
+		fmt.Fprintf(&b, ", %s, step %s, for %s\n", d.Phase, d.CurrentStep(), Round(d.Duration(now)))
 		if d.Phase == deployer.PhaseRollbackWindow && len(d.Next) > 0 {
 			fmt.Fprintf(&b, "  traffic is on %s; the old set %s is kept until %s\n", serverList(d.Next), serverList(d.Old), clock(d.RollbackDeadline))
 		}
