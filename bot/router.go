@@ -145,6 +145,10 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		if err != nil {
 			return r.fail(user, err)
 		}
+		if d.Phase == deployer.PhasePlanned {
+			return r.say(user, LevelInfo, fmt.Sprintf("Dry run of %s: %s. Nothing was created; the lock was not taken.",
+				d.Service, d.Step(deployer.StepPlan).Detail))
+		}
 		reply := r.say(user, LevelInfo, fmt.Sprintf("Started deploy #%d of %s.", d.ID, d.Service))
 		reply.DeployID = d.ID
 		return reply

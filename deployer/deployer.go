@@ -107,7 +107,7 @@ const (
 	PhaseFailed           Phase = "failed"
 	PhaseAborted          Phase = "aborted"
 	PhaseRolledBack       Phase = "rolled-back"
-	PhasePlanned          Phase = "planned" // a dry run: nothing was created
+	PhasePlanned          Phase = "planned" // a dry run: nothing was created or recorded
 )
 
 // Final reports whether the deployment has ended.

@@ -269,6 +269,9 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 			return Deployment{}, err
 		}
 	}
+	if req.Options.DryRun {
+		return p.dryRun(ctx, svc, req)
+	}
 	now := p.clock.Now()
 	d := Deployment{
 		Service:   svc.Name,
@@ -294,6 +297,27 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 	p.log.Info("deploy started", "deploy", d.ID, "service", svc.Name, "user", req.User)
 	p.reporter.Report(ctx, Event{Kind: EventStep, Deployment: d, Step: StepLock})
 	p.launch(svc, d)
+	return d, nil
+}
+
+// dryRun plans a deploy without the lock and without creating anything; the
+// plan is not recorded. The returned deployment (ID 0, phase planned) shows
+// what a real deploy would do.
+func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deployment, error) {
+	live, image, next, detail, err := p.planSet(ctx, svc, 0, req.Options)
+	if err != nil {
+		return Deployment{}, err
+	}
+	now := p.clock.Now()
+	d := Deployment{Service: svc.Name, Requester: req.User, Reason: req.Reason, Options: req.Options,
+		ImageOld: live.Image, ImageNew: image.ID, Old: live.Servers, Next: next,
+		Steps: NewSteps(), Phase: PhasePlanned, Created: now, Updated: now, Finished: now}
+	for i := range d.Steps {
+		d.Steps[i].Status, d.Steps[i].Detail = StatusSkipped, "dry run"
+	}
+	plan := d.Step(StepPlan)
+	plan.Status, plan.Started, plan.Finished, plan.Detail = StatusDone, now, now, detail
+	p.audit(req.User, "dry run", svc.Name, 0, detail)
 	return d, nil
 }
 

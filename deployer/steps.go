@@ -11,7 +11,6 @@ import (
 )
 
 // Outcomes a step returns instead of a plain failure.
-var errDryRun = errors.New("dry run")
 
 // abortedError ends a deployment as aborted (a person, or the approval deadline).
 type abortedError struct{ decision Decision }
@@ -150,9 +149,6 @@ func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name St
 		return false // shutdown or abort: the step is re-run or cleaned up later
 	case err == nil:
 		return p.completeStep(ctx, svc, id, name, StatusDone, detail)
-	case errors.Is(err, errDryRun):
-		p.finishDryRun(ctx, svc, id, detail)
-		return false
 	case errors.As(err, &aborted):
 		if _, uerr := p.update(id, func(d *Deployment) { d.Step(name).Detail = "aborted by " + aborted.decision.By }); uerr != nil {
 			p.log.Error("cannot record abort", "deploy", id, "err", uerr)
@@ -214,8 +210,6 @@ func summary(d Deployment, now time.Time) string {
 	switch d.Phase {
 	case PhaseSucceeded:
 		return fmt.Sprintf("Deploy #%d of %s succeeded in %s: %s serves %s (%s).", d.ID, d.Service, took, d.Service, d.ImageNew, serverNames(d.Next))
-	case PhasePlanned:
-		return fmt.Sprintf("Dry run #%d of %s: nothing was created.", d.ID, d.Service)
 	case PhaseRolledBack:
 		return fmt.Sprintf("Deploy #%d of %s was rolled back after %s: %s serves %s (%s) again.", d.ID, d.Service, took, d.Service, d.ImageOld, serverNames(d.Old))
 	case PhaseAborted:
@@ -324,27 +318,6 @@ func (p *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployment
 	p.emit(context.WithoutCancel(ctx), EventFinished, d, "", summary(d, p.clock.Now()))
 }
 
-func (p *Deployer) finishDryRun(ctx context.Context, svc *Service, id uint64, detail string) {
-	d, err := p.store.FinishDeployment(id, func(x *Deployment) error {
-		st := x.Step(StepPlan)
-		st.Status, st.Finished, st.Detail = StatusDone, p.clock.Now(), detail
-		for i := range x.Steps {
-			if x.Steps[i].Status == StatusPending {
-				x.Steps[i].Status, x.Steps[i].Detail = StatusSkipped, "dry run"
-			}
-		}
-		x.Phase, x.Finished, x.Updated = PhasePlanned, p.clock.Now(), p.clock.Now()
-		return nil
-	}, nil)
-	if err != nil {
-		p.log.Error("cannot record dry run", "deploy", id, "err", err)
-		return
-	}
-	p.setPhase(id, d.Phase)
-	p.emit(ctx, EventStep, d, StepPlan, "")
-	p.emit(ctx, EventFinished, d, StepPlan, summary(d, p.clock.Now()))
-}
-
 func (p *Deployer) finishRolledBack(ctx context.Context, svc *Service, id uint64, text string) {
 	d, err := p.store.FinishDeployment(id, func(x *Deployment) error {
 		st := x.Step(StepRollbackWindow)
@@ -416,46 +389,54 @@ func forEach(ctx context.Context, servers []Server, fn func(context.Context, Ser
 	return out, errors.Join(errs...)
 }
 
-// plan resolves the image and names the next set.
-func (p *Deployer) plan(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+// planSet resolves the image and names the next set of deploy id (0 for a
+// dry run, whose servers are named by role).
+func (p *Deployer) planSet(ctx context.Context, svc *Service, id uint64, opts Options) (ServiceState, Image, []Server, string, error) {
 	live, err := p.store.Service(svc.Name)
 	if err != nil {
-		return "", fmt.Errorf("read the live set: %w", err)
+		return live, Image{}, nil, "", fmt.Errorf("read the live set: %w", err)
 	}
 	var image Image
-	if d.Options.Image != "" {
-		image, err = p.findImage(ctx, svc, d.Options.Image)
+	if opts.Image != "" {
+		image, err = p.findImage(ctx, svc, opts.Image)
 	} else {
 		image, err = p.newestGolden(ctx, svc)
 	}
 	if err != nil {
-		return "", err
+		return live, Image{}, nil, "", err
 	}
 	next := make([]Server, len(svc.Roles))
 	for i, role := range svc.Roles {
+		name := fmt.Sprintf("%s-%d", role, id)
+		if id == 0 {
+			name = role + "-next"
+		}
 		next[i] = Server{
-			Name:  fmt.Sprintf("%s-%d", role, d.ID),
+			Name:  name,
 			Role:  role,
 			Label: role + "-next",
 			Image: image.ID,
-			Tags:  []string{TagGreenlight, ServiceTag(svc.Name), DeployTag(d.ID)},
+			Tags:  []string{TagGreenlight, ServiceTag(svc.Name), DeployTag(id)},
 		}
-	}
-	*d, err = p.update(d.ID, func(x *Deployment) {
-		x.ImageOld, x.ImageNew = live.Image, image.ID
-		x.Old, x.Next = cloneServers(live.Servers), next
-	})
-	if err != nil {
-		return "", err
 	}
 	detail := fmt.Sprintf("image %s → %s · %d servers: %s", orNone(live.Image), image.ID, len(next), serverNames(next))
 	if len(live.Servers) > 0 {
 		detail += " · replacing " + serverNames(live.Servers)
 	}
-	if d.Options.DryRun {
-		return detail, errDryRun
+	return live, image, next, detail, nil
+}
+
+// plan records the image and the next set.
+func (p *Deployer) plan(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+	live, image, next, detail, err := p.planSet(ctx, svc, d.ID, d.Options)
+	if err != nil {
+		return "", err
 	}
-	return detail, nil
+	*d, err = p.update(d.ID, func(x *Deployment) {
+		x.ImageOld, x.ImageNew = live.Image, image.ID
+		x.Old, x.Next = cloneServers(live.Servers), next
+	})
+	return detail, err
 }
 
 func orNone(s string) string {
