@@ -222,6 +222,7 @@ type CheckReport struct {
 	Problems []string          // from the last failing round
 	Serials  map[string]uint32 // zone → serial answered (lowest seen)
 	NSIDs    map[string]string // target name → NSID answered last
+	Answered []string          // every NSID any answer carried, sorted
 	Summary  string            // one line for the checklist
 }
 

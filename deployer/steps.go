@@ -707,18 +707,7 @@ func (p *Deployer) checkLive(ctx context.Context, svc *Service, d *Deployment, _
 		}
 		return "", p.switchedBack(ctx, svc, d, cause)
 	}
-	return report.Summary + " · answered by " + nsidList(report.NSIDs), nil
-}
-
-func nsidList(m map[string]string) string {
-	var seen []string
-	for _, v := range m {
-		if !slices.Contains(seen, v) {
-			seen = append(seen, v)
-		}
-	}
-	slices.Sort(seen)
-	return strings.Join(seen, ", ")
+	return report.Summary + " · answered by " + strings.Join(report.Answered, ", "), nil
 }
 
 // rollbackWindow keeps the old set until the window closes or someone rolls back.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -49,6 +50,14 @@ func New(opts Options) *Checker {
 // Check runs rounds of queries against every target until spec.Passes
 // consecutive rounds pass, spec.MaxRounds rounds have run, or ctx ends.
 func (c *Checker) Check(ctx context.Context, targets []deployer.CheckTarget, spec deployer.CheckSpec) deployer.CheckReport {
+	answered := map[string]bool{}
+	rep := c.check(ctx, targets, spec, answered)
+	rep.Answered = slices.Sorted(maps.Keys(answered))
+	return rep
+}
+
+// check is Check, noting in answered every NSID any answer carried.
+func (c *Checker) check(ctx context.Context, targets []deployer.CheckTarget, spec deployer.CheckSpec, answered map[string]bool) deployer.CheckReport {
 	p, problems := newPlan(targets, spec)
 	if len(problems) > 0 {
 		return failedReport(problems, 0, nil, nil)
@@ -68,6 +77,9 @@ func (c *Checker) Check(ctx context.Context, targets []deployer.CheckTarget, spe
 			return cancelledReport(ctx, streak, failing, last, nsids)
 		}
 		merge(nsids, last.nsids)
+		for _, id := range last.answered {
+			answered[id] = true
+		}
 		streak, failing = tally(streak, failing, last)
 		c.log.Debug("dns check round", "round", n, "problems", len(last.problems), "streak", streak, "passes", p.passes)
 		switch {
@@ -109,6 +121,7 @@ type round struct {
 	problems []string          // sorted, without duplicates; empty when it passed
 	serials  map[string]uint32 // zone, as the spec spells it → lowest serial seen
 	nsids    map[string]string // target name → NSID answered last
+	answered []string          // every NSID answered, in job order
 }
 
 // round asks every target every question over UDP and TCP, all at once.
@@ -130,6 +143,7 @@ func collect(jobs []job, results []result) round {
 		r.problems = append(r.problems, res.problems...)
 		if res.nsid != "" {
 			r.nsids[jobs[i].target.Name] = res.nsid
+			r.answered = append(r.answered, res.nsid)
 		}
 		if !res.hasSerial {
 			continue

@@ -53,8 +53,9 @@ func seedImages(service string, now time.Time) []imageRecord {
 			},
 			Service: service, Version: 0, Kind: kindBroken,
 		},
-		goldenImage(service, 1, now),
-		goldenImage(service, 2, now),
+		// Older first, so "newest golden" is v2 without relying on list order.
+		goldenImage(service, 1, now.Add(-2*time.Minute)),
+		goldenImage(service, 2, now.Add(-time.Minute)),
 	}
 }
 
