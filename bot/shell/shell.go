@@ -30,9 +30,10 @@ type Shell struct {
 	Router      *bot.Router
 	Deployer    Deployments
 
-	mu    sync.Mutex
-	shown map[string]*bot.Message // last rendering of each keyed message
-	last  uint64                  // the last deploy started here
+	mu          sync.Mutex
+	shown       map[string]*bot.Message // last rendering of each keyed message
+	last        uint64                  // the last deploy started here
+	runningLine string                  // the last line printed, when it says a step started
 }
 
 var _ bot.Chat = (*Shell)(nil)
@@ -112,8 +113,15 @@ func (s *Shell) handle(ctx context.Context, line string) bool {
 		s.mu.Unlock()
 	}
 	for _, m := range reply.Messages {
+		if s.Interactive {
+			s.print("\r\x1b[2K" + renderText(m)) // a message shown meanwhile may have left a prompt
+			continue
+		}
 		s.print(renderText(m))
 	}
+	s.mu.Lock()
+	s.runningLine = ""
+	s.mu.Unlock()
 	return false
 }
 
@@ -165,22 +173,51 @@ func (s *Shell) Send(ctx context.Context, m bot.Message) error {
 	switch {
 	case m.Checklist != nil:
 		out = renderChecklistChange(prev, m, s.Interactive)
-	case prev != nil && prev.Text == m.Text && len(prev.Actions) == len(m.Actions):
-		return nil // an update that changes nothing visible here
+	case prev != nil:
+		// An update of a message already shown (the approval question
+		// once decided): the decision itself is printed as its own reply.
+		return nil
 	default:
 		out = renderText(m)
 	}
 	if out == "" {
 		return nil
 	}
-	if s.Interactive {
-		out = "\r" + out
-	}
-	s.print(out)
-	if s.Interactive {
-		s.print(prompt)
-	}
+	s.show(out)
 	return nil
+}
+
+// show prints output that arrives on its own (not as the answer to a line
+// just typed). At a terminal it clears the prompt first and prints it again
+// after, and a step's end overwrites the line that said it started.
+func (s *Shell) show(out string) {
+	if !s.Interactive {
+		s.print(out)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first, _, _ := strings.Cut(out, "\n")
+	clear := "\r\x1b[2K"
+	if endsStep(s.runningLine, first) {
+		clear = "\r\x1b[2K\x1b[1A\x1b[2K"
+	}
+	s.runningLine = ""
+	if strings.Count(out, "\n") == 1 && strings.Contains(first, " "+bot.StatusIcon(deployer.StatusRunning)+" ") {
+		s.runningLine = first
+	}
+	io.WriteString(s.Out, clear+out+prompt)
+}
+
+// endsStep reports whether line reports the end of the step that running
+// said had started ("  #1 … Plan" then "  #1 ✓ Plan   3ms …").
+func endsStep(running, line string) bool {
+	deploy, title, ok := strings.Cut(running, " "+bot.StatusIcon(deployer.StatusRunning)+" ")
+	if !ok || !strings.HasPrefix(line, deploy+" ") {
+		return false
+	}
+	rest := strings.TrimLeft(line[len(deploy)+1:], "✓✗–·… ")
+	return strings.HasPrefix(rest, strings.TrimSpace(title))
 }
 
 // renderChecklistChange prints the steps that changed. Steps that have only
