@@ -118,3 +118,34 @@ func TestApprovalShowsTheCommandsForTheButtons(t *testing.T) {
 		}
 	}
 }
+
+func TestTerminalOverwritesStartedStep(t *testing.T) {
+	var out bytes.Buffer
+	s := &Shell{Out: &out, Interactive: true}
+	s.show("  #1 … Wait until running\n")
+	s.show("  #1 ✓ Wait until running                     1s  running: ns1-1\n")
+	s.show("  #1 … Provision\n")
+	s.show("#1 ! an unrelated message\n")
+	s.show("  #1 ✓ Provision                             5ms\n")
+	got := out.String()
+	if strings.Count(got, "\x1b[1A") != 1 {
+		t.Fatalf("want exactly one line overwritten (the started wait step), got %q", got)
+	}
+	i := strings.Index(got, "\x1b[1A")
+	if !strings.HasPrefix(got[i:], "\x1b[1A\x1b[2K  #1 ✓ Wait until running") {
+		t.Fatalf("the overwrite is not the end of the same step: %q", got[i:])
+	}
+	for _, tc := range []struct {
+		running, line string
+		want          bool
+	}{
+		{"  #1 … Plan", "  #1 ✓ Plan   3ms", true},
+		{"  #1 … Plan", "  #2 ✓ Plan   3ms", false},
+		{"  #1 … Plan", "  #1 ✓ Provision 3ms", false},
+		{"", "  #1 ✓ Plan", false},
+	} {
+		if got := endsStep(tc.running, tc.line); got != tc.want {
+			t.Errorf("endsStep(%q, %q) = %v, want %v", tc.running, tc.line, got, tc.want)
+		}
+	}
+}
