@@ -36,7 +36,7 @@ func (p *Deployer) Approve(ctx context.Context, service string, id uint64, user 
 		return Deployment{}, err
 	}
 	p.audit(user, "approve", d.Service, d.ID, "")
-	p.wakeRun(d.ID)
+	p.decided(d.ID)
 	return d, nil
 }
 
@@ -67,6 +67,7 @@ func (p *Deployer) Abort(ctx context.Context, service string, id uint64, user, r
 	}
 	p.audit(user, "abort", d.Service, d.ID, reason)
 	p.emit(ctx, EventDecision, d, d.CurrentStep(), fmt.Sprintf("Aborted by %s; deleting the next set.", user))
+	p.decided(d.ID) // busy until the next set is deleted
 	p.mu.Lock()
 	if r, ok := p.runs[d.ID]; ok {
 		r.cancel(errAbortRequested)
@@ -101,7 +102,7 @@ func (p *Deployer) Rollback(ctx context.Context, service string, id uint64, user
 		return Deployment{}, err
 	}
 	p.audit(user, "rollback", d.Service, d.ID, "")
-	p.wakeRun(d.ID)
+	p.decided(d.ID)
 	return d, nil
 }
 

@@ -47,9 +47,10 @@ type Deployer struct {
 
 // run is one pipeline goroutine's handle.
 type run struct {
-	cancel context.CancelCauseFunc
-	wake   chan struct{} // a decision was recorded
-	phase  Phase
+	cancel  context.CancelCauseFunc
+	wake    chan struct{} // a decision was recorded
+	phase   Phase
+	decided bool // a decision is recorded that the pipeline has not acted on yet
 }
 
 // errAbortRequested is the cause given to a run's context when someone aborts it.
@@ -236,10 +237,37 @@ func (p *Deployer) notifyChanged() {
 	p.mu.Unlock()
 }
 
+// setPhase records the phase a pipeline is in, for Busy and WaitIdle.
 func (p *Deployer) setPhase(id uint64, ph Phase) {
 	p.mu.Lock()
 	if r, ok := p.runs[id]; ok {
+		r.phase, r.decided = ph, false
+	}
+	p.mu.Unlock()
+	p.notifyChanged()
+}
+
+// waitingPhase records that a pipeline waits for a person, unless a
+// decision it has not seen yet arrived first: then it stays busy.
+func (p *Deployer) waitingPhase(id uint64, ph Phase) {
+	p.mu.Lock()
+	if r, ok := p.runs[id]; ok && !r.decided {
 		r.phase = ph
+	}
+	p.mu.Unlock()
+	p.notifyChanged()
+}
+
+// decided marks a pipeline busy from the moment a decision is recorded
+// until it has acted on it, and wakes it.
+func (p *Deployer) decided(id uint64) {
+	p.mu.Lock()
+	if r, ok := p.runs[id]; ok {
+		r.phase, r.decided = PhaseRunning, true
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
 	}
 	p.mu.Unlock()
 	p.notifyChanged()
@@ -375,18 +403,6 @@ func (p *Deployer) launch(svc *Service, d Deployment) {
 		}()
 		p.execute(ctx, svc, d.ID, r)
 	}()
-}
-
-// wakeRun tells a waiting pipeline that a decision was recorded.
-func (p *Deployer) wakeRun(id uint64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if r, ok := p.runs[id]; ok {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // update persists a change to deployment id.

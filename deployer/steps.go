@@ -594,7 +594,7 @@ func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment
 		if err != nil {
 			return "", err
 		}
-		p.setPhase(d.ID, PhaseAwaitingApproval)
+		p.waitingPhase(d.ID, PhaseAwaitingApproval)
 		p.emit(ctx, EventApproval, *d, StepApproval, "")
 	}
 	for d.Approval == nil {
@@ -727,7 +727,7 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			return "", err
 		}
 	}
-	p.setPhase(d.ID, PhaseRollbackWindow)
+	p.waitingPhase(d.ID, PhaseRollbackWindow)
 	p.emit(ctx, EventRollback, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The old set (%s) is kept until %s: /deploy rollback %s switches back.",
 		svc.Name, serverNames(d.Next), serverNames(d.Old), d.RollbackDeadline.UTC().Format("15:04:05 MST"), svc.Name))
 	for {
@@ -744,6 +744,7 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			if err != nil {
 				return "", err
 			}
+			p.setPhase(d.ID, PhaseRollbackWindow)
 		}
 		select {
 		case <-r.wake:

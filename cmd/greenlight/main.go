@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -234,16 +235,34 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	for _, svc := range services {
-		live, err := m.Deployer.Seed(runCtx, svc.Name, "")
-		if err != nil {
+		if _, err := m.Deployer.Seed(runCtx, svc.Name, ""); err != nil {
 			return fmt.Errorf("build the first set of %s: %w", svc.Name, err)
 		}
-		fmt.Fprintf(m.Stdout, "%s: %s serves %s on image %s (dig @%s example.test SOA +nsid)\n",
-			svc.Name, svc.Switch.Endpoints()[0], serverNames(live.Servers), live.Image, svc.Switch.Endpoints()[0])
+		if err := m.banner(runCtx, svc); err != nil {
+			return err
+		}
 	}
 	if m.Interactive {
 		fmt.Fprintln(m.Stdout, "Type /deploy help for commands, /deploy ns to deploy, quit to leave.")
 	}
+	return nil
+}
+
+// banner says where a service answers and which set serves it.
+func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
+	st, err := m.Deployer.Status(ctx, svc.Name)
+	if err != nil {
+		return err
+	}
+	addr := svc.Switch.Endpoints()[0]
+	servers, image, note := st.Live.Servers, st.Live.Image, ""
+	if d := st.Active; d != nil && d.Phase == deployer.PhaseRollbackWindow {
+		servers, image = d.Next, d.ImageNew
+		note = fmt.Sprintf("; deploy #%d is in its rollback window", d.ID)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	fmt.Fprintf(m.Stdout, "%s: %s serves %s on image %s%s (dig @%s -p %s %s SOA +nsid)\n",
+		svc.Name, addr, serverNames(servers), image, note, host, port, svc.Check.Zones[0])
 	return nil
 }
 
