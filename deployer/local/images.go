@@ -36,24 +36,25 @@ type imageRecord struct {
 func imageID(service, suffix string) string { return "local/" + service + "-" + suffix }
 
 // seedImages returns the images every service starts with, oldest first:
-// the two test images, then golden v1 and v2.
+// the two test images, then golden v1 and v2. Their creation times follow
+// the same order, a minute apart, so "newest" means the same by time as by
+// list order.
 func seedImages(service string, now time.Time) []imageRecord {
 	return []imageRecord{
 		{
 			Image: deployer.Image{
-				ID: imageID(service, "stale"), Label: service + "-stale", Created: now,
+				ID: imageID(service, "stale"), Label: service + "-stale", Created: now.Add(-4 * time.Minute),
 				Description: fmt.Sprintf("test image: serves the zones with serial %d, older than v1's", serialFor(0)),
 			},
 			Service: service, Version: 0, Kind: kindStale,
 		},
 		{
 			Image: deployer.Image{
-				ID: imageID(service, "broken"), Label: service + "-broken", Created: now,
+				ID: imageID(service, "broken"), Label: service + "-broken", Created: now.Add(-3 * time.Minute),
 				Description: "test image: answers SERVFAIL to every query",
 			},
 			Service: service, Version: 0, Kind: kindBroken,
 		},
-		// Older first, so "newest golden" is v2 without relying on list order.
 		goldenImage(service, 1, now.Add(-2*time.Minute)),
 		goldenImage(service, 2, now.Add(-time.Minute)),
 	}

@@ -47,7 +47,13 @@ func loadZoneTemplates(fsys fs.FS) ([]zoneTemplate, error) {
 			return nil, fmt.Errorf("zone template %s: %w", file, err)
 		}
 		name := strings.TrimSuffix(path.Base(file), ".zone")
-		out = append(out, zoneTemplate{origin: dns.CanonicalName(name), file: file, tmpl: t})
+		zt := zoneTemplate{origin: dns.CanonicalName(name), file: file, tmpl: t}
+		// Fail now, not at the first deploy, on a zone that does not even
+		// render for v1.
+		if _, err := zt.render(zoneData{Serial: serialFor(1), Version: 1, Server: "ns1-1"}); err != nil {
+			return nil, err
+		}
+		out = append(out, zt)
 	}
 	return out, nil
 }
@@ -79,7 +85,7 @@ func parseZone(origin string, r io.Reader, file string) (*zone, error) {
 		}
 	}
 	if err := zp.Err(); err != nil {
-		return nil, fmt.Errorf("zone %s: %w", file, err)
+		return nil, err // it names the file and line
 	}
 	if z.soa == nil {
 		return nil, fmt.Errorf("zone %s: no SOA record for %s", file, origin)
