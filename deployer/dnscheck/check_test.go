@@ -292,11 +292,12 @@ func TestCheckSet(t *testing.T) {
 	got := c.Check(t.Context(), targets, spec)
 
 	want := deployer.CheckReport{
-		OK:      true,
-		Passes:  3,
-		Serials: map[string]uint32{"example.test": liveSerial},
-		NSIDs:   map[string]string{"ns1-7": "ns1-7", "ns2-7": "ns2-7"},
-		Summary: "2 servers · 1 zone · 1 expected record · UDP+TCP · 3/3 passes · serial 2026110102",
+		OK:       true,
+		Passes:   3,
+		Serials:  map[string]uint32{"example.test": liveSerial},
+		NSIDs:    map[string]string{"ns1-7": "ns1-7", "ns2-7": "ns2-7"},
+		Answered: []string{"ns1-7", "ns2-7"},
+		Summary:  "2 servers · 1 zone · 1 expected record · UDP+TCP · 3/3 passes · serial 2026110102",
 	}
 	if !reportsEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -319,6 +320,9 @@ func TestCheckSet(t *testing.T) {
 		if got.NSIDs["ns3-7"] != "ns2-6" {
 			t.Errorf("NSIDs = %v, want ns3-7 answered as ns2-6", got.NSIDs)
 		}
+		if want := []string{"ns1-7", "ns2-6", "ns2-7"}; !slices.Equal(got.Answered, want) {
+			t.Errorf("Answered = %q, want %q", got.Answered, want)
+		}
 	})
 
 	t.Run("several zones", func(t *testing.T) {
@@ -335,7 +339,7 @@ func TestCheckSet(t *testing.T) {
 }
 
 func reportsEqual(a, b deployer.CheckReport) bool {
-	return a.OK == b.OK && a.Passes == b.Passes && slices.Equal(a.Problems, b.Problems) &&
+	return a.OK == b.OK && a.Passes == b.Passes && slices.Equal(a.Problems, b.Problems) && slices.Equal(a.Answered, b.Answered) &&
 		a.Summary == b.Summary && mapsEqual(a.Serials, b.Serials) && mapsEqual(a.NSIDs, b.NSIDs)
 }
 

@@ -72,10 +72,11 @@ func (c *Checker) check(ctx context.Context, targets []deployer.CheckTarget, spe
 		if err := ctx.Err(); err != nil {
 			return cancelledReport(ctx, streak, failing, last, nsids)
 		}
-		last = c.round(ctx, targets, p)
-		if ctx.Err() != nil { // the round's answers are cut short, not wrong
+		r := c.round(ctx, targets, p)
+		if ctx.Err() != nil { // the round was cut short: its answers are not wrong, just missing
 			return cancelledReport(ctx, streak, failing, last, nsids)
 		}
+		last = r
 		merge(nsids, last.nsids)
 		for _, id := range last.answered {
 			answered[id] = true
