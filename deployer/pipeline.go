@@ -194,7 +194,12 @@ func (p *Deployer) Start(ctx context.Context) error {
 // switch has begun, until a rollback or failure moves them back.
 func trafficOnNext(d Deployment) bool {
 	sw := d.Step(StepSwitch)
-	return sw != nil && sw.Status != StatusPending && !d.Phase.Final()
+	if sw == nil || sw.Status == StatusPending || d.Phase.Final() {
+		return false
+	}
+	// A step that failed before retire switched traffic back to the old set.
+	failed := failedStep(d)
+	return failed == "" || failed == StepRetire
 }
 
 // Wait blocks until every pipeline goroutine has returned.

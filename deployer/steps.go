@@ -145,6 +145,10 @@ func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name St
 	var aborted *abortedError
 	var rolled *rolledBackError
 	switch {
+	case errors.As(err, &rolled):
+		// Recorded even during shutdown: the rollback has already happened.
+		p.finishRolledBack(context.WithoutCancel(ctx), svc, id, rolled.text)
+		return false
 	case ctx.Err() != nil:
 		return false // shutdown or abort: the step is re-run or cleaned up later
 	case err == nil:
@@ -154,9 +158,6 @@ func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name St
 			p.log.Error("cannot record abort", "deploy", id, "err", uerr)
 		}
 		return true // execute sees the persisted abort decision and cleans up
-	case errors.As(err, &rolled):
-		p.finishRolledBack(ctx, svc, id, rolled.text)
-		return false
 	}
 	if timedOut {
 		err = fmt.Errorf("%s did not finish within %s: %w", name, svc.stepTimeout(name), err)

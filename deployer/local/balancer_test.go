@@ -189,7 +189,8 @@ func TestBalancerSwitchUnderLoad(t *testing.T) {
 		wg.Wait()
 	}()
 
-	waitFor(t, 10*time.Second, "400 queries to set A", func() bool { return total.Load() >= 400 })
+	deadline := time.Now().Add(10 * time.Second) // for the whole load
+	waitFor(t, time.Until(deadline), "400 queries to set A", func() bool { return total.Load() >= 400 })
 	phase.Store(phaseSwitch)
 	if err := b.Accept(ctx, bset); err != nil {
 		t.Fatal(err)
@@ -206,7 +207,7 @@ func TestBalancerSwitchUnderLoad(t *testing.T) {
 	if dctx.Err() != nil {
 		t.Fatalf("Drain took until its deadline (%v)", drained)
 	}
-	waitFor(t, 10*time.Second, "600 queries to set B", func() bool { return afterB.Load() >= 600 })
+	waitFor(t, time.Until(deadline), "600 queries to set B", func() bool { return afterB.Load() >= 600 })
 	close(stop)
 	wg.Wait()
 	stop = make(chan struct{}) // for the deferred close
@@ -290,6 +291,7 @@ func TestBalancerDrainWaitsForTCP(t *testing.T) {
 	defer cancel()
 	drained := make(chan error, 1)
 	go func() { drained <- b.Drain(dctx, a) }()
+	waitDraining(t, b)
 
 	for i := range 3 {
 		if got, err := askOn(co); err != nil || got != first {
@@ -383,8 +385,9 @@ func TestBalancerClose(t *testing.T) {
 	}
 }
 
-// BenchmarkBalancerUDP asks the same server directly and through the
-// balancer, alternately, and reports both and their ratio.
+// BenchmarkBalancerUDP asks one server for its SOA straight and through the
+// balancer, each on one UDP socket; the balancer sub-benchmark reports its
+// time per query as a multiple of the direct one measured just before.
 func BenchmarkBalancerUDP(b *testing.B) {
 	c := newTestCloud(b, b.TempDir())
 	s := startServers(b, c, server{"ns1-1", "local/ns-v1", true})[0]
@@ -393,32 +396,235 @@ func BenchmarkBalancerUDP(b *testing.B) {
 		b.Fatal(err)
 	}
 	client := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
-	dial := func(addr string) *dns.Conn {
+	q := newQuery("example.test", dns.TypeSOA)
+	// run queries addr until the benchmark has enough and returns ns per query.
+	run := func(b *testing.B, addr string) float64 {
 		co, err := client.Dial(addr)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { co.Close() })
-		return co
-	}
-	direct, via := dial(s.Addr), dial(lb.Addr())
-	q := newQuery("example.test", dns.TypeSOA)
-	exchange := func(co *dns.Conn) time.Duration {
-		q.Id = dns.Id()
-		r, rtt, err := client.ExchangeWithConn(q, co)
-		if err != nil || r.Rcode != dns.RcodeSuccess {
-			b.Fatalf("%v %v", r, err)
+		defer co.Close()
+		for b.Loop() {
+			q.Id = dns.Id()
+			r, _, err := client.ExchangeWithConn(q, co)
+			if err != nil || r.Rcode != dns.RcodeSuccess || nsid(r) != s.Name {
+				b.Fatalf("%v %v", r, err)
+			}
 		}
-		return rtt
+		return float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	}
-	var tDirect, tVia time.Duration
-	n := 0
-	for b.Loop() {
-		tDirect += exchange(direct)
-		tVia += exchange(via)
-		n++
+	var direct float64
+	b.Run("direct", func(b *testing.B) { direct = run(b, s.Addr) })
+	b.Run("balancer", func(b *testing.B) {
+		via := run(b, lb.Addr())
+		if direct > 0 {
+			b.ReportMetric(via/direct, "x-direct")
+		}
+	})
+}
+
+// waitDraining polls until a Drain is waiting on b.
+func waitDraining(t *testing.T, b *Balancer) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "Drain to wait", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.waiters > 0
+	})
+}
+
+// heldServer is a UDP DNS "server" that answers a query only when the test
+// says so, to hold a query in flight through the balancer.
+type heldServer struct {
+	conn    net.PacketConn
+	queries chan heldQuery
+}
+
+type heldQuery struct {
+	msg  *dns.Msg
+	from net.Addr
+}
+
+func newHeldServer(t *testing.T) *heldServer {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	b.ReportMetric(float64(tDirect.Nanoseconds())/float64(n), "direct-ns/query")
-	b.ReportMetric(float64(tVia.Nanoseconds())/float64(n), "balancer-ns/query")
-	b.ReportMetric(float64(tVia)/float64(tDirect), "overhead-x")
+	h := &heldServer{conn: conn, queries: make(chan heldQuery, 16)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, dns.MaxMsgSize)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m := new(dns.Msg)
+			if m.Unpack(buf[:n]) != nil {
+				continue
+			}
+			select {
+			case h.queries <- heldQuery{m, from}:
+			default: // the test does not want it
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	return h
+}
+
+func (h *heldServer) server() deployer.Server {
+	return deployer.Server{Name: "held", Addr: h.conn.LocalAddr().String()}
+}
+
+// next is the next query the server received.
+func (h *heldServer) next(t *testing.T) heldQuery {
+	t.Helper()
+	select {
+	case q := <-h.queries:
+		return q
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held server received no query")
+		return heldQuery{}
+	}
+}
+
+func (h *heldServer) answer(t *testing.T, q heldQuery) {
+	t.Helper()
+	r := new(dns.Msg).SetReply(q.msg)
+	r.Authoritative = true
+	b, err := r.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.conn.WriteTo(b, q.from); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A UDP query on its way through an old server: Drain waits for its answer,
+// and when Drain's context ends first the query is cut and the client gets
+// SERVFAIL. New queries meanwhile go to the new set.
+func TestBalancerDrainUDP(t *testing.T) {
+	c := newTestCloud(t, t.TempDir())
+	next := startServers(t, c, server{"ns1-2", "local/ns-v2", true})
+	tests := []struct {
+		name   string
+		answer bool // the old server answers while Drain waits; else Drain's ctx ends
+		rcode  int  // what the client gets
+	}{
+		{"answered", true, dns.RcodeSuccess},
+		{"cut", false, dns.RcodeServerFailure},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			held := newHeldServer(t)
+			old := []deployer.Server{held.server()}
+			b := newTestBalancer(t, nil)
+			ctx := context.Background()
+			if err := b.Accept(ctx, old); err != nil {
+				t.Fatal(err)
+			}
+			type reply struct {
+				r   *dns.Msg
+				err error
+			}
+			replied := make(chan reply, 1)
+			go func() {
+				r, err := ask("udp", b.Addr(), "example.test", dns.TypeSOA)
+				replied <- reply{r, err}
+			}()
+			q := held.next(t)
+			if err := b.Accept(ctx, next); err != nil {
+				t.Fatal(err)
+			}
+			dctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			drained := make(chan error, 1)
+			go func() { drained <- b.Drain(dctx, old) }()
+			waitDraining(t, b)
+
+			if r, err := ask("udp", b.Addr(), "example.test", dns.TypeSOA); err != nil || nsid(r) != "ns1-2" {
+				t.Fatalf("a new query during Drain: %v %v; want ns1-2", r, err)
+			}
+			select {
+			case err := <-drained:
+				t.Fatalf("Drain returned (%v) with a query in flight", err)
+			default:
+			}
+			if tt.answer {
+				held.answer(t, q)
+			} else {
+				cancel()
+			}
+			select {
+			case err := <-drained:
+				if err != nil {
+					t.Fatalf("Drain = %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Drain did not return")
+			}
+			got := <-replied
+			if got.err != nil || got.r.Rcode != tt.rcode {
+				t.Fatalf("the client got %v %v, want %s", got.r, got.err, dns.RcodeToString[tt.rcode])
+			}
+			if stats := b.Stats(); stats[old[0].Addr] != 1 || stats[next[0].Addr] != 1 {
+				t.Errorf("Stats %v, want 1 query each", stats)
+			}
+		})
+	}
+}
+
+// FuzzServfail: whatever a client sends, servfail does not panic; it answers
+// nil exactly when the packet is not a query, and otherwise a SERVFAIL with
+// the query's ID and question, with EDNS when the query had it.
+func FuzzServfail(f *testing.F) {
+	for _, m := range []*dns.Msg{
+		newQuery("example.test", dns.TypeSOA),
+		new(dns.Msg).SetQuestion("www.example.test.", dns.TypeA),
+		new(dns.Msg).SetNotify("example.test."),
+		new(dns.Msg).SetQuestion(strings.Repeat("a.", 120), dns.TypeTXT),
+		new(dns.Msg).SetReply(new(dns.Msg).SetQuestion("example.test.", dns.TypeSOA)),
+	} {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(header(1, 0, 1, 0, 0, 0))
+	f.Add(header(1, 0, 0, 0, 0, 0))
+	f.Add([]byte("not dns"))
+	f.Add([]byte{})
+
+	f.Fuzz(func(t *testing.T, query []byte) {
+		out := servfail(query)
+		q := new(dns.Msg)
+		isQuery := q.Unpack(query) == nil && !q.Response && len(q.Question) > 0
+		if out == nil {
+			if isQuery {
+				t.Fatalf("no SERVFAIL for the query\n%s", q)
+			}
+			return
+		}
+		if !isQuery {
+			t.Fatalf("a SERVFAIL for a packet that is not a query: %x", query)
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(out); err != nil {
+			t.Fatalf("the SERVFAIL does not parse: %v", err)
+		}
+		if r.Id != q.Id || !r.Response || r.Rcode != dns.RcodeServerFailure || len(r.Question) != 1 {
+			t.Fatalf("reply\n%s\nto query\n%s", r, q)
+		}
+		if (q.IsEdns0() == nil) != (r.IsEdns0() == nil) {
+			t.Fatalf("query EDNS %v, reply EDNS %v", q.IsEdns0() != nil, r.IsEdns0() != nil)
+		}
+	})
 }

@@ -61,6 +61,8 @@ func respond(c *content, r *dns.Msg) *dns.Msg {
 	switch {
 	case r.Opcode != dns.OpcodeQuery:
 		return m.SetRcode(r, dns.RcodeNotImplemented)
+	case len(r.Question) != 1: // miekg/dns hands on a bare header that claims a question
+		return m.SetRcodeFormatError(r)
 	case c == nil: // not provisioned
 		return m.SetRcode(r, dns.RcodeRefused)
 	case c.broken:
@@ -105,7 +107,7 @@ func (c *content) zoneFor(name string) *zone {
 
 // transferZone is the zone r asks to transfer, or nil.
 func (c *content) transferZone(r *dns.Msg) *zone {
-	if c == nil || c.broken || r.Opcode != dns.OpcodeQuery || r.Question[0].Qtype != dns.TypeAXFR {
+	if c == nil || c.broken || r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 || r.Question[0].Qtype != dns.TypeAXFR {
 		return nil
 	}
 	name := dns.CanonicalName(r.Question[0].Name)

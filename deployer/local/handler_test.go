@@ -2,10 +2,13 @@ package local
 
 import (
 	"context"
+	"encoding/binary"
 	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 
+	"github.com/greenlight/greenlight/configs"
 	"github.com/miekg/dns"
 )
 
@@ -33,6 +36,7 @@ func TestServerAnswers(t *testing.T) {
 		{"deep.nope.example.test", dns.TypeTXT, dns.RcodeNameError, true, nil, true},
 		{"example.org", dns.TypeSOA, dns.RcodeRefused, false, nil, false},
 		{"test", dns.TypeSOA, dns.RcodeRefused, false, nil, false},
+		{"example.test", dns.TypeIXFR, dns.RcodeNotImplemented, false, nil, false},
 	}
 	for _, network := range []string{"udp", "tcp"} {
 		for i, tt := range tests {
@@ -270,4 +274,189 @@ func TestBadZones(t *testing.T) {
 	if _, err := New(Options{Dir: t.TempDir(), Zones: fstest.MapFS{}}); err == nil {
 		t.Error("New accepted a zone FS with no zones")
 	}
+}
+
+// Each version serves the zone the template gives it: v2 adds api, and the
+// serial and version TXT follow the image.
+func TestVersionsDiffer(t *testing.T) {
+	c := newTestCloud(t, t.TempDir())
+	ss := startServers(t, c, server{"ns1-1", "local/ns-v1", true}, server{"ns1-2", "local/ns-v2", true})
+	const nx = "NXDOMAIN"
+	tests := []struct {
+		name   string
+		qtype  uint16
+		v1, v2 string // rdata of the single answer, or nx
+	}{
+		{"example.test", dns.TypeSOA,
+			"ns1.example.test. hostmaster.example.test. 2026110101 3600 600 1209600 300",
+			"ns1.example.test. hostmaster.example.test. 2026110102 3600 600 1209600 300"},
+		{"api.example.test", dns.TypeA, nx, "192.0.2.20"},
+		{"www.example.test", dns.TypeA, "192.0.2.10", "192.0.2.10"},
+		{"version.example.test", dns.TypeTXT, `"image v1"`, `"image v2"`},
+	}
+	for i, tt := range tests {
+		for j, want := range []string{tt.v1, tt.v2} {
+			s := ss[j]
+			r, err := ask("udp", s.Addr, tt.name, tt.qtype)
+			if err != nil {
+				t.Fatalf("#%d %s: %v", i, s.Image, err)
+			}
+			got := strings.Join(rdatas(r.Answer), " | ")
+			if r.Rcode == dns.RcodeNameError {
+				got = nx
+			}
+			if got != want || !r.Authoritative {
+				t.Errorf("#%d %s %s on %s: got %q (%s, AA=%v), want %q", i, tt.name, dns.TypeToString[tt.qtype], s.Image,
+					got, dns.RcodeToString[r.Rcode], r.Authoritative, want)
+			}
+		}
+	}
+}
+
+// Packets miekg/dns hands to the handler, or answers itself, that are not a
+// well-formed single question. A bare header claiming one question used to
+// panic the handler and with it the whole process.
+func TestServerMalformedQueries(t *testing.T) {
+	c := newTestCloud(t, t.TempDir())
+	ss := startServers(t, c, server{"ns1-1", "local/ns-v2", true}, server{"ns1-2", "local/ns-v2", false})
+	b := newTestBalancer(t, nil)
+	if err := b.Accept(context.Background(), ss[:1]); err != nil {
+		t.Fatal(err)
+	}
+	two := new(dns.Msg).SetQuestion("example.test.", dns.TypeSOA)
+	two.Question = append(two.Question, two.Question[0])
+	twoPacked, err := two.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	twoPacked[0], twoPacked[1] = 0x0b, 0x0b
+	notify := new(dns.Msg).SetNotify("example.test.")
+	notify.Id = 0x0c0c
+	notifyPacked, err := notify.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		packet []byte
+		id     uint16
+		rcode  int
+	}{
+		{"bare header claiming a question", header(0x0a0a, 0, 1, 0, 0, 0), 0x0a0a, dns.RcodeFormatError},
+		{"no question", header(0x0d0d, 0, 0, 0, 0, 0), 0x0d0d, dns.RcodeFormatError},
+		{"two questions", twoPacked, 0x0b0b, dns.RcodeFormatError},
+		{"notify", notifyPacked, 0x0c0c, dns.RcodeNotImplemented},
+	}
+	targets := []struct{ name, network, addr string }{
+		{"provisioned udp", "udp", ss[0].Addr},
+		{"provisioned tcp", "tcp", ss[0].Addr},
+		{"unprovisioned udp", "udp", ss[1].Addr},
+		{"balancer udp", "udp", b.Addr()},
+		{"balancer tcp", "tcp", b.Addr()},
+	}
+	for _, target := range targets {
+		for i, tt := range tests {
+			r, err := askRaw(target.network, target.addr, tt.packet)
+			if err != nil {
+				t.Fatalf("%s #%d %s: %v", target.name, i, tt.name, err)
+			}
+			if r.Id != tt.id || !r.Response || r.Rcode != tt.rcode || r.Authoritative {
+				t.Errorf("%s #%d %s: id %#x %s AA=%v, want id %#x %s", target.name, i, tt.name,
+					r.Id, dns.RcodeToString[r.Rcode], r.Authoritative, tt.id, dns.RcodeToString[tt.rcode])
+			}
+		}
+		// and it still answers
+		r, err := ask(target.network, target.addr, "example.test", dns.TypeSOA)
+		if err != nil || (r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeRefused) {
+			t.Fatalf("%s after the malformed queries: %v %v", target.name, r, err)
+		}
+	}
+}
+
+// FuzzHandler feeds the handler every packet miekg/dns's server would hand
+// it, for an unprovisioned, a broken and a provisioned server, over UDP and
+// TCP: it must not panic, and every reply must be a packable response with
+// the query's ID; a reply other than a zone transfer to an EDNS query asking
+// for NSID carries it.
+func FuzzHandler(f *testing.F) {
+	zts, err := loadZoneTemplates(configs.Files)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v2 := &content{}
+	for _, zt := range zts {
+		z, err := zt.render(zoneData{Serial: serialFor(2), Version: 2, Server: "ns1-1"})
+		if err != nil {
+			f.Fatal(err)
+		}
+		v2.zones = append(v2.zones, z)
+	}
+	handlers := []*handler{newHandler("ns1-1", discard()), newHandler("ns1-1", discard()), newHandler("ns1-1", discard())}
+	handlers[1].serve(&content{broken: true})
+	handlers[2].serve(v2)
+
+	seed := func(m *dns.Msg) {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, false)
+		f.Add(b, true)
+	}
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{
+		{"example.test", dns.TypeSOA}, {"www.example.test", dns.TypeAAAA}, {"nope.example.test", dns.TypeA},
+		{"example.org", dns.TypeA}, {"example.test", dns.TypeAXFR}, {"www.example.test", dns.TypeAXFR},
+		{"example.test", dns.TypeIXFR}, {"EXAMPLE.test", dns.TypeANY},
+	} {
+		seed(newQuery(q.name, q.qtype))
+		seed(new(dns.Msg).SetQuestion(dns.Fqdn(q.name), q.qtype))
+	}
+	seed(new(dns.Msg).SetNotify("example.test."))
+	small := newQuery("example.test", dns.TypeNS)
+	small.IsEdns0().SetUDPSize(0)
+	seed(small)
+	f.Add(header(1, 0, 1, 0, 0, 0), false) // the bare header that used to panic
+	f.Add(header(1, 0, 1, 0, 0, 0), true)
+
+	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) {
+		if len(packet) < 12 {
+			return // miekg/dns drops it
+		}
+		be := binary.BigEndian
+		dh := dns.Header{Id: be.Uint16(packet), Bits: be.Uint16(packet[2:]), Qdcount: be.Uint16(packet[4:]),
+			Ancount: be.Uint16(packet[6:]), Nscount: be.Uint16(packet[8:]), Arcount: be.Uint16(packet[10:])}
+		if dns.DefaultMsgAcceptFunc(dh) != dns.MsgAccept {
+			return // miekg/dns answers FORMERR or NOTIMP itself
+		}
+		q := new(dns.Msg)
+		if q.Unpack(packet) != nil {
+			return // miekg/dns answers FORMERR itself
+		}
+		wantNSID := false
+		if opt := q.IsEdns0(); opt != nil {
+			wantNSID = wantsNSID(opt)
+		}
+		for i, h := range handlers {
+			w := &recorder{tcp: tcp}
+			h.ServeDNS(w, q)
+			if len(w.msgs) == 0 || (!tcp && len(w.msgs) != 1) {
+				t.Fatalf("handler %d (tcp %v) wrote %d replies to\n%s", i, tcp, len(w.msgs), q)
+			}
+			for _, m := range w.msgs {
+				if m.Id != q.Id || !m.Response {
+					t.Fatalf("handler %d: reply id %#x response %v to query id %#x", i, m.Id, m.Response, q.Id)
+				}
+				if _, err := m.Pack(); err != nil {
+					t.Fatalf("handler %d: reply does not pack: %v\n%s", i, err, m)
+				}
+			}
+			transfer := tcp && h.content.Load().transferZone(q) != nil // AXFR messages carry no OPT
+			if wantNSID && !transfer && nsid(w.msgs[0]) != "ns1-1" {
+				t.Fatalf("handler %d: NSID %q, want ns1-1", i, nsid(w.msgs[0]))
+			}
+		}
+	})
 }

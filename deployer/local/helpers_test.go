@@ -3,8 +3,10 @@ package local
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -161,3 +163,61 @@ func (l *logBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.buf.String()
 }
+
+// header is a bare 12-byte DNS header with the given section counts.
+func header(id, bits, qd, an, ns, ar uint16) []byte {
+	var b []byte
+	for _, v := range []uint16{id, bits, qd, an, ns, ar} {
+		b = binary.BigEndian.AppendUint16(b, v)
+	}
+	return b
+}
+
+// askRaw sends packet as it is to addr over network ("tcp" adds the length
+// prefix) and reads one reply.
+func askRaw(network, addr string, packet []byte) (*dns.Msg, error) {
+	co, err := dns.DialTimeout(network, addr, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer co.Close()
+	co.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := co.Write(packet); err != nil {
+		return nil, err
+	}
+	return co.ReadMsg()
+}
+
+// recorder is a dns.ResponseWriter that keeps what a handler writes, for
+// calling a handler without a socket.
+type recorder struct {
+	tcp  bool
+	msgs []*dns.Msg
+}
+
+func (w *recorder) LocalAddr() net.Addr { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
+
+func (w *recorder) RemoteAddr() net.Addr {
+	if w.tcp {
+		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353}
+	}
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353}
+}
+
+func (w *recorder) WriteMsg(m *dns.Msg) error {
+	w.msgs = append(w.msgs, m)
+	return nil
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return 0, err
+	}
+	return len(b), w.WriteMsg(m)
+}
+
+func (w *recorder) Close() error        { return nil }
+func (w *recorder) TsigStatus() error   { return nil }
+func (w *recorder) TsigTimersOnly(bool) {}
+func (w *recorder) Hijack()             {}
