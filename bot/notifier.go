@@ -108,6 +108,7 @@ func (n *Notifier) approvalMessage(d deployer.Deployment, open bool, decided str
 		for _, c := range d.Checks {
 			fmt.Fprintf(&b, "• %s\n", c)
 		}
+		b.WriteString(DiffPreview(d, maxPreviewLines))
 		fmt.Fprintf(&b, "Approve or abort before %s (/deploy approve %s · /deploy abort %s).", clock(d.ApprovalDeadline), d.Service, d.Service)
 		m.Level = LevelWarning
 		m.Actions = []Action{
@@ -163,4 +164,27 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// maxPreviewLines is how much of a zone diff the approval message shows.
+const maxPreviewLines = 8
+
+// DiffPreview is the first lines of a deployment's zone diffs, with a count
+// of the rest and the command that prints them all.
+func DiffPreview(d deployer.Deployment, max int) string {
+	var b strings.Builder
+	shown, total := 0, 0
+	for _, z := range d.Diffs {
+		for _, l := range z.Lines {
+			total++
+			if shown < max {
+				fmt.Fprintf(&b, "    %s\n", l)
+				shown++
+			}
+		}
+	}
+	if total > shown {
+		fmt.Fprintf(&b, "    … %d more lines: /deploy diff %s #%d\n", total-shown, d.Service, d.ID)
+	}
+	return b.String()
 }

@@ -291,6 +291,9 @@ func StatusText(st deployer.Status, now time.Time) string {
 func historyLine(d deployer.Deployment, now time.Time) string {
 	line := fmt.Sprintf("#%d %s %s by %s, %s → %s, %s in %s", d.ID, d.Created.UTC().Format("2006-01-02 15:04"), d.Service, d.Requester,
 		orNone(d.ImageOld), orNone(d.ImageNew), d.Phase, Round(d.Duration(now)))
+	for _, z := range d.Diffs {
+		line += " · " + z.Summary
+	}
 	if d.Error != "" {
 		line += ": " + d.Error
 	}
@@ -338,6 +341,16 @@ func (r *Router) diff(ctx context.Context, user string, cmd commands.Command) Re
 	if err != nil {
 		return r.fail(user, err)
 	}
-	text := fmt.Sprintf("Deploy #%d of %s: %s → %s\n%s", d.ID, d.Service, orNone(d.ImageOld), orNone(d.ImageNew), strings.Join(d.Checks, "\n"))
-	return r.say(user, LevelInfo, strings.TrimRight(text, "\n"))
+	var b strings.Builder
+	fmt.Fprintf(&b, "Deploy #%d of %s: %s → %s (%s)\n", d.ID, d.Service, orNone(d.ImageOld), orNone(d.ImageNew), d.Phase)
+	if len(d.Diffs) == 0 {
+		b.WriteString("No zone comparison was recorded for this deploy (it had no live set, or did not reach the check).\n")
+	}
+	for _, z := range d.Diffs {
+		fmt.Fprintf(&b, "%s (%s)\n", z.Summary, z.Method)
+		for _, l := range z.Lines {
+			fmt.Fprintf(&b, "%s\n", l)
+		}
+	}
+	return r.say(user, LevelInfo, strings.TrimRight(b.String(), "\n"))
 }

@@ -271,3 +271,37 @@ type ReporterFunc func(ctx context.Context, ev Event)
 
 // Report calls f.
 func (f ReporterFunc) Report(ctx context.Context, ev Event) { f(ctx, ev) }
+
+// ZoneDiff is what a switch changes for clients in one zone: the zone the
+// live set serves beside the one the next set serves.
+type ZoneDiff struct {
+	Zone       string   `json:"zone"`
+	OldSerial  uint32   `json:"old_serial"`
+	NewSerial  uint32   `json:"new_serial"`
+	Summary    string   `json:"summary"` // "example.test.: serial 1 → 2 · 3 added · 1 removed"
+	Lines      []string `json:"lines,omitempty"`
+	Added      int      `json:"added"`   // records only the next set serves
+	Removed    int      `json:"removed"` // records only the live set serves
+	Changed    int      `json:"changed"` // RRsets both serve differently
+	LiveRRsets int      `json:"live_rrsets"`
+	UpdatedPct float64  `json:"updated_pct"` // changed RRsets as a share of the live ones
+	DeletedPct float64  `json:"deleted_pct"`
+	Method     string   `json:"method,omitempty"` // "AXFR", or how it fell back
+}
+
+// Changes reports whether the zone's content differs at all.
+func (z ZoneDiff) Changes() bool { return z.Added+z.Removed+z.Changed > 0 }
+
+// ZoneComparer fetches each zone from one live server and from every next
+// server. It fails when the next servers do not serve identical content.
+type ZoneComparer interface {
+	CompareZones(ctx context.Context, live CheckTarget, next []CheckTarget, zones []string) ([]ZoneDiff, error)
+}
+
+// ZoneComparerFunc adapts a function to a ZoneComparer (and fakes one in tests).
+type ZoneComparerFunc func(ctx context.Context, live CheckTarget, next []CheckTarget, zones []string) ([]ZoneDiff, error)
+
+// CompareZones calls f.
+func (f ZoneComparerFunc) CompareZones(ctx context.Context, live CheckTarget, next []CheckTarget, zones []string) ([]ZoneDiff, error) {
+	return f(ctx, live, next, zones)
+}

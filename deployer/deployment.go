@@ -47,6 +47,7 @@ type Deployment struct {
 	Phase     Phase       `json:"phase"`
 	Error     string      `json:"error,omitempty"`  // why it failed or was aborted, for the chat
 	Checks    []string    `json:"checks,omitempty"` // the last check summaries shown to the approver
+	Diffs     []ZoneDiff  `json:"diffs,omitempty"`  // what the switch changes in each zone
 
 	Approval *Decision `json:"approval,omitempty"` // approve or abort at the gate
 	Rollback *Decision `json:"rollback,omitempty"`
@@ -109,6 +110,7 @@ func (d *Deployment) Clone() Deployment {
 	c.Next = cloneServers(d.Next)
 	c.Steps = append([]StepState(nil), d.Steps...)
 	c.Checks = append([]string(nil), d.Checks...)
+	c.Diffs = append([]ZoneDiff(nil), d.Diffs...)
 	if d.Approval != nil {
 		a := *d.Approval
 		c.Approval = &a

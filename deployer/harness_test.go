@@ -72,6 +72,9 @@ type options struct {
 	bootDelay   time.Duration // the local cloud's; negative = servers boot at once
 	autoPromote bool
 	fourEyes    bool
+	compare     bool // compare zones before approval, with these limits
+	limits      deployer.ChangeLimits
+	comparer    deployer.ZoneComparer // overrides the real comparison when set
 }
 
 // harness is greenlight's deployer wired to real parts: a bbolt store, the
@@ -145,6 +148,12 @@ func (h *harness) open() {
 		Provisioner:     h.cloud,
 		Switch:          h.lb,
 		Checker:         dnscheck.New(dnscheck.Options{Clock: h.clock}),
+	}
+	if h.opts.compare {
+		svc.Compare, svc.Limits = svc.Checker.(*dnscheck.Checker).Comparer(dnscheck.CompareOptions{}), h.opts.limits
+		if h.opts.comparer != nil {
+			svc.Compare = h.opts.comparer
+		}
 	}
 	h.dep, err = deployer.New(deployer.Config{
 		Store:    h.store,

@@ -127,6 +127,15 @@ func (s *Service) defaults() {
 	if s.Check.Passes < 1 {
 		s.Check.Passes = 3
 	}
+	if s.Limits.MaxUpdatePct <= 0 {
+		s.Limits.MaxUpdatePct = 30
+	}
+	if s.Limits.MaxDeletePct <= 0 {
+		s.Limits.MaxDeletePct = 30
+	}
+	if s.Limits.MinRRsets <= 0 {
+		s.Limits.MinRRsets = 10
+	}
 	if s.Check.MaxRounds < s.Check.Passes {
 		s.Check.MaxRounds = s.Check.Passes + 2
 	}

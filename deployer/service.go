@@ -9,6 +9,11 @@ type Service struct {
 
 	Check CheckSpec // Zones, Expect, Passes, Interval, Timeout; MinSerial is filled per deploy
 
+	// Compare, when set, shows the approver what the switch changes in each
+	// zone, and Limits refuse large changes unless --allow-large-change.
+	Compare ZoneComparer
+	Limits  ChangeLimits
+
 	ApprovalTimeout time.Duration // the gate's deadline; default 30m
 	AutoPromote     bool          // at the deadline promote instead of aborting
 	FourEyes        bool          // the requester cannot approve their own deploy
@@ -29,4 +34,12 @@ type Timeouts struct {
 	Check       time.Duration // default 5m
 	Switch      time.Duration // default 5m; also bounds draining
 	Retire      time.Duration // default 10m
+}
+
+// ChangeLimits bound how much of a zone one deploy may change.
+type ChangeLimits struct {
+	MaxUpdatePct    float64 // of the live RRsets; default 30
+	MaxDeletePct    float64 // default 30
+	MinRRsets       int     // zones with fewer live RRsets are not limited; default 10
+	ExpectUnchanged bool    // any content change is a warning shown above Approve
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -567,7 +569,62 @@ func (p *Deployer) checkNext(ctx context.Context, svc *Service, d *Deployment, _
 	if !report.OK {
 		return "", fmt.Errorf("the next set failed its checks: %s", strings.Join(report.Problems, "; "))
 	}
-	return strings.Join(append([]string{report.Summary}, notes...), " · "), nil
+	detail := strings.Join(append([]string{report.Summary}, notes...), " · ")
+	if svc.Compare == nil || len(d.Old) == 0 {
+		return detail, nil
+	}
+	diffs, err := svc.Compare.CompareZones(ctx, CheckTarget{Name: d.Old[0].Name, Addr: d.Old[0].Addr}, ownTargets(d.Next), spec.Zones)
+	lines, limitErr := judgeChanges(svc.Limits, d.Options.AllowLargeChange, diffs)
+	if _, uerr := p.update(d.ID, func(x *Deployment) {
+		x.Diffs = diffs
+		x.Checks = append(x.Checks, lines...)
+	}); uerr != nil {
+		return "", uerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("zone comparison failed: %w", err)
+	}
+	if limitErr != nil {
+		return "", limitErr
+	}
+	for _, z := range diffs {
+		detail += " · " + z.Summary
+	}
+	return detail, nil
+}
+
+// pct prints a percentage to one decimal, without a trailing ".0".
+func pct(v float64) string { return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) }
+
+// judgeChanges applies a service's change limits to the zone diffs. It
+// returns the lines the approver reads, and an error when a limit is
+// exceeded without --allow-large-change.
+func judgeChanges(l ChangeLimits, allowLarge bool, diffs []ZoneDiff) ([]string, error) {
+	var lines, over []string
+	for _, z := range diffs {
+		lines = append(lines, z.Summary)
+		if l.ExpectUnchanged && z.Changes() {
+			lines = append(lines, fmt.Sprintf("⚠ %s: content changes although this service expects none (check.expect_unchanged)", z.Zone))
+		}
+		if z.LiveRRsets < l.MinRRsets {
+			continue
+		}
+		if z.UpdatedPct > l.MaxUpdatePct {
+			over = append(over, fmt.Sprintf("%s: %s%% of its %d live RRsets would change, above the %s%% limit by %s points",
+				z.Zone, pct(z.UpdatedPct), z.LiveRRsets, pct(l.MaxUpdatePct), pct(z.UpdatedPct-l.MaxUpdatePct)))
+		}
+		if z.DeletedPct > l.MaxDeletePct {
+			over = append(over, fmt.Sprintf("%s: %s%% of its %d live RRsets would be deleted, above the %s%% limit by %s points",
+				z.Zone, pct(z.DeletedPct), z.LiveRRsets, pct(l.MaxDeletePct), pct(z.DeletedPct-l.MaxDeletePct)))
+		}
+	}
+	if len(over) == 0 {
+		return lines, nil
+	}
+	if allowLarge {
+		return append(lines, "⚠ large change allowed by --allow-large-change: "+strings.Join(over, "; ")), nil
+	}
+	return lines, fmt.Errorf("the change is too large: %s; deploy with --allow-large-change if it is meant", strings.Join(over, "; "))
 }
 
 // approvalGate waits for Approve or Abort, or the deadline.

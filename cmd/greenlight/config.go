@@ -70,7 +70,24 @@ type CheckConfig struct {
 	Interval  Duration                  `yaml:"interval"`
 	Timeout   Duration                  `yaml:"timeout"`
 	Expect    []deployer.ExpectedRecord `yaml:"expect"`
+
+	CompareZones    *bool       `yaml:"compare_zones"`  // default true
+	MaxUpdatePct    float64     `yaml:"max_update_pct"` // default 30
+	MaxDeletePct    float64     `yaml:"max_delete_pct"` // default 30
+	ExpectUnchanged bool        `yaml:"expect_unchanged"`
+	TSIG            *TSIGConfig `yaml:"tsig"`
 }
+
+// TSIGConfig names the key that signs zone transfers; the secret is read
+// from the environment variable SecretEnv, never from the file.
+type TSIGConfig struct {
+	Name      string `yaml:"name"`
+	Algorithm string `yaml:"algorithm"`
+	SecretEnv string `yaml:"secret_env"`
+}
+
+// Std is the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
 
 // AuthorizationConfig lists who may do what; empty lists let everyone.
 type AuthorizationConfig struct {
@@ -197,6 +214,17 @@ func (c *Config) validate() error {
 		if s.Check.Passes < 0 || s.Check.Passes > 100 {
 			return &keyError{key + ".check.passes", "passes is between 1 and 100"}
 		}
+		for _, pct := range []struct {
+			key string
+			v   float64
+		}{{"max_update_pct", s.Check.MaxUpdatePct}, {"max_delete_pct", s.Check.MaxDeletePct}} {
+			if pct.v < 0 || pct.v > 100 {
+				return &keyError{key + ".check." + pct.key, "a percentage is between 0 and 100"}
+			}
+		}
+		if t := s.Check.TSIG; t != nil && (t.Name == "" || t.SecretEnv == "") {
+			return &keyError{key + ".check.tsig", "a TSIG key needs a name and secret_env (the variable holding its secret)"}
+		}
 		for i, e := range s.Check.Expect {
 			if e.Name == "" || e.Type == "" {
 				return &keyError{fmt.Sprintf("%s.check.expect[%d]", key, i), "an expected record needs a name and a type"}
@@ -217,6 +245,8 @@ func (s *ServiceConfig) Service(name string) *deployer.Service {
 			Passes: s.Check.Passes, MaxRounds: s.Check.MaxRounds,
 			Interval: time.Duration(s.Check.Interval), Timeout: time.Duration(s.Check.Timeout),
 		},
+		Limits: deployer.ChangeLimits{MaxUpdatePct: s.Check.MaxUpdatePct, MaxDeletePct: s.Check.MaxDeletePct,
+			ExpectUnchanged: s.Check.ExpectUnchanged},
 		ApprovalTimeout: time.Duration(s.ApprovalTimeout),
 		AutoPromote:     s.AutoPromote,
 		FourEyes:        s.FourEyes,

@@ -58,6 +58,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad service name", strings.Replace(minimal, "  ns:", "  NS:", 1), "services.NS: line 3"},
 		{"wrong type", strings.Replace(minimal, "[ns1, ns2]", "{a: b}", 1), "cannot unmarshal"},
 		{"not yaml", "services: [\n", "did not find expected"},
+		{"bad percentage", minimal + "      max_update_pct: 130\n", "services.ns.check.max_update_pct: line 8: a percentage is between 0 and 100"},
+		{"tsig without secret_env", minimal + "      tsig: {name: k.}\n", "services.ns.check.tsig: line 8: a TSIG key needs a name and secret_env"},
 		{"expect without type", minimal + "      expect: [{name: www.example.test.}]\n", "services.ns.check.expect[0]"},
 	}
 	for _, tc := range tests {
@@ -123,4 +125,21 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatalf("a config without services was accepted")
 		}
 	})
+}
+
+func TestTSIGSecretFromEnvironment(t *testing.T) {
+	cfg, err := LoadConfig(strings.NewReader(minimal+"      tsig: {name: transfer.example.test., secret_env: GL_TEST_TSIG}\n"), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := cfg.Services["ns"].Check
+	t.Setenv("GL_TEST_TSIG", "")
+	if _, err := check.compareOptions("ns"); err == nil || !strings.Contains(err.Error(), "GL_TEST_TSIG") {
+		t.Fatalf("missing secret: err = %v, want it to name the variable", err)
+	}
+	t.Setenv("GL_TEST_TSIG", "c2VjcmV0")
+	opts, err := check.compareOptions("ns")
+	if err != nil || opts.TSIG == nil || opts.TSIG.Secret != "c2VjcmV0" || opts.TSIG.Name != "transfer.example.test." {
+		t.Fatalf("opts %+v, err %v", opts, err)
+	}
 }

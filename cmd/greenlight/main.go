@@ -212,6 +212,13 @@ func (m *Main) Open(ctx context.Context) error {
 		m.lbs = append(m.lbs, lb)
 		svc := sc.Service(name)
 		svc.Cloud, svc.Provisioner, svc.Switch, svc.Checker = m.cloud, m.cloud, lb, checker
+		if sc.Check.CompareZones == nil || *sc.Check.CompareZones {
+			opts, err := sc.Check.compareOptions(name)
+			if err != nil {
+				return err
+			}
+			svc.Compare = checker.Comparer(opts)
+		}
 		services = append(services, svc)
 		if pol := sc.Authorization.Policy(); len(pol.Deployers)+len(pol.Approvers)+len(pol.Admins)+len(pol.Channels) > 0 {
 			auth.Policies[name] = pol

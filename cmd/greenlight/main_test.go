@@ -169,6 +169,10 @@ func TestLocalDeployApproveRollback(t *testing.T) {
 
 	p.typeLine("/deploy ns --reason 'weekly image'")
 	p.waitOutput(`(?s)Deploy #1 of ns by alice.*✓ Check the next set answers.*\[Approve\] type: /deploy approve ns #1`)
+	// The approver sees what changes for clients: v2 adds api and changes the version TXT.
+	p.waitOutput(`(?s)ready to switch.*example\.test\.: serial 2026110101 → 2026110102 · 1 added · 1 changed.*\+ api\.example\.test\.\s+300\s+IN\s+A\s+192\.0\.2\.20`)
+	p.typeLine("/deploy diff ns")
+	p.waitOutput(`(?s)Deploy #1 of ns: local/ns-v1 → local/ns-v2 \(awaiting-approval\)\nexample\.test\.: serial .*\(AXFR\)\n\+ api\.example\.test\..*\n- version\.example\.test\..*"image v1"\n\+ version\.example\.test\..*"image v2"`)
 	if got := nsid(t, p.addr(), "tcp"); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("before approval, traffic reached %q", got)
 	}
