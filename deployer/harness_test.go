@@ -2,7 +2,6 @@ package deployer_test
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -523,26 +522,9 @@ func askNSID(network, addr string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	return r.Rcode, nsidOf(r), nil
+	return r.Rcode, dnscheck.NSIDOf(r), nil
 }
 
-// nsidOf is the NSID a reply carries, decoded from hex; "" when none.
-func nsidOf(r *dns.Msg) string {
-	opt := r.IsEdns0()
-	if opt == nil {
-		return ""
-	}
-	for _, o := range opt.Option {
-		if n, ok := o.(*dns.EDNS0_NSID); ok {
-			b, err := hex.DecodeString(n.Nsid)
-			if err != nil {
-				return "undecodable NSID " + n.Nsid
-			}
-			return string(b)
-		}
-	}
-	return ""
-}
 
 // assertSteps compares the statuses of the steps named in want.
 func assertSteps(t testing.TB, d deployer.Deployment, want map[deployer.StepName]deployer.StepStatus) {

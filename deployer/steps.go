@@ -12,8 +12,6 @@ import (
 	"time"
 )
 
-// Outcomes a step returns instead of a plain failure.
-
 // abortedError ends a deployment as aborted (a person, or the approval deadline).
 type abortedError struct{ decision Decision }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/deployer/dnscheck"
 )
 
 // syncBuffer is an io.Writer the test can read while greenlight writes.
@@ -120,14 +120,8 @@ func nsid(t *testing.T, addr, proto string) string {
 	if r.Rcode != dns.RcodeSuccess || !r.Authoritative {
 		t.Fatalf("query %s over %s: rcode %s, aa %v", addr, proto, dns.RcodeToString[r.Rcode], r.Authoritative)
 	}
-	for _, opt := range r.IsEdns0().Option {
-		if n, ok := opt.(*dns.EDNS0_NSID); ok {
-			b, err := hex.DecodeString(n.Nsid)
-			if err != nil {
-				t.Fatalf("NSID %q is not hex: %v", n.Nsid, err)
-			}
-			return string(b)
-		}
+	if id := dnscheck.NSIDOf(r); id != "" {
+		return id
 	}
 	t.Fatalf("no NSID in the answer from %s", addr)
 	return ""

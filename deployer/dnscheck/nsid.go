@@ -10,8 +10,9 @@ import (
 // maxNSID is how many NSID bytes a message shows.
 const maxNSID = 64
 
-// nsidOf is the NSID a reply carries, made safe for chat; "" when it has none.
-func nsidOf(r *dns.Msg) string {
+// NSIDOf is the NSID a reply carries, made safe for chat; "" when it has none.
+// Tests across the project use it to see which server answered.
+func NSIDOf(r *dns.Msg) string {
 	opt := r.IsEdns0()
 	if opt == nil {
 		return ""

@@ -52,21 +52,21 @@ func FuzzNSIDOption(f *testing.F) {
 			t.Fatalf("unpack what was packed: %v", err)
 		}
 
-		got := nsidOf(&r)
+		got := NSIDOf(&r)
 
 		text, _ := strings.CutSuffix(got, "…")
 		if !utf8.ValidString(got) || strings.ContainsFunc(text, func(c rune) bool { return c < 0x20 || c >= 0x7f }) {
-			t.Fatalf("nsidOf = %q: not printable ASCII", got)
+			t.Fatalf("NSIDOf = %q: not printable ASCII", got)
 		}
 		if len(text) > 4*maxNSID {
-			t.Fatalf("nsidOf = %q: %d bytes, more than %d", got, len(text), 4*maxNSID)
+			t.Fatalf("NSIDOf = %q: %d bytes, more than %d", got, len(text), 4*maxNSID)
 		}
 		plain := len(nsid) <= maxNSID && !strings.ContainsFunc(string(nsid), func(c rune) bool { return c < 0x20 || c >= 0x7f || c == '\\' })
 		if plain && got != string(nsid) {
-			t.Fatalf("nsidOf = %q, want the server's own %q", got, nsid)
+			t.Fatalf("NSIDOf = %q, want the server's own %q", got, nsid)
 		}
 		if !plain && got == string(nsid) && len(nsid) > 0 {
-			t.Fatalf("nsidOf = %q: passed unsafe bytes through", got)
+			t.Fatalf("NSIDOf = %q: passed unsafe bytes through", got)
 		}
 	})
 }

@@ -37,7 +37,7 @@ func (c *Checker) run(ctx context.Context, j job, p *plan) result {
 		c.log.Debug("dns query failed", "addr", j.target.Addr, "problem", problem, "err", err)
 		return result{problems: []string{problem}}
 	}
-	res := result{nsid: nsidOf(r)}
+	res := result{nsid: NSIDOf(r)}
 	var problems []string
 	if j.q.soa != nil {
 		soa := soaOf(r, j.q.soa.name)
@@ -82,7 +82,7 @@ func soaProblems(r *dns.Msg, soa *dns.SOA, z *zone, nsids []string) []string {
 	case z.hasFloor && soa.Serial < z.minSerial:
 		problems = append(problems, fmt.Sprintf(": serial %d is lower than the live %d", soa.Serial, z.minSerial))
 	}
-	if p := nsidProblem(nsidOf(r), nsids); p != "" {
+	if p := nsidProblem(NSIDOf(r), nsids); p != "" {
 		problems = append(problems, p)
 	}
 	return problems
