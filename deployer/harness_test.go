@@ -525,7 +525,6 @@ func askNSID(network, addr string) (int, string, error) {
 	return r.Rcode, dnscheck.NSIDOf(r), nil
 }
 
-
 // assertSteps compares the statuses of the steps named in want.
 func assertSteps(t testing.TB, d deployer.Deployment, want map[deployer.StepName]deployer.StepStatus) {
 	t.Helper()
