@@ -140,8 +140,12 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		}
 		return r.say(user, LevelInfo, text)
 	case commands.VerbDeploy:
-		d, err := r.Deployer.Deploy(ctx, deployer.Request{Service: cmd.Service, User: user, Reason: cmd.Reason,
-			Options: deployer.Options{Image: cmd.Image, AutoApprove: cmd.AutoApprove, DryRun: cmd.DryRun, AllowLargeChange: cmd.AllowLargeChange}})
+		req := deployer.Request{Service: cmd.Service, User: user, Reason: cmd.Reason,
+			Options: deployer.Options{Image: cmd.Image, AutoApprove: cmd.AutoApprove, DryRun: cmd.DryRun, AllowLargeChange: cmd.AllowLargeChange}}
+		if channel != "" {
+			req.Refs = map[string]string{deployer.RefChannel: channel}
+		}
+		d, err := r.Deployer.Deploy(ctx, req)
 		if err != nil {
 			return r.fail(user, err)
 		}

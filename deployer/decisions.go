@@ -3,6 +3,7 @@ package deployer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -344,4 +345,17 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 	}
 	p.audit("greenlight", "seed", service, 0, fmt.Sprintf("first set %s on %s", serverNames(servers), image))
 	return live, nil
+}
+
+// SaveRefs merges chat references (a Slack thread's timestamps) into a
+// deployment's record, so a restart updates the same messages.
+func (p *Deployer) SaveRefs(ctx context.Context, id uint64, refs map[string]string) error {
+	_, err := p.store.UpdateDeployment(id, func(x *Deployment) error {
+		if x.Refs == nil {
+			x.Refs = map[string]string{}
+		}
+		maps.Copy(x.Refs, refs)
+		return nil
+	})
+	return err
 }

@@ -211,3 +211,6 @@ type Store interface {
 }
 
 func uitoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// RefChannel is the Refs key of the chat channel a deployment was asked for in.
+const RefChannel = "chat.channel"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -293,6 +294,7 @@ type Request struct {
 	User    string
 	Reason  string
 	Options Options
+	Refs    map[string]string // chat references kept with the deployment (where it was asked for)
 }
 
 // Deploy validates req, takes the service's lock and starts the pipeline in
@@ -324,6 +326,7 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 		Phase:     PhaseRunning,
 		Created:   now,
 		Updated:   now,
+		Refs:      maps.Clone(req.Refs),
 	}
 	lock := d.Step(StepLock)
 	lock.Status, lock.Started, lock.Finished = StatusDone, now, now
