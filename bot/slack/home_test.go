@@ -1,0 +1,163 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	slackapi "github.com/slack-go/slack"
+
+	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/deployer"
+)
+
+// homeDeployer is a bot.Deployer with a fixed state for the App Home.
+type homeDeployer struct {
+	bot.Deployer
+	status  deployer.Status
+	history []deployer.Deployment
+}
+
+func (h homeDeployer) Services() []string { return []string{"ns"} }
+func (h homeDeployer) Now() time.Time     { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }
+func (h homeDeployer) Status(_ context.Context, s string) (deployer.Status, error) {
+	return h.status, nil
+}
+func (h homeDeployer) History(context.Context, string, int) ([]deployer.Deployment, error) {
+	return h.history, nil
+}
+
+// homeAPI records Web API calls and answers them.
+type homeAPI struct {
+	mu    sync.Mutex
+	calls map[string][]string // method → bodies
+	fail  bool
+}
+
+func (a *homeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if r.Header.Get("Content-Type") != "application/json" {
+		body = []byte(r.URL.RawQuery + "&" + string(body))
+	}
+	method := strings.TrimPrefix(r.URL.Path, "/")
+	a.mu.Lock()
+	a.calls[method] = append(a.calls[method], string(body))
+	fail := a.fail
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case fail:
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "fatal_error"})
+	case method == "usergroups.users.list":
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "users": []string{"U1", "U2"}})
+	default:
+		json.NewEncoder(w).Encode(map[string]any{"ok": true})
+	}
+}
+
+func (a *homeAPI) setFail(v bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fail = v
+}
+
+func (a *homeAPI) count(method string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.calls[method])
+}
+
+func newHomeAPI(t *testing.T) (*homeAPI, *slackapi.Client) {
+	api := &homeAPI{calls: map[string][]string{}}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	return api, slackapi.New("xoxb-test", slackapi.OptionAPIURL(srv.URL+"/"))
+}
+
+func TestHomeView(t *testing.T) {
+	api, client := newHomeAPI(t)
+	since := time.Date(2026, 11, 23, 9, 58, 0, 0, time.UTC)
+	active := deployer.Deployment{ID: 7, Service: "ns", Requester: "U123", Phase: deployer.PhaseAwaitingApproval,
+		Steps: deployer.NewSteps(), Created: since}
+	for i := range active.Steps[:6] {
+		active.Steps[i].Status = deployer.StatusDone
+	}
+	d := homeDeployer{
+		status: deployer.Status{Service: "ns",
+			Live:   deployer.ServiceState{Image: "local/ns-v1", Servers: []deployer.Server{{Name: "ns1-6"}, {Name: "ns2-6"}}},
+			Lock:   &deployer.Lock{Service: "ns", DeployID: 7, Holder: "U123", Since: since},
+			Active: &active},
+		history: []deployer.Deployment{{ID: 6, Requester: "U9", ImageOld: "local/ns-v1", ImageNew: "local/ns-v1", Phase: deployer.PhaseSucceeded,
+			Created: since.Add(-time.Hour), Finished: since.Add(-time.Hour + 3*time.Second)}},
+	}
+	h := NewHome(client, d, nil)
+	if err := h.Opened(t.Context(), "U555"); err != nil {
+		t.Fatal(err)
+	}
+	if api.count("views.publish") != 1 {
+		t.Fatalf("views.publish called %d times, want 1", api.count("views.publish"))
+	}
+	api.mu.Lock()
+	body := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(api.calls["views.publish"][0])
+	api.mu.Unlock()
+	for _, want := range []string{`"user_id":"U555"`, `"type":"home"`, "Live: `local/ns-v1` on ns1-6, ns2-6",
+		"Lock: held by deploy #7 by <@U123> since 09:58 UTC", "In flight: deploy #7 by <@U123>, awaiting-approval, step *Approval* (2m0s)",
+		"• #6 <@U9> local/ns-v1 → local/ns-v1, succeeded in 3s"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("published view lacks %q:\n%s", want, body)
+		}
+	}
+
+	// A step change republishes for whoever opened the tab.
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	h.Send(ctx, bot.Message{Checklist: &bot.Checklist{Title: "x"}})
+	deadline := time.Now().Add(5 * time.Second)
+	for api.count("views.publish") < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if api.count("views.publish") != 2 {
+		t.Fatalf("views.publish called %d times after a step change, want 2", api.count("views.publish"))
+	}
+}
+
+func TestGroupsCacheAndFallback(t *testing.T) {
+	api, client := newHomeAPI(t)
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	g := NewGroups(client, time.Minute, func() time.Time { return now })
+	for range 3 {
+		m, err := g.Members(t.Context(), "S1")
+		if err != nil || strings.Join(m, ",") != "U1,U2" {
+			t.Fatalf("members %v, err %v", m, err)
+		}
+	}
+	if n := api.count("usergroups.users.list"); n != 1 {
+		t.Fatalf("usergroups.users.list called %d times within the TTL, want 1", n)
+	}
+	now = now.Add(2 * time.Minute)
+	api.setFail(true)
+	if m, err := g.Members(t.Context(), "S1"); err != nil || len(m) != 2 {
+		t.Fatalf("with Slack failing, the cached members should serve: %v %v", m, err)
+	}
+	if _, err := g.Members(t.Context(), "S2"); err == nil || !strings.Contains(err.Error(), "user group S2") {
+		t.Fatalf("unknown group with Slack failing: err %v", err)
+	}
+	auth := &bot.Authorizer{Policies: map[string]bot.Policy{"ns": {Approvers: []string{"S1"}}}, Groups: g}
+	api.setFail(false)
+	now = now.Add(2 * time.Minute)
+	if err := auth.Allow(t.Context(), "U2", "", "ns", bot.PermApprove); err != nil {
+		t.Fatalf("U2 is in approver group S1: %v", err)
+	}
+	if err := auth.Allow(t.Context(), "U3", "", "ns", bot.PermApprove); err == nil {
+		t.Fatalf("U3 is not in S1 but was allowed")
+	}
+}
