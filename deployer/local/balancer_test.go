@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -136,7 +137,8 @@ func TestBalancerSwitchUnderLoad(t *testing.T) {
 	}
 
 	// A query is in phaseA when it ended before Accept(B) was called, in
-	// phaseB when it began after Accept(B) returned, else in phaseSwitch.
+	// phaseB when its socket opened after Accept(B) returned, else in
+	// phaseSwitch.
 	const (
 		phaseA      = 0
 		phaseSwitch = 1
@@ -152,8 +154,15 @@ func TestBalancerSwitchUnderLoad(t *testing.T) {
 		seen   = [3]map[string]int{{}, {}, {}}
 		failed []string
 	)
+	// Each UDP query goes from a fresh socket. A TCP connection carries up
+	// to tcpQueries queries, all to the server it was sent to when it
+	// opened, so connections to A stay open across the switch and Drain
+	// waits for them (and the test leaves few sockets in TIME_WAIT, which
+	// would keep later listeners off their ports).
+	const tcpQueries = 20
 	for w := range 4 {
 		network := []string{"udp", "tcp"}[w%2]
+		queries := map[string]int{"udp": 1, "tcp": tcpQueries}[network]
 		wg.Go(func() {
 			for {
 				select {
@@ -161,26 +170,46 @@ func TestBalancerSwitchUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				began := phase.Load()
-				r, err := ask(network, b.Addr(), "example.test", dns.TypeSOA)
-				p := began
-				if ended := phase.Load(); began == phaseA && ended != phaseA {
-					p = phaseSwitch
-				}
-				mu.Lock()
-				switch {
-				case err != nil:
+				began := phase.Load() // when the socket opened
+				co, err := dns.DialTimeout(network, b.Addr(), 2*time.Second)
+				if err != nil {
+					mu.Lock()
 					failed = append(failed, network+": "+err.Error())
-				case r.Rcode != dns.RcodeSuccess || nsid(r) == "":
-					failed = append(failed, network+": "+dns.RcodeToString[r.Rcode]+" NSID "+nsid(r))
-				default:
-					seen[p][nsid(r)]++
+					mu.Unlock()
+					total.Add(1)
+					continue
 				}
-				mu.Unlock()
-				total.Add(1)
-				if p == phaseB {
-					afterB.Add(1)
+				for range queries {
+					q := newQuery("example.test", dns.TypeSOA)
+					co.SetDeadline(time.Now().Add(2 * time.Second))
+					err := co.WriteMsg(q)
+					var r *dns.Msg
+					if err == nil {
+						r, err = co.ReadMsg()
+					}
+					p := began
+					if ended := phase.Load(); began == phaseA && ended != phaseA {
+						p = phaseSwitch
+					}
+					mu.Lock()
+					switch {
+					case err != nil:
+						failed = append(failed, network+": "+err.Error())
+					case r.Id != q.Id || r.Rcode != dns.RcodeSuccess || nsid(r) == "":
+						failed = append(failed, fmt.Sprintf("%s: id %d for %d, %s, NSID %q", network, r.Id, q.Id, dns.RcodeToString[r.Rcode], nsid(r)))
+					default:
+						seen[p][nsid(r)]++
+					}
+					mu.Unlock()
+					total.Add(1)
+					if p == phaseB {
+						afterB.Add(1)
+					}
+					if err != nil || isStopped(stop) {
+						break
+					}
 				}
+				co.Close()
 			}
 		})
 	}
@@ -421,6 +450,15 @@ func BenchmarkBalancerUDP(b *testing.B) {
 			b.ReportMetric(via/direct, "x-direct")
 		}
 	})
+}
+
+func isStopped(stop chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // waitDraining polls until a Drain is waiting on b.
