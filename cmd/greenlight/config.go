@@ -24,6 +24,7 @@ type Config struct {
 	Data     string                    `yaml:"data"`
 	Log      LogConfig                 `yaml:"log"`
 	Local    LocalConfig               `yaml:"local"`
+	Slack    *SlackConfig              `yaml:"slack"` // nil: the terminal chat
 	Services map[string]*ServiceConfig `yaml:"services"`
 }
 
@@ -31,6 +32,14 @@ type Config struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+}
+
+// SlackConfig is the slack section; the tokens come from the environment.
+type SlackConfig struct {
+	Mode    string `yaml:"mode"`    // socket (default) | http
+	Listen  string `yaml:"listen"`  // http mode only
+	Channel string `yaml:"channel"` // announcements and orphan reports
+	APIURL  string `yaml:"api_url"` // Web API base URL (tests, proxies)
 }
 
 // LocalConfig sets up the embedded local cloud.
@@ -171,6 +180,20 @@ func (c *Config) validate() error {
 	case "", "text", "json":
 	default:
 		return &keyError{"log.format", fmt.Sprintf("%q is not a format (text, json)", c.Log.Format)}
+	}
+	if sl := c.Slack; sl != nil {
+		switch sl.Mode {
+		case "", "socket":
+		case "http":
+			if _, _, err := net.SplitHostPort(sl.Listen); err != nil {
+				return &keyError{"slack.listen", fmt.Sprintf("http mode needs host:port to listen on, not %q", sl.Listen)}
+			}
+		default:
+			return &keyError{"slack.mode", fmt.Sprintf("%q is not a mode (socket, http)", sl.Mode)}
+		}
+		if sl.Channel == "" {
+			return &keyError{"slack.channel", "name the channel ID (C…) for announcements"}
+		}
 	}
 	if len(c.Services) == 0 {
 		return &keyError{"services", "no services are defined"}
