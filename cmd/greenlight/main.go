@@ -22,6 +22,7 @@ import (
 
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/bot/shell"
+	"github.com/greenlight/greenlight/bot/slack"
 	"github.com/greenlight/greenlight/configs"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/dnscheck"
@@ -60,6 +61,9 @@ type Main struct {
 	Notifier *bot.Notifier
 	Router   *bot.Router
 	Shell    *shell.Shell
+	Slack    *slack.Adapter // nil without a slack section
+	home     *slack.Home
+	Getenv   func(string) string // default os.Getenv
 	cancel   context.CancelFunc
 }
 
@@ -235,6 +239,11 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db}
 	m.Shell.Router, m.Shell.Deployer = m.Router, m.Deployer
+	if m.Config.Slack != nil {
+		if err := m.openSlack(auth); err != nil {
+			return err
+		}
+	}
 
 	var runCtx context.Context
 	runCtx, m.cancel = context.WithCancel(ctx)
@@ -249,10 +258,43 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
-	if m.Interactive {
+	if m.Interactive && m.Slack == nil {
 		fmt.Fprintln(m.Stdout, "Type /deploy help for commands, /deploy ns to deploy, quit to leave.")
 	}
 	return nil
+}
+
+// openSlack makes Slack the chat: commands and clicks come from it, deploy
+// threads and the App Home go to it. The terminal is not read.
+func (m *Main) openSlack(auth *bot.Authorizer) error {
+	sc := m.Config.Slack
+	cfg := slack.Config{Mode: sc.Mode, Listen: sc.Listen, Channel: sc.Channel, APIURL: sc.APIURL,
+		BotToken: m.getenv("SLACK_BOT_TOKEN"), AppToken: m.getenv("SLACK_APP_TOKEN"), SigningSecret: m.getenv("SLACK_SIGNING_SECRET")}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var err error
+	m.Slack, err = slack.New(cfg, slack.Dependencies{Router: m.Router, Refs: m.Deployer, Log: m.Log.With("chat", "slack")})
+	if err != nil {
+		return fmt.Errorf("start the Slack adapter: %w", err)
+	}
+	client := slack.NewClient(cfg)
+	auth.Groups = slack.NewGroups(client, time.Minute, m.Clock.Now)
+	m.home = slack.NewHome(client, m.Deployer, m.Log.With("chat", "slack-home"))
+	m.Slack.OnHomeOpened = func(ctx context.Context, user string) {
+		if err := m.home.Opened(ctx, user); err != nil {
+			m.Log.Warn("could not publish the App Home", "user", user, "err", err)
+		}
+	}
+	m.Notifier.Chats = []bot.Chat{m.Slack.Chat(), m.home}
+	return nil
+}
+
+func (m *Main) getenv(name string) string {
+	if m.Getenv != nil {
+		return m.Getenv(name)
+	}
+	return os.Getenv(name)
 }
 
 // banner says where a service answers and which set serves it.
@@ -273,8 +315,15 @@ func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 	return nil
 }
 
-// Run reads commands until input ends or ctx is cancelled.
-func (m *Main) Run(ctx context.Context) error { return m.Shell.Run(ctx) }
+// Run serves Slack until ctx is cancelled, or, without Slack, reads
+// commands until input ends or ctx is cancelled.
+func (m *Main) Run(ctx context.Context) error {
+	if m.Slack == nil {
+		return m.Shell.Run(ctx)
+	}
+	go m.home.Run(ctx)
+	return m.Slack.Run(ctx)
+}
 
 // Close stops the pipelines at a safe point (their state is persisted),
 // then the load balancers, the cloud and the store.

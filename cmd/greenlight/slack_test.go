@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/greenlight/greenlight/configs"
+	"github.com/greenlight/greenlight/deployer"
+)
+
+// fakeSlack is Slack's Web API as greenlight uses it, recording every call.
+type fakeSlack struct {
+	mu    sync.Mutex
+	calls []slackCall
+	ts    int
+}
+
+type slackCall struct {
+	method string
+	body   string // form values or JSON, decoded to text
+}
+
+func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	body := string(raw)
+	if vals, err := url.ParseQuery(body); err == nil && !strings.HasPrefix(body, "{") {
+		var parts []string
+		for k, v := range vals {
+			parts = append(parts, k+"="+strings.Join(v, ","))
+		}
+		body = strings.Join(parts, "\n")
+	}
+	method := strings.Trim(r.URL.Path, "/")
+	f.mu.Lock()
+	f.ts++
+	ts := fmt.Sprintf("1700000000.%06d", f.ts)
+	f.calls = append(f.calls, slackCall{method: method, body: body})
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C1", "ts": ts, "message_ts": ts})
+}
+
+// find returns the calls of method whose body contains every fragment.
+func (f *fakeSlack) find(method string, fragments ...string) []slackCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []slackCall
+	for _, c := range f.calls {
+		if c.method != method {
+			continue
+		}
+		ok := true
+		for _, fr := range fragments {
+			ok = ok && strings.Contains(c.body, fr)
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (f *fakeSlack) waitFor(t *testing.T, what, method string, fragments ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if len(f.find(method, fragments...)) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var seen []string
+	for _, c := range f.calls {
+		seen = append(seen, c.method+": "+c.body)
+	}
+	t.Fatalf("Slack never received %s (%s with %q); calls:\n%s", what, method, fragments, strings.Join(seen, "\n---\n"))
+}
+
+const signingSecret = "8f742231b10e8888abcd99yyyzzz85a5"
+
+// signed sends a request signed the way Slack signs them.
+func signed(t *testing.T, base, path, contentType, body string, at time.Time) int {
+	t.Helper()
+	ts := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(signingSecret))
+	io.WriteString(mac, "v0:"+ts+":"+body)
+	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("X-Slack-Request-Timestamp", ts)
+	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func slashCommand(user, text, responseURL string) string {
+	return url.Values{"command": {"/deploy"}, "text": {text}, "user_id": {user}, "user_name": {user},
+		"channel_id": {"C1"}, "team_id": {"T1"}, "response_url": {responseURL}, "trigger_id": {"1.2.3"}}.Encode()
+}
+
+func click(user, action, value, responseURL string) string {
+	payload := map[string]any{
+		"type":         "block_actions",
+		"user":         map[string]any{"id": user, "username": user},
+		"team":         map[string]any{"id": "T1"},
+		"channel":      map[string]any{"id": "C1"},
+		"container":    map[string]any{"type": "message", "message_ts": "1700000000.000002", "channel_id": "C1"},
+		"message":      map[string]any{"ts": "1700000000.000002", "text": "approval"},
+		"response_url": responseURL,
+		"trigger_id":   "1.2.3",
+		"actions": []map[string]any{{"action_id": action, "block_id": "decision", "type": "button",
+			"value": value, "action_ts": "1700000001.000000"}},
+	}
+	b, _ := json.Marshal(payload)
+	return url.Values{"payload": {string(b)}}.Encode()
+}
+
+// The Slack runbook on the local cloud: slash command → thread → Approve
+// click → the new set answers through the load balancer → Rollback click →
+// the old set answers again; forged, duplicate, late and unauthorised
+// requests change nothing.
+func TestSlackDeployApproveRollback(t *testing.T) {
+	api := &fakeSlack{}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+
+	local, err := configs.Files.ReadFile("local.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(local), "      approvers: []", "      approvers: [U_APPROVER]", 1) +
+		fmt.Sprintf("\nslack:\n  mode: http\n  listen: 127.0.0.1:0\n  channel: C1\n  api_url: %s/\n", srv.URL)
+	path := filepath.Join(t.TempDir(), "greenlight.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": signingSecret}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Clock: deployer.SystemClock{},
+		Getenv: func(k string) string { return env[k] }}
+	if err := m.ParseFlags([]string{"--config", path, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--boot-delay", "20ms", "--log-level", "error"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := m.Open(ctx); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		m.Close()
+	})
+	var base string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if a := m.Slack.Addr(); a != nil {
+			base = "http://" + a.String()
+			break
+		}
+	}
+	if base == "" {
+		t.Fatal("the Slack HTTP server never listened")
+	}
+	lb := m.lbs[0].Addr()
+	respond := srv.URL + "/response"
+
+	// Forged and stale requests are refused and change nothing.
+	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U1", "ns", respond), time.Now().Add(-10*time.Minute)); code != http.StatusUnauthorized {
+		t.Fatalf("stale request: status %d, want 401", code)
+	}
+
+	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U_DEPLOYER", "ns --reason weekly", respond), time.Now()); code != http.StatusOK {
+		t.Fatalf("slash command: status %d", code)
+	}
+	api.waitFor(t, "the approval buttons", "chat.postMessage", `"action_id":"approve"`, `"value":"ns#1"`, `"action_id":"abort"`)
+	api.waitFor(t, "the checklist in the thread", "chat.postMessage", "thread_ts=")
+	if got := nsid(t, lb, "udp"); !strings.HasSuffix(got, "-0") {
+		t.Fatalf("before approval traffic reached %s", got)
+	}
+
+	// The requester is not an approver: refused, nothing changes.
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_DEPLOYER", "approve", "ns#1", respond), time.Now())
+	api.waitFor(t, "the refusal", "response", "not among the approvers of ns")
+	if got := nsid(t, lb, "udp"); !strings.HasSuffix(got, "-0") {
+		t.Fatalf("an unauthorised click moved traffic to %s", got)
+	}
+
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_APPROVER", "approve", "ns#1", respond), time.Now())
+	api.waitFor(t, "the rollback button", "chat.postMessage", `"action_id":"rollback"`)
+	for _, proto := range []string{"udp", "tcp"} {
+		if got := nsid(t, lb, proto); !strings.HasSuffix(got, "-1") {
+			t.Fatalf("after approval %s answers came from %s", proto, got)
+		}
+	}
+	if got := digNSID(t, lb); !strings.HasSuffix(got, "-1") {
+		t.Fatalf("dig after approval: %s", got)
+	}
+
+	// A duplicate click is answered, not acted on.
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_APPROVER", "approve", "ns#1", respond), time.Now())
+	api.waitFor(t, "the duplicate's answer", "response", "already approved by U_APPROVER")
+
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_APPROVER", "rollback", "ns#1", respond), time.Now())
+	api.waitFor(t, "the rollback in the thread", "chat.postMessage", "Rolled back by")
+	if got := digNSID(t, lb); !strings.HasSuffix(got, "-0") {
+		t.Fatalf("dig after rollback: %s", got)
+	}
+
+	// A late rollback click is refused with the reason.
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_APPROVER", "rollback", "ns#1", respond), time.Now())
+	api.waitFor(t, "the late click's answer", "response", "already rolled back")
+}
