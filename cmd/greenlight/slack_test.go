@@ -28,6 +28,10 @@ type fakeSlack struct {
 	mu    sync.Mutex
 	calls []slackCall
 	ts    int
+	// trouble, when set, answers the nth Web API call (from 1) with an
+	// HTTP status instead of success: 0 means answer normally.
+	trouble func(n int) int
+	served  int
 }
 
 type slackCall struct {
@@ -47,6 +51,17 @@ func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	method := strings.Trim(r.URL.Path, "/")
 	f.mu.Lock()
+	f.served++
+	if f.trouble != nil {
+		if code := f.trouble(f.served); code != 0 {
+			f.mu.Unlock()
+			if code == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "1")
+			}
+			http.Error(w, http.StatusText(code), code)
+			return
+		}
+	}
 	f.ts++
 	ts := fmt.Sprintf("1700000000.%06d", f.ts)
 	f.calls = append(f.calls, slackCall{method: method, body: body})
@@ -55,13 +70,14 @@ func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C1", "ts": ts, "message_ts": ts})
 }
 
-// find returns the calls of method whose body contains every fragment.
+// find returns the calls of method ("chat.*" for any chat method) whose
+// body contains every fragment.
 func (f *fakeSlack) find(method string, fragments ...string) []slackCall {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []slackCall
 	for _, c := range f.calls {
-		if c.method != method {
+		if c.method != method && !(strings.HasSuffix(method, "*") && strings.HasPrefix(c.method, strings.TrimSuffix(method, "*"))) {
 			continue
 		}
 		ok := true
@@ -141,49 +157,9 @@ func click(user, action, value, responseURL string) string {
 // requests change nothing.
 func TestSlackDeployApproveRollback(t *testing.T) {
 	api := &fakeSlack{}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-
-	local, err := configs.Files.ReadFile("local.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.Replace(string(local), "      approvers: []", "      approvers: [U_APPROVER]", 1) +
-		fmt.Sprintf("\nslack:\n  mode: http\n  listen: 127.0.0.1:0\n  channel: C1\n  api_url: %s/\n", srv.URL)
-	path := filepath.Join(t.TempDir(), "greenlight.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": signingSecret}
-	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Clock: deployer.SystemClock{},
-		Getenv: func(k string) string { return env[k] }}
-	if err := m.ParseFlags([]string{"--config", path, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--boot-delay", "20ms", "--log-level", "error"}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := m.Open(ctx); err != nil {
-		m.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		m.Close()
-	})
-	var base string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if a := m.Slack.Addr(); a != nil {
-			base = "http://" + a.String()
-			break
-		}
-	}
-	if base == "" {
-		t.Fatal("the Slack HTTP server never listened")
-	}
+	m, base, srvURL := startSlack(t, api)
 	lb := m.lbs[0].Addr()
-	respond := srv.URL + "/response"
+	respond := srvURL + "/response"
 
 	// Forged and stale requests are refused and change nothing.
 	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U1", "ns", respond), time.Now().Add(-10*time.Minute)); code != http.StatusUnauthorized {
@@ -230,4 +206,84 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 	// A late rollback click is refused with the reason.
 	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_APPROVER", "rollback", "ns#1", respond), time.Now())
 	api.waitFor(t, "the late click's answer", "response", "already rolled back")
+}
+
+// startSlack runs greenlight in Slack HTTP mode on the local cloud, against
+// api as Slack's Web API, and returns it with its HTTP base URL.
+func startSlack(t *testing.T, api *fakeSlack) (*Main, string, string) {
+	t.Helper()
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	local, err := configs.Files.ReadFile("local.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(local), "      approvers: []", "      approvers: [U_APPROVER]", 1) +
+		fmt.Sprintf("\nslack:\n  mode: http\n  listen: 127.0.0.1:0\n  channel: C1\n  api_url: %s/\n", srv.URL)
+	path := filepath.Join(t.TempDir(), "greenlight.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": signingSecret}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Clock: deployer.SystemClock{},
+		Getenv: func(k string) string { return env[k] }}
+	if err := m.ParseFlags([]string{"--config", path, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--boot-delay", "20ms", "--log-level", "error"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := m.Open(ctx); err != nil {
+		cancel()
+		m.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		m.Close()
+	})
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if a := m.Slack.Addr(); a != nil {
+			return m, "http://" + a.String(), srv.URL
+		}
+	}
+	t.Fatal("the Slack HTTP server never listened")
+	return nil, "", ""
+}
+
+// Slack answering 429 and 500 during a deploy: the deploy completes, and
+// once Slack answers again the thread shows the final state.
+func TestSlackTroubleDoesNotStallDeploys(t *testing.T) {
+	api := &fakeSlack{trouble: func(n int) int {
+		switch {
+		case n <= 3:
+			return http.StatusInternalServerError
+		case n <= 5:
+			return http.StatusTooManyRequests
+		}
+		return 0
+	}}
+	m, base, srvURL := startSlack(t, api)
+	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U1", "ns --auto-approve", srvURL+"/response"), time.Now()); code != http.StatusOK {
+		t.Fatalf("slash command: status %d", code)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := m.Deployer.Status(context.Background(), "ns")
+		if err == nil && st.Active != nil && st.Active.Phase == deployer.PhaseRollbackWindow {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deploy did not reach its rollback window while Slack failed: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The checklist's last state, with every step up to the live check done,
+	// reaches Slack once it answers again (posted or updated in place).
+	api.waitFor(t, "the final checklist", "chat.*", ":white_check_mark: *Check through the load balancer*", "answered by ns1-1, ns2-1")
+	if n := len(api.find("chat.postMessage", "*Take the deploy lock*")); n != 1 {
+		t.Errorf("the checklist was posted %d times, want once (then updated in place)", n)
+	}
+	api.waitFor(t, "the rollback button", "chat.postMessage", `"action_id":"rollback"`)
 }
