@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
@@ -83,7 +84,12 @@ type RefSaver interface {
 
 // NewClient builds the slack-go Web API client for cfg.
 func NewClient(cfg Config) *slackapi.Client {
-	opts := []slackapi.Option{}
+	cfg.defaults()
+	// A bounded timeout, and enough idle connections for every worker, so a
+	// slow Slack costs a worker at most 30s and a burst reuses connections.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = cfg.Workers + 4
+	opts := []slackapi.Option{slackapi.OptionHTTPClient(&http.Client{Timeout: 30 * time.Second, Transport: transport})}
 	if cfg.APIURL != "" {
 		opts = append(opts, slackapi.OptionAPIURL(cfg.APIURL))
 	}

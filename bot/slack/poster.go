@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,10 +42,12 @@ const (
 // message in the deploy's channel, keyed messages are posted once and then
 // updated in place (at most once per Config.UpdateInterval, skipping
 // intermediate states), unkeyed ones are posted once, in order. Top-level
-// messages go to the configured channel. Rate limits are honoured, 5xx and
-// network errors retried with backoff, and when Slack comes back the latest
-// state of every message is shown. Thread and message timestamps are saved
-// through the RefSaver, so after a restart the same messages are updated.
+// messages go to the configured channel; ephemeral ones to their User
+// (chat.postEphemeral), in the deploy's thread when it is known. Rate
+// limits are honoured, 5xx and network errors retried with backoff, and
+// when Slack comes back the latest state of every message is shown. Thread
+// and message timestamps are saved through the RefSaver, so after a
+// restart the same messages are updated.
 type Poster struct {
 	client *slackapi.Client
 	cfg    Config
@@ -68,7 +72,7 @@ type Poster struct {
 
 var _ bot.Chat = (*Poster)(nil)
 
-// thread is a deploy's thread, or (key "") the top-level messages.
+// postThread is a deploy's thread, or (key "") the top-level messages.
 type postThread struct {
 	key      string
 	deployID uint64
@@ -81,7 +85,7 @@ type postThread struct {
 	touched  time.Time
 }
 
-// entry is one Slack message: its latest state and what Slack shows.
+// postEntry is one Slack message: its latest state and what Slack shows.
 type postEntry struct {
 	key     string
 	msg     bot.Message
@@ -116,6 +120,7 @@ func (p *Poster) Send(_ context.Context, m bot.Message) error {
 	if m.Ephemeral && m.User == "" {
 		return errors.New("slack: an ephemeral message needs a user")
 	}
+	m = ownCopy(m)
 	now := time.Now()
 	p.mu.Lock()
 	err := p.record(m, now)
@@ -128,6 +133,19 @@ func (p *Poster) Send(_ context.Context, m bot.Message) error {
 	default:
 	}
 	return nil
+}
+
+// ownCopy copies what m refers to, so a caller changing it later does not
+// change what is shown (or race with the delivery).
+func ownCopy(m bot.Message) bot.Message {
+	m.Refs = maps.Clone(m.Refs)
+	m.Actions = slices.Clone(m.Actions)
+	if m.Checklist != nil {
+		c := *m.Checklist
+		c.Items = slices.Clone(c.Items)
+		m.Checklist = &c
+	}
+	return m
 }
 
 // record files m under its thread and message. p.mu is held.
@@ -567,12 +585,11 @@ func (p *Poster) failed(j *delivery, method string, err error) {
 			x.queued = false
 		}
 		th.posts = nil
-	case j.update && isSlackError(err, "message_not_found", "cant_update_message", "channel_not_found") && !j.parent:
+	case j.update && isSlackError(err, "message_not_found", "cant_update_message") && !j.parent:
 		log.Warn("slack: the message to update is gone; posting it again")
 		e.ts = ""
 		if !e.queued {
-			e.queued = true
-			th.posts = append(th.posts, e)
+			p.enqueue(th, e)
 		}
 	default:
 		log.Error("slack: message not shown")

@@ -807,6 +807,20 @@ func TestPosterEphemeral(t *testing.T) {
 	if e.User != "U0BOB1234" || e.Channel != "C0DEPLOYS" || e.ThreadTS != parent.TS || !strings.HasPrefix(e.Text, ":x: not allowed") {
 		t.Errorf("ephemeral = %+v", e)
 	}
+	// A deploy this Poster has not shown (greenlight restarted): its refs
+	// name the thread; no parent is posted for an ephemeral message.
+	other := map[string]string{deployer.RefChannel: "C0DEPLOYS", "slack.channel": "C0DEPLOYS", "slack.thread": "1763900000.000001"}
+	if err := p.Send(t.Context(), bot.Message{Thread: "deploy-6", DeployID: 6, Ephemeral: true, User: "U0BOB1234",
+		Text: "deploy #6 is no longer waiting", Refs: other}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second ephemeral reply", func() bool { return len(f.answered("chat.postEphemeral")) == 2 })
+	if e := f.answered("chat.postEphemeral")[1]; e.Channel != "C0DEPLOYS" || e.ThreadTS != "1763900000.000001" {
+		t.Errorf("ephemeral = %+v", e)
+	}
+	if n := len(f.answered("chat.postMessage")); n != 2 {
+		t.Errorf("%d posts, want the parent and checklist of deploy #7 only", n)
+	}
 	if err := p.Send(t.Context(), bot.Message{Ephemeral: true, Text: "x"}); err == nil {
 		t.Errorf("an ephemeral message without a user: no error")
 	}
