@@ -17,6 +17,9 @@ type Notifier struct {
 	Chats []Chat
 	Log   *slog.Logger
 	Now   func() time.Time
+	// Approvers, when set, names who may approve a service's deploys, so the
+	// approval question mentions them.
+	Approvers func(service string) []string
 }
 
 var _ deployer.Reporter = (*Notifier)(nil)
@@ -109,6 +112,11 @@ func (n *Notifier) approvalMessage(d deployer.Deployment, open bool, decided str
 			fmt.Fprintf(&b, "• %s\n", c)
 		}
 		b.WriteString(DiffPreview(d, maxPreviewLines))
+		if n.Approvers != nil {
+			if who := n.Approvers(d.Service); len(who) > 0 {
+				fmt.Fprintf(&b, "Approvers: %s\n", mentionList(who))
+			}
+		}
 		fmt.Fprintf(&b, "Approve or abort before %s (/deploy approve %s · /deploy abort %s).", clock(d.ApprovalDeadline), d.Service, d.Service)
 		m.Level = LevelWarning
 		m.Actions = []Action{
@@ -187,4 +195,18 @@ func DiffPreview(d deployer.Deployment, max int) string {
 		fmt.Fprintf(&b, "    … %d more lines: /deploy diff %s #%d\n", total-shown, d.Service, d.ID)
 	}
 	return b.String()
+}
+
+// mentionList names users and groups the way chat mentions them: user IDs
+// as they are (adapters turn them into mentions), Slack user groups (S…) as
+// <!subteam^S…>.
+func mentionList(ids []string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id
+		if isGroup(id) {
+			out[i] = "<!subteam^" + id + ">"
+		}
+	}
+	return strings.Join(out, ", ")
 }

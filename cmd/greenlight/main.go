@@ -237,6 +237,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.Notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
 	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db}
 	m.Shell.Router, m.Shell.Deployer = m.Router, m.Deployer
 	if m.Config.Slack != nil {

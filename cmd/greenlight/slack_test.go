@@ -166,23 +166,23 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 		t.Fatalf("stale request: status %d, want 401", code)
 	}
 
-	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U_DEPLOYER", "ns --reason weekly", respond), time.Now()); code != http.StatusOK {
+	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U0DEPLOY1", "ns --reason weekly", respond), time.Now()); code != http.StatusOK {
 		t.Fatalf("slash command: status %d", code)
 	}
-	api.waitFor(t, "the approval buttons", "chat.postMessage", `"action_id":"approve"`, `"value":"ns#1"`, `"action_id":"abort"`)
+	api.waitFor(t, "the approval buttons", "chat.postMessage", `"action_id":"approve"`, `"value":"ns#1"`, `"action_id":"abort"`, `Approvers: \u003c@U0APPROVE1\u003e`)
 	api.waitFor(t, "the checklist in the thread", "chat.postMessage", "thread_ts=")
 	if got := nsid(t, lb, "udp"); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("before approval traffic reached %s", got)
 	}
 
 	// The requester is not an approver: refused, nothing changes.
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_DEPLOYER", "approve", "ns#1", respond), time.Now())
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0DEPLOY1", "approve", "ns#1", respond), time.Now())
 	api.waitFor(t, "the refusal", "response", "not among the approvers of ns")
 	if got := nsid(t, lb, "udp"); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("an unauthorised click moved traffic to %s", got)
 	}
 
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_APPROVER", "approve", "ns#1", respond), time.Now())
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "approve", "ns#1", respond), time.Now())
 	api.waitFor(t, "the rollback button", "chat.postMessage", `"action_id":"rollback"`)
 	for _, proto := range []string{"udp", "tcp"} {
 		if got := nsid(t, lb, proto); !strings.HasSuffix(got, "-1") {
@@ -194,17 +194,17 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 	}
 
 	// A duplicate click is answered, not acted on.
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_APPROVER", "approve", "ns#1", respond), time.Now())
-	api.waitFor(t, "the duplicate's answer", "response", "already approved by U_APPROVER")
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "approve", "ns#1", respond), time.Now())
+	api.waitFor(t, "the duplicate's answer", "response", "already approved by", "U0APPROVE1")
 
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_APPROVER", "rollback", "ns#1", respond), time.Now())
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "rollback", "ns#1", respond), time.Now())
 	api.waitFor(t, "the rollback in the thread", "chat.postMessage", "Rolled back by")
 	if got := digNSID(t, lb); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("dig after rollback: %s", got)
 	}
 
 	// A late rollback click is refused with the reason.
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U_APPROVER", "rollback", "ns#1", respond), time.Now())
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "rollback", "ns#1", respond), time.Now())
 	api.waitFor(t, "the late click's answer", "response", "already rolled back")
 }
 
@@ -218,7 +218,7 @@ func startSlack(t *testing.T, api *fakeSlack) (*Main, string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.Replace(string(local), "      approvers: []", "      approvers: [U_APPROVER]", 1) +
+	cfg := strings.Replace(string(local), "      approvers: []", "      approvers: [U0APPROVE1]", 1) +
 		fmt.Sprintf("\nslack:\n  mode: http\n  listen: 127.0.0.1:0\n  channel: C1\n  api_url: %s/\n", srv.URL)
 	path := filepath.Join(t.TempDir(), "greenlight.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
