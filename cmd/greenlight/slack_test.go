@@ -171,6 +171,9 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 	}
 	api.waitFor(t, "the approval buttons", "chat.postMessage", `"action_id":"approve"`, `"value":"ns#1"`, `"action_id":"abort"`, `Approvers: \u003c@U0APPROVE1\u003e`)
 	api.waitFor(t, "the checklist in the thread", "chat.postMessage", "thread_ts=")
+	// The approval blocks carry the zone diff's summary and its first lines.
+	api.waitFor(t, "the zone diff for the approver", "chat.postMessage", `"action_id":"approve"`,
+		"example.test.: serial 2026110101 → 2026110102 · 1 added · 1 changed", "+ api.example.test.")
 	if got := nsid(t, lb, "udp"); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("before approval traffic reached %s", got)
 	}
