@@ -290,3 +290,42 @@ func TestSlackTroubleDoesNotStallDeploys(t *testing.T) {
 	}
 	api.waitFor(t, "the rollback button", "chat.postMessage", `"action_id":"rollback"`)
 }
+
+// A missing Slack secret stops start-up, naming the variable.
+func TestSlackSecretsFromEnvironment(t *testing.T) {
+	local, err := configs.Files.ReadFile("local.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		mode string
+		env  map[string]string
+		want string
+	}{
+		{"socket", map[string]string{"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_APP_TOKEN"},
+		{"socket", map[string]string{"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_BOT_TOKEN"},
+		{"http", map[string]string{"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"},
+	}
+	for _, tc := range tests {
+		path := filepath.Join(t.TempDir(), "greenlight.yaml")
+		cfg := string(local) + "\nslack:\n  mode: " + tc.mode + "\n  listen: 127.0.0.1:0\n  channel: C1\n"
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Clock: deployer.SystemClock{},
+			Getenv: func(k string) string { return tc.env[k] }}
+		if err := m.ParseFlags([]string{"--config", path, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--log-level", "error"}); err != nil {
+			t.Fatal(err)
+		}
+		err := m.Open(context.Background())
+		m.Close()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s mode with %v: err = %v, want it to name %s", tc.mode, tc.env, err, tc.want)
+		}
+		for _, v := range tc.env {
+			if err != nil && strings.Contains(err.Error(), v) {
+				t.Errorf("the error shows a secret: %v", err)
+			}
+		}
+	}
+}
