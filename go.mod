@@ -1,16 +1,22 @@
 module github.com/greenlight/greenlight
 
-go 1.26
+go 1.26.0
 
 require (
+	github.com/gorilla/websocket v1.5.3
+	github.com/linode/linodego v1.69.1
 	github.com/miekg/dns v1.1.73
 	github.com/slack-go/slack v0.35.0
 	go.etcd.io/bbolt v1.5.0
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/crypto v0.58.0
 )
 
 require (
-	github.com/gorilla/websocket v1.5.3 // indirect
-	golang.org/x/net v0.57.0 // indirect
-	golang.org/x/sys v0.47.0 // indirect
+	github.com/go-resty/resty/v2 v2.17.2 // indirect
+	github.com/google/go-querystring v1.2.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	gopkg.in/ini.v1 v1.67.2 // indirect
 )

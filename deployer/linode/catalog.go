@@ -1,0 +1,135 @@
+package linode
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/greenlight/greenlight/deployer"
+	"github.com/linode/linodego"
+)
+
+// GoldenInfix marks a baked image: "<service>-golden-<version>".
+const GoldenInfix = "-golden-"
+
+// Images lists the images a deploy of service may use, newest first: the
+// account's private images, except other services' golden ones, and the
+// base image (Options.Image). Private images labelled
+// "<service>-golden-…" that are available are Golden.
+func (c *Cloud) Images(ctx context.Context, service string) ([]deployer.Image, error) {
+	if service == "" {
+		return nil, deployer.Errorf(deployer.CodeInvalid, "which service's images? the service name is empty")
+	}
+	var f linodego.Filter
+	f.AddField(linodego.Eq, "is_public", false)
+	filter, err := f.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var list []linodego.Image
+	err = c.call(ctx, operation{what: "list the images of " + service}, func(ctx context.Context) error {
+		var err error
+		list, err = c.client.ListImages(ctx, &linodego.ListOptions{Filter: string(filter)})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	prefix := service + GoldenInfix
+	var out []deployer.Image
+	for i := range list {
+		im := &list[i]
+		mine := strings.HasPrefix(im.Label, prefix)
+		if im.IsPublic || (!mine && strings.Contains(im.Label, GoldenInfix)) {
+			continue
+		}
+		out = append(out, image(im, mine && im.Status == linodego.ImageStatusAvailable))
+	}
+	if base := c.opts.Image; base != "" && !slices.ContainsFunc(out, func(im deployer.Image) bool { return im.ID == base }) {
+		var got *linodego.Image
+		op := operation{what: "look up the base image " + base, values: map[string]string{"image": base}}
+		err := c.call(ctx, op, func(ctx context.Context) error {
+			var err error
+			got, err = c.client.GetImage(ctx, base)
+			if linodego.IsNotFound(err) {
+				got, err = nil, nil
+			}
+			return err
+		})
+		switch {
+		case err != nil:
+			return nil, err
+		case got == nil:
+			c.log.Warn("the configured base image does not exist on Linode", "image", base)
+		default:
+			out = append(out, image(got, false))
+		}
+	}
+	slices.SortStableFunc(out, func(a, b deployer.Image) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	return out, nil
+}
+
+func image(im *linodego.Image, golden bool) deployer.Image {
+	out := deployer.Image{ID: im.ID, Label: im.Label, Description: im.Description, Golden: golden}
+	if im.Created != nil {
+		out.Created = im.Created.UTC()
+	}
+	if im.Status != "" && im.Status != linodego.ImageStatusAvailable {
+		out.Description = strings.TrimSpace(out.Description + " (" + strings.ReplaceAll(string(im.Status), "_", " ") + ")")
+	}
+	return out
+}
+
+// Price is what count servers of the configured type cost in the configured
+// region, per hour and per month, in US dollars, from Linode's types API
+// (its price for the region when it has one). For --dry-run.
+func (c *Cloud) Price(ctx context.Context, count int) (hourly, monthly float64, err error) {
+	var t *linodego.LinodeType
+	op := operation{what: "look up the price of type " + c.opts.Type, values: map[string]string{"type": c.opts.Type}}
+	err = c.call(ctx, op, func(ctx context.Context) error {
+		var err error
+		t, err = c.client.GetType(ctx, c.opts.Type)
+		if linodego.IsNotFound(err) {
+			return plain(deployer.CodeNotFound, fmt.Sprintf("Linode has no instance type %s", c.opts.Type), err)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	var h, m float32
+	if t.Price != nil {
+		h, m = t.Price.Hourly, t.Price.Monthly
+	}
+	for _, rp := range t.RegionPrices {
+		if rp.ID == c.opts.Region {
+			h, m = rp.Hourly, rp.Monthly
+		}
+	}
+	if h == 0 && m == 0 {
+		return 0, 0, plain(deployer.CodeFailed, fmt.Sprintf("Linode gave no price for type %s", c.opts.Type), nil)
+	}
+	n := float64(count)
+	return round(n * decimal(h)), round(n * decimal(m)), nil
+}
+
+// decimal is the float64 nearest the decimal a float32 price was written
+// as (0.0075, not 0.007499999832361937).
+func decimal(f float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+	return v
+}
+
+// round drops the binary noise of a product: prices have at most 4 decimals.
+func round(f float64) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(f, 'f', 6, 64), 64)
+	return v
+}
