@@ -4,7 +4,8 @@ package configs
 
 import "embed"
 
-// Files holds local.yaml and the sample zones under zones/.
+// Files holds local.yaml, the sample zones under zones/ and the nginx
+// stream template under nginx/.
 //
-//go:embed local.yaml zones
+//go:embed local.yaml zones nginx
 var Files embed.FS
