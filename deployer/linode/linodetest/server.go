@@ -124,6 +124,9 @@ type Server struct {
 	regions   map[string]bool
 	faults    []*Fault
 	requests  []Request
+
+	nbs     nodeBalancers // nodebalancer.go; its own lock
+	domains domainStore   // domains.go; its own lock
 }
 
 // NewServer starts a fake Linode API on loopback. Close it when done.
@@ -167,7 +170,10 @@ func NewServer(opts Options) *Server {
 }
 
 // Close stops the server.
-func (s *Server) Close() { s.srv.Close() }
+func (s *Server) Close() {
+	s.srv.Close()
+	s.closeFrontends()
+}
 
 // NewClient returns a linodego client pointed at the fake with token.
 func (s *Server) NewClient(token string) *linodego.Client {
