@@ -633,7 +633,9 @@ func nodeJSON(n *NodeBalancerNode) nbNodeJSON {
 		Mode: n.Mode, ConfigID: n.ConfigID, NodeBalancerID: n.NodeBalancerID}
 }
 
-func notFound(w http.ResponseWriter) { WriteErrors(w, http.StatusNotFound, Reason{Reason: "Not found"}) }
+func notFound(w http.ResponseWriter) {
+	WriteErrors(w, http.StatusNotFound, Reason{Reason: "Not found"})
+}
 
 // nbFor finds the NodeBalancer named by the path, or answers 404. nbs.mu is held.
 func (s *Server) nbFor(w http.ResponseWriter, r *http.Request) *nodeBalancer {
