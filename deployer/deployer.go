@@ -173,6 +173,23 @@ type Cloud interface {
 	Images(ctx context.Context, service string) ([]Image, error)
 }
 
+// BakeSpec asks a cloud to bake a golden image of a service.
+type BakeSpec struct {
+	Service     string
+	BaseImage   string // what the builder boots: "linode/debian12"
+	UserData    []byte // the builder's cloud-init; it powers the builder off when done
+	Label       string // "<service>-golden-20261123-0400"
+	Description string // base image and build ID, for people reading the image list
+	BuildID     string
+}
+
+// Baker bakes golden images and deletes old ones. A bake deletes whatever
+// it built on the way (a builder instance), on success and on failure.
+type Baker interface {
+	Bake(ctx context.Context, spec BakeSpec) (Image, error)
+	DeleteImage(ctx context.Context, id string) error
+}
+
 // Provisioner turns a running server into one that serves the service.
 type Provisioner interface {
 	Provision(ctx context.Context, s Server) error
