@@ -4,8 +4,8 @@ package configs
 
 import "embed"
 
-// Files holds local.yaml, the sample zones under zones/ and the nginx
-// stream template under nginx/.
+// Files holds local.yaml, the sample zones under zones/, the nginx
+// stream template under nginx/ and the cloud-init templates under cloud-init/.
 //
-//go:embed local.yaml zones nginx
+//go:embed local.yaml zones nginx cloud-init
 var Files embed.FS

@@ -305,6 +305,8 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 		}
 		if first != nil {
 			image = first.ID
+		} else {
+			image = svc.BaseImage
 		}
 		if image == "" {
 			return live, Errorf(CodeNotFound, "%s has no golden image to seed from", service)

@@ -190,6 +190,12 @@ type Baker interface {
 	DeleteImage(ctx context.Context, id string) error
 }
 
+// Pricer is a Cloud that knows what its servers cost; a dry run shows it.
+type Pricer interface {
+	// Price is what count servers cost, in US dollars per hour and per month.
+	Price(ctx context.Context, count int) (hourly, monthly float64, err error)
+}
+
 // Provisioner turns a running server into one that serves the service.
 type Provisioner interface {
 	Provision(ctx context.Context, s Server) error

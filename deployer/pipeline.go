@@ -360,6 +360,14 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 	for i := range d.Steps {
 		d.Steps[i].Status, d.Steps[i].Detail = StatusSkipped, "dry run"
 	}
+	if pricer, ok := svc.Cloud.(Pricer); ok {
+		hourly, monthly, err := pricer.Price(ctx, len(next))
+		if err != nil {
+			detail += fmt.Sprintf("; price unknown: %v", err)
+		} else {
+			detail += fmt.Sprintf("; the next set costs $%.3f/hour, $%.2f/month while it runs", hourly, monthly)
+		}
+	}
 	plan := d.Step(StepPlan)
 	plan.Status, plan.Started, plan.Finished, plan.Detail = StatusDone, now, now, detail
 	p.audit(req.User, "dry run", svc.Name, 0, detail)

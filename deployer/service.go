@@ -6,6 +6,9 @@ import "time"
 type Service struct {
 	Name  string
 	Roles []string // one server per role: ns1, ns2
+	// BaseImage is what the first set is built from when the service has no
+	// golden image yet ("linode/debian12"); empty means a golden one is needed.
+	BaseImage string
 
 	Check CheckSpec // Zones, Expect, Passes, Interval, Timeout; MinSerial is filled per deploy
 

@@ -21,11 +21,12 @@ import (
 // Config is greenlight's configuration file. configs/local.yaml documents
 // every setting; it is also the configuration used when none is given.
 type Config struct {
-	Data     string                    `yaml:"data"`
-	Log      LogConfig                 `yaml:"log"`
-	Local    LocalConfig               `yaml:"local"`
-	Slack    *SlackConfig              `yaml:"slack"` // nil: the terminal chat
-	Services map[string]*ServiceConfig `yaml:"services"`
+	Data      string                    `yaml:"data"`
+	Log       LogConfig                 `yaml:"log"`
+	Local     LocalConfig               `yaml:"local"`
+	Slack     *SlackConfig              `yaml:"slack"` // nil: the terminal chat
+	Reconcile ReconcileConfig           `yaml:"reconcile"`
+	Services  map[string]*ServiceConfig `yaml:"services"`
 }
 
 // LogConfig sets up structured logging.
@@ -59,6 +60,10 @@ type ServiceConfig struct {
 	Timeouts        TimeoutsConfig      `yaml:"timeouts"`
 	Check           CheckConfig         `yaml:"check"`
 	Authorization   AuthorizationConfig `yaml:"authorization"`
+
+	Linode      *LinodeConfig     `yaml:"linode"`
+	Provisioner ProvisionerConfig `yaml:"provisioner"`
+	Switch      SwitchConfig      `yaml:"switch"`
 }
 
 // TimeoutsConfig bounds each step.
@@ -74,6 +79,7 @@ type TimeoutsConfig struct {
 // CheckConfig says what a healthy set answers.
 type CheckConfig struct {
 	Zones     []string                  `yaml:"zones"`
+	Port      int                       `yaml:"port"` // where the servers answer DNS; default 53 (Linode)
 	Passes    int                       `yaml:"passes"`
 	MaxRounds int                       `yaml:"max_rounds"`
 	Interval  Duration                  `yaml:"interval"`
@@ -208,10 +214,8 @@ func (c *Config) validate() error {
 		if !serviceName.MatchString(name) {
 			return &keyError{key, "a service name is lower-case letters, digits and dashes"}
 		}
-		switch s.Cloud {
-		case "", "local":
-		default:
-			return &keyError{key + ".cloud", fmt.Sprintf("%q is not a cloud this greenlight knows (local)", s.Cloud)}
+		if err := s.validateProviders(key); err != nil {
+			return err
 		}
 		if len(s.Servers) == 0 {
 			return &keyError{key + ".servers", "a service needs at least one server"}
@@ -221,16 +225,15 @@ func (c *Config) validate() error {
 				return &keyError{key + ".servers", fmt.Sprintf("%q is not a server name (lower-case letters, digits, dashes)", r)}
 			}
 		}
-		if s.Listen == "" {
-			return &keyError{key + ".listen", "the load balancer address is missing (like 127.0.0.1:5300)"}
+		if s.Listen != "" {
+			if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+				return &keyError{key + ".listen", fmt.Sprintf("%q is not host:port", s.Listen)}
+			}
+			if other, dup := listens[s.Listen]; dup {
+				return &keyError{key + ".listen", fmt.Sprintf("%s is already the address of %s", s.Listen, other)}
+			}
+			listens[s.Listen] = name
 		}
-		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
-			return &keyError{key + ".listen", fmt.Sprintf("%q is not host:port", s.Listen)}
-		}
-		if other, dup := listens[s.Listen]; dup {
-			return &keyError{key + ".listen", fmt.Sprintf("%s is already the address of %s", s.Listen, other)}
-		}
-		listens[s.Listen] = name
 		if len(s.Check.Zones) == 0 {
 			return &keyError{key + ".check.zones", "list at least one zone to check"}
 		}

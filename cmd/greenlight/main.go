@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -65,6 +66,8 @@ type Main struct {
 	home     *slack.Home
 	Getenv   func(string) string // default os.Getenv
 	cancel   context.CancelFunc
+	// background runs the reconciler (and the image refresh) until Close.
+	background sync.WaitGroup
 }
 
 // NewMain returns a Main reading the process's standard streams.
@@ -196,26 +199,16 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	bootDelay := time.Duration(m.Config.Local.BootDelay)
-	if bootDelay == 0 {
-		bootDelay = -1 // the config says no delay; the cloud reads 0 as "default"
-	}
-	m.cloud, err = local.New(local.Options{Dir: m.DataDir, BootDelay: bootDelay, Clock: m.Clock, Logger: m.Log})
-	if err != nil {
-		return fmt.Errorf("start the local cloud: %w", err)
-	}
 	checker := dnscheck.New(dnscheck.Options{Clock: m.Clock, Logger: m.Log})
 	auth := &bot.Authorizer{Policies: map[string]bot.Policy{}}
 	var services []*deployer.Service
 	for _, name := range slices.Sorted(maps.Keys(m.Config.Services)) {
 		sc := m.Config.Services[name]
-		lb, err := local.NewBalancer(sc.Listen, local.BalancerOptions{Logger: m.Log.With("service", name)})
-		if err != nil {
-			return fmt.Errorf("start the load balancer of %s on %s: %w", name, sc.Listen, err)
-		}
-		m.lbs = append(m.lbs, lb)
 		svc := sc.Service(name)
-		svc.Cloud, svc.Provisioner, svc.Switch, svc.Checker = m.cloud, m.cloud, lb, checker
+		svc.Checker = checker
+		if err := m.wireService(ctx, svc, sc, checker); err != nil {
+			return err
+		}
 		if sc.Check.CompareZones == nil || *sc.Check.CompareZones {
 			opts, err := sc.Check.compareOptions(name)
 			if err != nil {
@@ -259,6 +252,7 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	m.background.Go(func() { m.reconcileLoop(runCtx) })
 	if m.Interactive && m.Slack == nil {
 		fmt.Fprintln(m.Stdout, "Type /deploy help for commands, /deploy ns to deploy, quit to leave.")
 	}
@@ -332,6 +326,7 @@ func (m *Main) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	m.background.Wait()
 	if m.Deployer != nil {
 		m.Deployer.Wait()
 	}

@@ -49,10 +49,20 @@ type program struct {
 
 func start(t *testing.T, data string, extra ...string) *program {
 	t.Helper()
+	args := append([]string{"--data", data, "--listen", "127.0.0.1:0", "--boot-delay", "50ms", "--log-level", "warn"}, extra...)
+	return startMain(t, nil, args...)
+}
+
+// startMain runs greenlight with args; edit, when set, changes Main first
+// (its environment, for instance).
+func startMain(t *testing.T, edit func(*Main), args ...string) *program {
+	t.Helper()
 	r, w := io.Pipe()
 	p := &program{t: t, in: w, out: &syncBuffer{}, errOut: &syncBuffer{}, done: make(chan int, 1)}
 	p.m = &Main{Stdin: r, Stdout: p.out, Stderr: p.errOut, User: "alice", Clock: deployer.SystemClock{}}
-	args := append([]string{"--data", data, "--listen", "127.0.0.1:0", "--boot-delay", "50ms", "--log-level", "warn"}, extra...)
+	if edit != nil {
+		edit(p.m)
+	}
 	if err := p.m.ParseFlags(args); err != nil {
 		t.Fatalf("flags: %v", err)
 	}

@@ -91,6 +91,12 @@ type Options struct {
 	PollInterval time.Duration  // first wait between status polls; default 5s, growing to 6×
 	RetryBudget  time.Duration  // how long one call may be retried; default 2m
 	RetryWait    time.Duration  // first backoff after a 5xx; default 1s, doubling
+	// BakeTimeout bounds how long an image builder may take to boot, build
+	// and power itself off; default 30m.
+	BakeTimeout time.Duration
+	// ImageTimeout bounds how long Linode may take to make an image of the
+	// builder's disk; default 30m.
+	ImageTimeout time.Duration
 }
 
 // Cloud creates and destroys servers on Linode. It is safe for concurrent use.

@@ -211,16 +211,16 @@ func (s *DNSRecordSwitch) Accept(ctx context.Context, servers []deployer.Server)
 			changes, deletes = append(changes, c...), append(deletes, d...)
 		}
 	}
-	// Deletions last: until then every name keeps an address.
-	var replaced time.Duration
+	// Deletions last: until then every name keeps an address. Each
+	// replaced TTL counts at once: a retry after a failure half way finds
+	// those records right already and would not see what they replaced.
 	for _, c := range slices.Concat(changes, deletes) {
 		old, err := s.apply(ctx, c)
 		if err != nil {
 			return err
 		}
-		replaced = max(replaced, old)
+		s.pending = max(s.pending, old)
 	}
-	s.pending = max(s.pending, replaced)
 	s.targets = s.targets[:0]
 	for _, h := range hosts {
 		s.targets = append(s.targets, h.addr)

@@ -285,13 +285,18 @@ func (s *NodeBalancerSwitch) configs(ctx context.Context, create bool) ([]linode
 	if err != nil {
 		return nil, err
 	}
-	var out []linodego.NodeBalancerConfig
-	for _, proto := range []linodego.ConfigProtocol{linodego.ProtocolUDP, linodego.ProtocolTCP} {
-		cfg, err := s.configFor(list, proto)
-		if err != nil {
+	// Both protocols are looked at before either config is created, so a
+	// conflict on the TCP side leaves the NodeBalancer as it was.
+	protos := []linodego.ConfigProtocol{linodego.ProtocolUDP, linodego.ProtocolTCP}
+	found := make([]*linodego.NodeBalancerConfig, len(protos))
+	for i, proto := range protos {
+		if found[i], err = s.configFor(list, proto); err != nil {
 			return nil, err
 		}
-		switch {
+	}
+	var out []linodego.NodeBalancerConfig
+	for i, proto := range protos {
+		switch cfg := found[i]; {
 		case cfg != nil:
 			out = append(out, *cfg)
 		case create:

@@ -1,28 +1,23 @@
 package nginx
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/deployer/nginx/nginxtest"
 	"github.com/miekg/dns"
 )
 
 // streamModule is where Debian's libnginx-mod-stream puts the module.
-const streamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
+const streamModule = nginxtest.StreamModule
 
 // testZone is the zone every test backend serves.
 const testZone = "example.test."
@@ -31,37 +26,9 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// requireTool fails the test in CI, and skips it elsewhere, when something
-// the test needs is not installed.
-func requireTool(t testing.TB, what, install string) {
-	t.Helper()
-	msg := fmt.Sprintf("%s is not installed; install it with: %s", what, install)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg + " (CI must run this test, not skip it)")
-	}
-	t.Skip(msg)
-}
-
 // nginxBinary returns the nginx to test with, or stops the test when nginx
 // or its stream module is missing.
-func nginxBinary(t testing.TB) string {
-	t.Helper()
-	const install = "apt-get install -y nginx libnginx-mod-stream"
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
-			requireTool(t, "nginx", install)
-		}
-		bin = "/usr/sbin/nginx"
-	}
-	if _, err := os.Stat(streamModule); err != nil {
-		requireTool(t, "nginx's stream module ("+streamModule+")", install)
-	}
-	if _, err := exec.LookPath("pgrep"); err != nil {
-		requireTool(t, "pgrep", "apt-get install -y procps")
-	}
-	return bin
-}
+func nginxBinary(t testing.TB) string { return nginxtest.Binary(t) }
 
 // testNginx is a real nginx with its own prefix directory, started by a
 // test, serving a stream config file the switch writes.
@@ -70,99 +37,16 @@ type testNginx struct {
 	dir        string
 	conf       string // nginx.conf
 	pidFile    string
-	errorLog   string
 	streamConf string // the switch's ConfigPath
 	addr       string // 127.0.0.1:port, UDP and TCP
-	cmd        *exec.Cmd
 }
 
-// startNginx starts nginx (master and two workers, in the foreground as
-// the test's child) with an empty stream config, listening nowhere until
-// the switch's first Accept.
+// startNginx starts nginx with an empty stream config, listening nowhere
+// until the switch's first Accept.
 func startNginx(t testing.TB) *testNginx {
 	t.Helper()
-	bin := nginxBinary(t)
-	dir := t.TempDir()
-	n := &testNginx{
-		bin:        bin,
-		dir:        dir,
-		conf:       filepath.Join(dir, "nginx.conf"),
-		pidFile:    filepath.Join(dir, "nginx.pid"),
-		errorLog:   filepath.Join(dir, "error.log"),
-		streamConf: filepath.Join(dir, "stream.conf"),
-		addr:       freeAddr(t),
-	}
-	userLine := ""
-	if os.Geteuid() == 0 {
-		// As root nginx runs its workers as "nobody nobody" unless told
-		// otherwise; Debian's group for that is nogroup.
-		group := "nobody"
-		if _, err := user.LookupGroup("nogroup"); err == nil {
-			group = "nogroup"
-		}
-		userLine = "user nobody " + group + ";"
-	}
-	conf := fmt.Sprintf(`# nginx for a greenlight test
-load_module %s;
-%s
-daemon off;
-master_process on;
-worker_processes 2;
-pid %s;
-error_log %s notice;
-events { worker_connections 512; }
-stream {
-    include %s;
-}
-`, streamModule, userLine, n.pidFile, n.errorLog, n.streamConf)
-	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(n.streamConf, []byte("# empty until the first switch\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	n.cmd = exec.Command(bin, n.args()...)
-	// If the test binary dies without its cleanups, nginx goes with it.
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	out := &lockedBuffer{}
-	n.cmd.Stdout, n.cmd.Stderr = out, out
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- n.cmd.Wait() }()
-	t.Cleanup(func() {
-		if t.Failed() {
-			if b, err := os.ReadFile(n.errorLog); err == nil {
-				t.Logf("nginx error log:\n%s", tail(string(b), 40))
-			}
-		}
-		n.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			n.cmd.Process.Kill()
-			<-exited
-			t.Error("nginx did not stop within 10s of SIGTERM")
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ws, err := (&Switch{opts: Options{PIDFile: n.pidFile}}).workers(context.Background(), Host{Name: "nginx", Executor: LocalExecutor{}})
-		if err == nil && len(ws) > 0 {
-			return n
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("nginx exited at start: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not start its workers within 10s (%v)\n%s", err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	n := nginxtest.Start(t)
+	return &testNginx{bin: n.Bin, dir: n.Dir, conf: n.Conf, pidFile: n.PIDFile, streamConf: n.StreamConf, addr: n.Addr}
 }
 
 // args are the command-line flags that point nginx at this instance.
@@ -197,24 +81,7 @@ func newSwitch(t testing.TB, opts Options) *Switch {
 }
 
 // freeAddr returns a loopback address whose port is free for UDP and TCP.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		pc, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			pc.Close()
-			return addr
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
-	return ""
-}
+func freeAddr(t testing.TB) string { return nginxtest.FreeAddr(t) }
 
 // startBackends starts an authoritative DNS server for each name, on
 // 127.0.0.1 with the same port for UDP and TCP, answering SOA for
@@ -329,29 +196,6 @@ func isOneOf(name string, servers []deployer.Server) bool {
 		}
 	}
 	return false
-}
-
-// lockedBuffer collects output from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // waitFor polls cond every few milliseconds until it holds or d passes.

@@ -19,6 +19,10 @@ type Image struct {
 	Status      string // available (default), creating, pending_upload
 	Size        int    // MB
 	Tags        []string
+	// DiskID is the disk a POST /images made the image from; 0 otherwise.
+	DiskID int
+
+	availableAt time.Time // when a creating image becomes available
 }
 
 // Type is a Linode plan the fake API offers.

@@ -167,6 +167,7 @@ func (s *Server) advance() {
 	var run []due
 	s.mu.Lock()
 	now := s.clock.Now()
+	s.advanceImages(now)
 	for _, id := range s.order {
 		in := s.instances[id]
 		if st, ok := s.holds[in.Label]; ok {
@@ -175,6 +176,9 @@ func (s *Server) advance() {
 		}
 		switch {
 		case in.settled && in.final != "":
+			if s.powersOff(in, now) {
+				in.final = "offline"
+			}
 			in.Status = in.final
 		case in.settled:
 			in.Status = "booting" // OnRunning has not returned yet

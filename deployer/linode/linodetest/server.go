@@ -63,6 +63,14 @@ type Options struct {
 	// OnDeleted is called after an instance is deleted, before the DELETE is
 	// answered, and after OnRunning for it (if any) has returned.
 	OnDeleted func(Instance)
+	// PowerOffAfter, when positive, makes an instance created with metadata
+	// user data power itself off ("offline") that long after it became
+	// running, as an image builder whose cloud-init ends in a poweroff does.
+	PowerOffAfter time.Duration
+	// ImageCreating is how long an image made with POST /images says
+	// "creating" before it is "available". Zero means it is available as
+	// soon as anyone asks after its creation.
+	ImageCreating time.Duration
 }
 
 // Loopback is an Options.IPv4 allocator that gives every instance its own
@@ -163,6 +171,7 @@ func NewServer(opts Options) *Server {
 	}
 	s.routeInstances()
 	s.routeImages()
+	s.routeImageCreation()
 	s.routeTypes()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL

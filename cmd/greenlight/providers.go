@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/linode/linodego"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/configs"
+	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/deployer/command"
+	"github.com/greenlight/greenlight/deployer/dnscheck"
+	"github.com/greenlight/greenlight/deployer/linode"
+	"github.com/greenlight/greenlight/deployer/local"
+	"github.com/greenlight/greenlight/deployer/nginx"
+)
+
+// Environment variables greenlight reads its cloud secrets from.
+const (
+	EnvLinodeToken = "LINODE_TOKEN"
+	EnvLinodeURL   = "LINODE_URL" // linodego's own: another API endpoint (tests, proxies)
+	EnvSSHKey      = "GREENLIGHT_SSH_KEY"
+)
+
+// linodeHTTPTimeout bounds one API request; the Cloud retries within its budget.
+const linodeHTTPTimeout = time.Minute
+
+// wireService gives svc its cloud, provisioner and switch, as sc says.
+func (m *Main) wireService(ctx context.Context, svc *deployer.Service, sc *ServiceConfig, checker *dnscheck.Checker) error {
+	switch sc.Cloud {
+	case "", "local":
+		if m.cloud == nil {
+			bootDelay := time.Duration(m.Config.Local.BootDelay)
+			if bootDelay == 0 {
+				bootDelay = -1 // the config says no delay; the cloud reads 0 as "default"
+			}
+			var err error
+			m.cloud, err = local.New(local.Options{Dir: m.DataDir, BootDelay: bootDelay, Clock: m.Clock, Logger: m.Log})
+			if err != nil {
+				return fmt.Errorf("start the local cloud: %w", err)
+			}
+		}
+		svc.Cloud, svc.Provisioner = m.cloud, m.cloud
+	case "linode":
+		cloud, err := m.linodeCloud(svc, sc)
+		if err != nil {
+			return err
+		}
+		svc.Cloud, svc.BaseImage = cloud, sc.Linode.Image
+		if svc.Provisioner, err = m.provisioner(svc, sc, checker); err != nil {
+			return err
+		}
+	}
+	sw, err := m.trafficSwitch(ctx, svc, sc)
+	if err != nil {
+		return fmt.Errorf("set up the %s switch of %s: %w", switchKind(sc), svc.Name, err)
+	}
+	svc.Switch = sw
+	return nil
+}
+
+func switchKind(sc *ServiceConfig) string {
+	if sc.Switch.Kind == "" {
+		return "local"
+	}
+	return sc.Switch.Kind
+}
+
+// linodeClient is a linodego client with the token from LINODE_TOKEN and,
+// when LINODE_URL is set, that endpoint. Each user gets its own: the Cloud
+// and the switches set its retry and debug behaviour.
+func (m *Main) linodeClient() (*linodego.Client, error) {
+	token := m.getenv(EnvLinodeToken)
+	if token == "" {
+		return nil, fmt.Errorf("%s is not set: greenlight needs a Linode API token (Linodes, NodeBalancers, Images and Domains read/write) to run a Linode service", EnvLinodeToken)
+	}
+	c := linodego.NewClient(&http.Client{Timeout: linodeHTTPTimeout})
+	if u := m.getenv(EnvLinodeURL); u != "" {
+		c.SetBaseURL(u)
+	}
+	c.SetToken(token)
+	return &c, nil
+}
+
+func (m *Main) linodeCloud(svc *deployer.Service, sc *ServiceConfig) (*linode.Cloud, error) {
+	client, err := m.linodeClient()
+	if err != nil {
+		return nil, err
+	}
+	l := sc.Linode
+	opts := linode.Options{
+		Client: client, Region: l.Region, Type: l.Type, Image: l.Image,
+		AuthorizedKeys: l.AuthorizedKeys, Tags: l.Tags, FirewallID: l.FirewallID,
+		Port: sc.Check.Port, Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
+		PollInterval: time.Duration(l.PollInterval),
+	}
+	if kind := sc.Provisioner.Kind; kind == "" || kind == "cloud-init" {
+		name, src, err := readTemplate(sc.Provisioner.UserData, "cloud-init/nsd.yaml")
+		if err != nil {
+			return nil, fmt.Errorf("services.%s.provisioner.user_data: %w", svc.Name, err)
+		}
+		if opts.UserData, err = linode.UserDataTemplate(name, src, svc.Check.Zones); err != nil {
+			return nil, fmt.Errorf("services.%s.provisioner.user_data: %w", svc.Name, err)
+		}
+	}
+	return linode.New(opts)
+}
+
+// provisioner is what makes a running Linode serve: waiting for cloud-init
+// to start the DNS server, a command, or nothing.
+func (m *Main) provisioner(svc *deployer.Service, sc *ServiceConfig, checker *dnscheck.Checker) (deployer.Provisioner, error) {
+	switch sc.Provisioner.Kind {
+	case "none":
+		return deployer.NoProvisioning{}, nil
+	case "command":
+		p := sc.Provisioner
+		return command.New(command.Options{Args: p.Command, Dir: p.Dir, Timeout: time.Duration(p.Timeout),
+			Logger: m.Log.With("service", svc.Name, "provisioner", "command")})
+	default:
+		return deployer.AwaitDNS{Checker: checker, Zones: svc.Check.Zones, Clock: m.Clock,
+			Timeout: svc.Check.Timeout, Logger: m.Log.With("service", svc.Name, "provisioner", "cloud-init")}, nil
+	}
+}
+
+// trafficSwitch builds the service's switch.
+func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *ServiceConfig) (deployer.Switch, error) {
+	cfg := sc.Switch
+	switch cfg.Kind {
+	case "", "local":
+		lb, err := local.NewBalancer(sc.Listen, local.BalancerOptions{Logger: m.Log.With("service", svc.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("start the load balancer on %s: %w", sc.Listen, err)
+		}
+		m.lbs = append(m.lbs, lb)
+		return lb, nil
+	case "nodebalancer":
+		client, err := m.linodeClient()
+		if err != nil {
+			return nil, err
+		}
+		endpoints := cfg.Endpoints
+		if len(endpoints) == 0 {
+			if endpoints, err = linode.NodeBalancerEndpoints(ctx, client, cfg.NodeBalancerID, 53); err != nil {
+				return nil, err
+			}
+		}
+		return linode.NewNodeBalancerSwitch(linode.NodeBalancerOptions{
+			Client: client, NodeBalancerID: cfg.NodeBalancerID, Endpoints: endpoints,
+			DrainWait: time.Duration(cfg.DrainWait), Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
+		})
+	case "dns-records":
+		client, err := m.linodeClient()
+		if err != nil {
+			return nil, err
+		}
+		return linode.NewDNSRecordSwitch(linode.DNSRecordOptions{
+			Client: client, DomainID: cfg.DomainID, Names: cfg.Names, TTL: time.Duration(cfg.TTL),
+			Propagation: time.Duration(cfg.Propagation), Endpoints: cfg.Endpoints,
+			Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
+		})
+	case "nginx":
+		return m.nginxSwitch(svc, cfg)
+	}
+	return nil, fmt.Errorf("unknown switch %q", cfg.Kind)
+}
+
+func (m *Main) nginxSwitch(svc *deployer.Service, cfg SwitchConfig) (deployer.Switch, error) {
+	opts := nginx.Options{ConfigPath: cfg.ConfigPath, Listen: cfg.Listen, PIDFile: cfg.PIDFile,
+		Upstream: "greenlight_" + svc.Name, Logger: m.Log.With("service", svc.Name, "switch", "nginx")}
+	if opts.Listen == "" {
+		opts.Listen = "53"
+	}
+	if len(cfg.NginxCommand) > 0 {
+		opts.NginxBinary, opts.NginxArgs = cfg.NginxCommand[0], cfg.NginxCommand[1:]
+	}
+	if cfg.Template == "" {
+		opts.TemplateFS, opts.TemplatePath = configs.Files, "nginx/stream.conf.tmpl"
+	} else {
+		src, err := os.ReadFile(cfg.Template)
+		if err != nil {
+			return nil, fmt.Errorf("read the nginx template: %w", err)
+		}
+		opts.Template = string(src)
+	}
+	var signer ssh.Signer
+	for _, h := range cfg.Hosts {
+		host := nginx.Host{Name: h.Name, Endpoint: h.Endpoint, Executor: nginx.LocalExecutor{}}
+		if h.SSH != "" {
+			if signer == nil {
+				var err error
+				if signer, err = m.sshSigner(cfg); err != nil {
+					return nil, err
+				}
+			}
+			user := cfg.SSHUser
+			if user == "" {
+				user = "root"
+			}
+			known := cfg.KnownHosts
+			if known == "" {
+				home, _ := os.UserHomeDir()
+				known = filepath.Join(home, ".ssh", "known_hosts")
+			}
+			exec, err := nginx.NewSSHExecutor(nginx.SSHOptions{User: user, Addr: h.SSH, Signer: signer, KnownHostsFile: known})
+			if err != nil {
+				return nil, err
+			}
+			host.Executor = exec
+		}
+		opts.Hosts = append(opts.Hosts, host)
+	}
+	return nginx.New(opts)
+}
+
+// sshSigner reads the private key greenlight logs in to load balancers
+// with from the environment; the key never comes from the config file.
+func (m *Main) sshSigner(cfg SwitchConfig) (ssh.Signer, error) {
+	env := cfg.SSHKeyEnv
+	if env == "" {
+		env = EnvSSHKey
+	}
+	key := m.getenv(env)
+	if key == "" {
+		return nil, fmt.Errorf("%s is not set: the nginx switch needs the SSH private key (PEM) it logs in to the load balancers with", env)
+	}
+	signer, err := ssh.ParsePrivateKey([]byte(key))
+	if err != nil {
+		var missing *ssh.PassphraseMissingError
+		if errors.As(err, &missing) {
+			return nil, fmt.Errorf("the SSH key in %s has a passphrase; give greenlight a key without one (kept in a secret store)", env)
+		}
+		return nil, fmt.Errorf("the SSH key in %s does not parse as a private key", env)
+	}
+	return signer, nil
+}
+
+// readTemplate reads a template file, or the embedded default when path is
+// empty, and returns its name and source.
+func readTemplate(path, embedded string) (string, string, error) {
+	if path == "" {
+		src, err := configs.Files.ReadFile(embedded)
+		return "configs/" + embedded, string(src), err
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	return path, string(src), nil
+}
+
+// DefaultReconcileInterval is how often the reconciler looks for orphans.
+const DefaultReconcileInterval = time.Hour
+
+// reconcileLoop looks for orphaned servers at start-up and then every
+// reconcile.interval until ctx ends, and announces what it finds.
+func (m *Main) reconcileLoop(ctx context.Context) {
+	interval := time.Duration(m.Config.Reconcile.Interval)
+	if interval <= 0 {
+		interval = DefaultReconcileInterval
+	}
+	for {
+		m.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.Clock.After(interval):
+		}
+	}
+}
+
+// reconcile runs one pass; orphans are announced, a failed pass is logged
+// (it is tried again at the next interval).
+func (m *Main) reconcile(ctx context.Context) {
+	report, err := m.Deployer.Reconcile(ctx, deployer.ReconcileOptions{Delete: m.Config.Reconcile.DeleteOrphans})
+	if err != nil {
+		if ctx.Err() == nil {
+			m.Log.Warn("could not look for orphaned servers", "err", err)
+		}
+		return
+	}
+	m.Log.Info("reconciled", "servers", report.Checked, "orphans", len(report.Orphans))
+	if len(report.Orphans) > 0 {
+		m.Notifier.Announce(ctx, bot.Message{Level: bot.LevelWarning, Text: ":broom: " + report.Summary()})
+	}
+}
