@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,67 @@ func TestTSIGSecretFromEnvironment(t *testing.T) {
 	opts, err := check.compareOptions("ns")
 	if err != nil || opts.TSIG == nil || opts.TSIG.Secret != "c2VjcmV0" || opts.TSIG.Name != "transfer.example.test." {
 		t.Fatalf("opts %+v, err %v", opts, err)
+	}
+}
+
+func TestLoadConfigLinodeExample(t *testing.T) {
+	f, err := os.Open("../../configs/linode.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := LoadConfig(f, "linode.example.yaml")
+	if err != nil {
+		t.Fatalf("configs/linode.example.yaml does not load: %v", err)
+	}
+	ns := cfg.Services["ns"]
+	if ns.Cloud != "linode" || ns.Linode.Region != "us-east" || ns.Switch.Kind != "nodebalancer" ||
+		ns.Switch.NodeBalancerID != 12345 || ns.Provisioner.Kind != "cloud-init" || ns.Check.Port != 53 {
+		t.Fatalf("linode example: %+v", ns)
+	}
+}
+
+func TestLoadConfigLinodeErrors(t *testing.T) {
+	const linode = `
+services:
+  ns:
+    cloud: linode
+    servers: [ns1, ns2]
+    linode: {region: us-east, type: g6-nanode-1, image: linode/debian12}
+    switch: {kind: nodebalancer, nodebalancer_id: 7}
+    check: {zones: [example.com]}
+`
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"fine", linode, ""},
+		{"no linode section", strings.Replace(linode, "    linode: {region: us-east, type: g6-nanode-1, image: linode/debian12}\n", "", 1), "services.ns.linode: line 3: a Linode service needs region, type and image"},
+		{"no switch", strings.Replace(linode, "    switch: {kind: nodebalancer, nodebalancer_id: 7}\n", "", 1), "services.ns.switch.kind: line 3: a Linode service needs a switch"},
+		{"unknown switch", strings.Replace(linode, "kind: nodebalancer", "kind: haproxy", 1), `services.ns.switch.kind: line 7: "haproxy" is not a switch`},
+		{"no nodebalancer id", strings.Replace(linode, ", nodebalancer_id: 7", "", 1), "services.ns.switch.nodebalancer_id: line 7: name the NodeBalancer's ID"},
+		{"dns-records without names", strings.Replace(linode, "kind: nodebalancer, nodebalancer_id: 7", "kind: dns-records, domain_id: 3", 1), "the dns-records switch needs domain_id and names"},
+		{"nginx without hosts", strings.Replace(linode, "kind: nodebalancer, nodebalancer_id: 7", "kind: nginx, config_path: /etc/nginx/s.conf", 1), "services.ns.switch.hosts: line 7: the nginx switch needs at least one load balancer host"},
+		{"nginx relative path", strings.Replace(linode, "kind: nodebalancer, nodebalancer_id: 7", "kind: nginx, config_path: s.conf, hosts: [{name: lb1, endpoint: '192.0.2.1:53'}]", 1), "needs the absolute path"},
+		{"nginx bad endpoint", strings.Replace(linode, "kind: nodebalancer, nodebalancer_id: 7", "kind: nginx, config_path: /s.conf, hosts: [{name: lb1, endpoint: lb1}]", 1), `services.ns.switch.hosts[0].endpoint: line 7: "lb1" is not host:port`},
+		{"unknown provisioner", linode + "    provisioner: {kind: puppet}\n", `services.ns.provisioner.kind: line 9: "puppet" is not a provisioner`},
+		{"command without command", linode + "    provisioner: {kind: command}\n", "services.ns.provisioner.command: line 9: the command provisioner needs a command"},
+		{"listen on linode", linode + "    listen: 127.0.0.1:5300\n", "services.ns.listen: line 9: listen is the local load balancer's address"},
+		{"linode section on local", strings.Replace(linode, "cloud: linode", "cloud: local", 1), "services.ns.linode: line 6: set cloud: linode"},
+		{"bad port", strings.Replace(linode, "zones: [example.com]", "zones: [example.com], port: 70000", 1), "services.ns.check.port: line 8: 70000 is not a port"},
+		{"unknown linode key", strings.Replace(linode, "image: linode/debian12", "image: linode/debian12, size: big", 1), "field size not found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(strings.NewReader(tc.yaml), "test.yaml")
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("LoadConfig: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
 	}
 }

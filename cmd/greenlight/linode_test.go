@@ -345,3 +345,17 @@ func TestLinodeReconcileAtStartup(t *testing.T) {
 		t.Errorf("instances after reconciling = %v, want %v", left, want)
 	}
 }
+
+// TestLinodeDryRunPrice: a dry run shows the plan and what the next set
+// costs, from Linode's types API, and creates nothing.
+func TestLinodeDryRunPrice(t *testing.T) {
+	a := newLinodeAccount(t)
+	a.api.AddImage(linodetest.Image{ID: "private/7", Label: "ns-golden-20261123-0400", Created: time.Now()})
+	p := a.start(t, a.config(t, "{kind: none}", ""))
+	p.waitOutput(`serves ns1-0, ns2-0`)
+	p.typeLine("/deploy ns --dry-run")
+	p.waitOutput(`Dry run of ns: image private/7 → private/7 .*the next set costs \$0\.015/hour, \$10\.00/month`)
+	if n := len(a.api.Instances()); n != 2 {
+		t.Errorf("a dry run left %d instances, want the 2 live ones", n)
+	}
+}
