@@ -38,6 +38,9 @@ type Router struct {
 	Deployer Deployer
 	Auth     *Authorizer
 	Audit    Auditor // optional
+	// Refresher bakes images on request and lists the schedules; nil
+	// answers /deploy refresh and /deploy schedule with "not configured".
+	Refresher Refresher
 }
 
 // Request is one command typed by a person.
@@ -71,8 +74,13 @@ type Click struct {
 	Value   string // the Action's Value
 }
 
-// HandleClick runs the command a button stands for.
+// HandleClick runs the command a button stands for, as the person who
+// clicked: approve, abort and rollback ("ns#7"), or deploy-now
+// ("ns image=ID"), which starts a deploy exactly as typing it would.
 func (r *Router) HandleClick(ctx context.Context, c Click) Reply {
+	if c.Action == ActionDeployNow {
+		return r.deployNow(ctx, c)
+	}
 	service, id, err := ParseActionValue(c.Value)
 	if err != nil {
 		return r.fail(c.User, err)
@@ -192,8 +200,10 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		return r.history(ctx, user, cmd.Service, cmd.Limit)
 	case commands.VerbDiff:
 		return r.diff(ctx, user, cmd)
-	case commands.VerbRefresh, commands.VerbSchedule:
-		return r.fail(user, fmt.Errorf("/deploy %s is not available yet in this greenlight", cmd.Verb))
+	case commands.VerbRefresh:
+		return r.refresh(ctx, user, cmd.Service)
+	case commands.VerbSchedule:
+		return r.schedule(ctx, user)
 	}
 	return r.fail(user, fmt.Errorf("/deploy %s is not understood; see /deploy help", cmd.Verb))
 }

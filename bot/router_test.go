@@ -14,6 +14,7 @@ import (
 // fakeDeployer records what the router asked; each method can be replaced.
 type fakeDeployer struct {
 	calls    []string
+	requests []deployer.Request
 	deploy   func(deployer.Request) (deployer.Deployment, error)
 	approve  func(service string, id uint64, user string) (deployer.Deployment, error)
 	status   deployer.Status
@@ -25,7 +26,12 @@ var _ bot.Deployer = (*fakeDeployer)(nil)
 
 func (f *fakeDeployer) Services() []string { return f.services }
 func (f *fakeDeployer) Deploy(_ context.Context, r deployer.Request) (deployer.Deployment, error) {
-	f.calls = append(f.calls, "deploy "+r.Service+" by "+r.User)
+	call := "deploy " + r.Service + " by " + r.User
+	if r.Options.Image != "" {
+		call += " --image " + r.Options.Image
+	}
+	f.calls = append(f.calls, call)
+	f.requests = append(f.requests, r)
 	if f.deploy != nil {
 		return f.deploy(r)
 	}
@@ -88,8 +94,8 @@ func TestRouter(t *testing.T) {
 		{"typo", "U1", "", "/deploy stauts", nil, "", "did you mean status?", bot.LevelError, false},
 		{"unknown service", "U1", "", "/deploy web", nil, "", `"web"`, bot.LevelError, false},
 		{"help", "U1", "", "/deploy help", nil, "", "/deploy history", bot.LevelInfo, false},
-		{"refresh not yet", "U1", "", "/deploy refresh ns", nil, "", "not available yet", bot.LevelError, false},
-		{"schedule not yet", "U1", "", "/deploy schedule", nil, "", "not available yet", bot.LevelError, false},
+		{"refresh not configured", "U1", "", "/deploy refresh ns", nil, "", "image refresh is not configured in this greenlight", bot.LevelError, false},
+		{"schedule not configured", "U1", "", "/deploy schedule", nil, "", "image refresh is not configured in this greenlight", bot.LevelError, false},
 		{"deployer allowed", "U_DEP", "C_OPS", "/deploy ns", policy, "deploy ns by U_DEP", "Started", bot.LevelInfo, false},
 		{"deployer refused", "U_X", "C_OPS", "/deploy ns", policy, "", "not allowed: you are not among the deployers of ns", bot.LevelError, true},
 		{"wrong channel", "U_DEP", "C_RANDOM", "/deploy ns", policy, "", "not allowed in this channel; use C_OPS", bot.LevelError, true},

@@ -183,13 +183,13 @@ func specOf(v Verb) (verbSpec, bool) {
 	case VerbRefresh:
 		return verbSpec{
 			usage:   "/deploy refresh SERVICE",
-			desc:    "bake a fresh golden image now",
+			desc:    "bake a fresh golden image of a service now; it is announced in the channel with a Deploy now button",
 			service: requiredService,
 		}, true
 	case VerbSchedule:
 		return verbSpec{
 			usage: "/deploy schedule",
-			desc:  "show when the next image bakes are due",
+			desc:  "show each service's image refresh schedule: the next bake (UTC), the last one and how it went",
 		}, true
 	case VerbHelp:
 		return verbSpec{

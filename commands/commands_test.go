@@ -136,6 +136,11 @@ func parseCases() []parseCase {
 		{name: "unlock force first", text: "/deploy unlock --FORCE ns", want: Command{Verb: VerbUnlock, Service: "ns", Force: true}},
 		{name: "refresh", text: "/deploy refresh ns", want: Command{Verb: VerbRefresh, Service: "ns"}},
 		{name: "schedule", text: "/deploy schedule", want: Command{Verb: VerbSchedule}},
+		{name: "refresh upper case", text: "/DEPLOY REFRESH Web", want: Command{Verb: VerbRefresh, Service: "web"}},
+		{name: "refresh any service", text: "/deploy refresh mail", anyService: true, want: Command{Verb: VerbRefresh, Service: "mail"}},
+		{name: "schedule upper case", text: "Schedule", want: Command{Verb: VerbSchedule}},
+		{name: "refresh --help", text: "/deploy refresh ns --help", want: Command{Verb: VerbHelp, Topic: "refresh"}},
+		{name: "help schedule", text: "/deploy help schedule", want: Command{Verb: VerbHelp, Topic: "schedule"}},
 
 		// Service lists.
 		{name: "any service", text: "/deploy mail", anyService: true, want: deploy("mail")},
@@ -173,6 +178,14 @@ func parseCases() []parseCase {
 		{name: "diff needs service", text: "/deploy diff #3", usage: VerbDiff, err: "diff needs a service: ns"},
 		{name: "lock needs service", text: "/deploy lock --reason x", usage: VerbLock, err: "lock needs a service"},
 		{name: "unlock needs service", text: "/deploy unlock", usage: VerbUnlock, anyService: true, wantMessage: "unlock needs a service"},
+		{name: "refresh needs service", text: "/deploy refresh", usage: VerbRefresh, wantMessage: "refresh needs a service: ns, web, api-gw"},
+		{name: "refresh unknown service", text: "/deploy refresh mail", usage: VerbRefresh, wantMessage: `unknown service "mail"; known services: ns, web, api-gw`},
+		{name: "refresh service typo", text: "/deploy refresh nss", usage: VerbRefresh, err: `unknown service "nss"`, suggestion: "ns"},
+		{name: "refresh verb typo", text: "/deploy refersh ns", err: `"refersh" is not a command`, suggestion: "refresh"},
+		{name: "refresh takes no image", text: "/deploy refresh ns --image x", usage: VerbRefresh, wantMessage: "--image is only for deploy"},
+		{name: "refresh takes no deploy number", text: "/deploy refresh ns #3", usage: VerbRefresh, err: "only go with diff, approve, abort and rollback"},
+		{name: "schedule takes no service", text: "/deploy schedule web", usage: VerbSchedule, wantMessage: `schedule takes no arguments, but got "web"`},
+		{name: "schedule takes no flags", text: "/deploy schedule --dry-run", usage: VerbSchedule, wantMessage: "--dry-run is only for deploy"},
 		{name: "refresh needs service none configured", text: "/deploy refresh", services: []string{}, usage: VerbRefresh, err: "none are configured"},
 
 		// Errors: unknown or bad service.
@@ -377,8 +390,43 @@ func TestUsageAndHelp(t *testing.T) {
 	if got := Usage("nope"); got != generalUsage || !strings.Contains(got, "/deploy help") {
 		t.Errorf("Usage(unknown) = %q, want the general usage pointing to /deploy help", got)
 	}
+	for _, want := range []string{
+		"/deploy refresh SERVICE — bake a fresh golden image",
+		"/deploy schedule — show each service's image refresh schedule",
+	} {
+		if !strings.Contains(Help(), want) {
+			t.Errorf("Help() does not describe %q:\n%s", want, Help())
+		}
+	}
 	if Usage(VerbHistory) != "/deploy history [SERVICE] [-n N]" {
 		t.Errorf("Usage(history) = %q", Usage(VerbHistory))
+	}
+}
+
+func TestValidServiceAndImage(t *testing.T) {
+	services := []struct {
+		name string
+		want bool
+	}{
+		{"ns", true}, {"api-gw", true}, {"0ns", true}, {strings.Repeat("a", 63), true},
+		{"", false}, {"NS", false}, {"-ns", false}, {"ns_1", false}, {"ns 1", false}, {strings.Repeat("a", 64), false},
+	}
+	for _, tc := range services {
+		if got := ValidService(tc.name); got != tc.want {
+			t.Errorf("ValidService(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	images := []struct {
+		id   string
+		want bool
+	}{
+		{"private/123", true}, {"linode/debian12", true}, {"ami-0abc", true}, {"Local/NS-1", true}, {strings.Repeat("a", MaxImageBytes), true},
+		{"", false}, {"../etc", false}, {"a b", false}, {"-x", false}, {`"x"`, false}, {"x=y", false}, {strings.Repeat("a", MaxImageBytes+1), false},
+	}
+	for _, tc := range images {
+		if got := ValidImage(tc.id); got != tc.want {
+			t.Errorf("ValidImage(%q) = %v, want %v", tc.id, got, tc.want)
+		}
 	}
 }
 

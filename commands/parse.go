@@ -533,6 +533,13 @@ func (p *parser) servicesHint() string {
 	return ": " + p.knownList()
 }
 
+// ValidService reports whether name is a service name as Parse returns it
+// (lower case), for callers that take names from elsewhere (button values).
+func ValidService(name string) bool { return validName(name) }
+
+// ValidImage reports whether id is an image ID that --image accepts.
+func ValidImage(id string) bool { return validImage(id) }
+
 // validName reports whether name is a well-formed service name.
 func validName(name string) bool {
 	if name == "" || len(name) > maxServiceBytes || name[0] == '-' {

@@ -173,9 +173,10 @@ func (s *Shell) Send(ctx context.Context, m bot.Message) error {
 	switch {
 	case m.Checklist != nil:
 		out = renderChecklistChange(prev, m, s.Interactive)
-	case prev != nil:
-		// An update of a message already shown (the approval question
-		// once decided): the decision itself is printed as its own reply.
+	case prev != nil && (m.Thread != "" || prev.Text == m.Text):
+		// An update of a message already shown in a deploy (the approval
+		// question once decided): the decision itself is printed as its
+		// own reply. Announcements (a bake's outcome) print each change.
 		return nil
 	default:
 		out = renderText(m)
@@ -294,6 +295,12 @@ func renderText(m bot.Message) string {
 	}
 	b.WriteString(prefix + m.Text + "\n")
 	for _, a := range m.Actions {
+		if a.ID == bot.ActionDeployNow {
+			if service, image, err := bot.ParseDeployNowValue(a.Value); err == nil {
+				fmt.Fprintf(&b, "   type %s to deploy it\n", bot.DeployNowCommand(service, image))
+				continue
+			}
+		}
 		fmt.Fprintf(&b, "   [%s] type: %s\n", a.Label, actionCommand(a))
 	}
 	return b.String()

@@ -3,12 +3,14 @@ package shell
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/deployer/refresh"
 )
 
 type fakeDeployments struct {
@@ -147,5 +149,35 @@ func TestTerminalOverwritesStartedStep(t *testing.T) {
 		if got := endsStep(tc.running, tc.line); got != tc.want {
 			t.Errorf("endsStep(%q, %q) = %v, want %v", tc.running, tc.line, got, tc.want)
 		}
+	}
+}
+
+func TestRefreshAnnouncements(t *testing.T) {
+	img := deployer.Image{ID: "private/123", Label: "ns-golden-20261123-0400"}
+	started := refresh.Event{Service: "ns", Kind: refresh.EventStarted, BuildID: "20261123-0400", Trigger: "schedule", Base: "linode/debian12"}
+	finished := started
+	finished.Kind, finished.Image, finished.Took, finished.Pruned = refresh.EventFinished, img, 6*time.Minute+12*time.Second, []deployer.Image{{ID: "private/99", Label: "ns-golden-20261101-0400"}}
+	failed := refresh.Event{Service: "ns", Kind: refresh.EventFailed, BuildID: "20261124-0400", Trigger: "schedule", Took: 3 * time.Minute, Err: errors.New("quota")}
+	tests := []struct {
+		name   string
+		events []refresh.Event
+		want   string
+	}{
+		{"baked", []refresh.Event{started, started, finished}, "Baking a new image of ns from linode/debian12 (build 20261123-0400, scheduled)\n" +
+			"✓ Image private/123 ready: ns-golden-20261123-0400, built in 6m12s; pruned 1 old image\n• ns-golden-20261101-0400\n" +
+			"   type /deploy ns --image private/123 to deploy it\n"},
+		{"failed", []refresh.Event{failed}, "✗ Baking an image of ns failed after 3m: quota\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			n := &bot.Notifier{Chats: []bot.Chat{&Shell{Out: &out}}}
+			for _, ev := range tc.events {
+				n.Refresh(context.Background(), ev)
+			}
+			if got := out.String(); got != tc.want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
 	}
 }

@@ -55,7 +55,11 @@ func (f *fakeDeployer) Calls() []string {
 
 func (f *fakeDeployer) Services() []string { return []string{"ns"} }
 func (f *fakeDeployer) Deploy(_ context.Context, r deployer.Request) (deployer.Deployment, error) {
-	f.record("deploy %s by %s in %s: %s", r.Service, r.User, r.Refs[deployer.RefChannel], r.Reason)
+	if r.Options.Image != "" {
+		f.record("deploy %s --image %s by %s in %s: %s", r.Service, r.Options.Image, r.User, r.Refs[deployer.RefChannel], r.Reason)
+	} else {
+		f.record("deploy %s by %s in %s: %s", r.Service, r.User, r.Refs[deployer.RefChannel], r.Reason)
+	}
 	if f.deploy != nil {
 		return f.deploy(r)
 	}
@@ -98,11 +102,13 @@ func (f *fakeDeployer) Now() time.Time { return time.Date(2026, 11, 23, 14, 3, 0
 
 // apiCall is one message greenlight sent to Slack.
 type apiCall struct {
-	Method       string // chat.postEphemeral, chat.postMessage, or response_url
+	Method       string // chat.postEphemeral, chat.postMessage, chat.update, or response_url
 	Channel      string
 	User         string
 	Text         string
 	ThreadTS     string
+	TS           string // chat.postMessage: the ts handed out; chat.update: the message's
+	Blocks       string // Block Kit JSON, as sent
 	ResponseType string // response_url only
 	Hook         string // response_url only: the hook's path
 }
@@ -124,6 +130,7 @@ func newFakeSlack(t testing.TB) *fakeSlack {
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/chat.postEphemeral", f.chat("chat.postEphemeral"))
 		c.Handle("/chat.postMessage", f.chat("chat.postMessage"))
+		c.Handle("/chat.update", f.chat("chat.update"))
 		c.Handle("/hooks/", f.hook)
 		c.Handle("/apps.connections.open", f.open)
 		c.Handle("/socket", slacktest.Websocket(func(c *websocket.Conn) {
@@ -156,11 +163,18 @@ func (f *fakeSlack) chat(method string) http.HandlerFunc {
 			_, _ = io.WriteString(w, `{"ok":false,"error":"not_authed"}`)
 			return
 		}
-		f.add(apiCall{Method: method, Channel: r.PostForm.Get("channel"), User: r.PostForm.Get("user"),
-			Text: r.PostForm.Get("text"), ThreadTS: r.PostForm.Get("thread_ts")})
+		c := apiCall{Method: method, Channel: r.PostForm.Get("channel"), User: r.PostForm.Get("user"),
+			Text: r.PostForm.Get("text"), ThreadTS: r.PostForm.Get("thread_ts"), Blocks: r.PostForm.Get("blocks")}
+		f.mu.Lock()
+		if method == "chat.update" {
+			c.TS = r.PostForm.Get("ts")
+		} else {
+			c.TS = fmt.Sprintf("1700000000.%06d", len(f.calls)+1)
+		}
+		f.calls = append(f.calls, c)
+		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":"1700000000.%06d","message_ts":"1700000000.%06d"}`,
-			r.PostForm.Get("channel"), len(f.Calls()), len(f.Calls()))
+		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q,"message_ts":%q}`, c.Channel, c.TS, c.TS)
 	}
 }
 

@@ -187,7 +187,8 @@ func textSections(lines []string) []slackapi.Block {
 }
 
 // buttonsBlock renders buttons: action_id is the Action's ID and value its
-// Value, so a click comes back as the bot's command.
+// Value ("ns#7" for approve, abort and rollback; "ns image=ID" for deploy-now),
+// so a click comes back to Router.HandleClick as the bot's command.
 func buttonsBlock(actions []bot.Action) *slackapi.ActionBlock {
 	if len(actions) > 25 {
 		actions = actions[:25]

@@ -11,6 +11,7 @@ import (
 
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/deployer/refresh"
 )
 
 // blockTexts lists each block as "type: text" (sections and context) or
@@ -137,6 +138,17 @@ func TestRenderBlocks(t *testing.T) {
 				Actions: []bot.Action{{ID: bot.ActionDeployNow, Label: "Deploy now", Value: "ns image=img-3"}}},
 			want: []string{"section: :white_check_mark: New golden image img-3 for ns", "actions: deploy-now/ns image=img-3//Deploy now"},
 			text: ":white_check_mark: New golden image img-3 for ns",
+		},
+		{
+			name: "bake announcement",
+			m: bot.RefreshMessage(refresh.Event{Service: "ns", Kind: refresh.EventFinished, BuildID: "20261123-0400", Trigger: "U0ALICE1",
+				Image: deployer.Image{ID: "private/123", Label: "ns-golden-20261123-0400"}, Took: 372 * time.Second,
+				Pruned: []deployer.Image{{ID: "private/99", Label: "ns-golden-<old>"}}}),
+			want: []string{
+				"section: :white_check_mark: Image private/123 ready: ns-golden-20261123-0400, built in 6m12s; pruned 1 old image\n• ns-golden-&lt;old&gt;",
+				"actions: deploy-now/ns image=private/123/primary/Deploy now/confirm:Start a deploy of ns with image ns-golden-20261123-0400?",
+			},
+			text: ":white_check_mark: Image private/123 ready: ns-golden-20261123-0400, built in 6m12s; pruned 1 old image\n• ns-golden-&lt;old&gt;",
 		},
 	}
 	for _, tc := range tests {

@@ -64,6 +64,7 @@ type ServiceConfig struct {
 	Linode      *LinodeConfig     `yaml:"linode"`
 	Provisioner ProvisionerConfig `yaml:"provisioner"`
 	Switch      SwitchConfig      `yaml:"switch"`
+	Refresh     *RefreshConfig    `yaml:"refresh"`
 }
 
 // TimeoutsConfig bounds each step.
@@ -215,6 +216,9 @@ func (c *Config) validate() error {
 			return &keyError{key, "a service name is lower-case letters, digits and dashes"}
 		}
 		if err := s.validateProviders(key); err != nil {
+			return err
+		}
+		if err := s.Refresh.validate(key, name); err != nil {
 			return err
 		}
 		if len(s.Servers) == 0 {

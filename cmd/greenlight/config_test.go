@@ -206,3 +206,31 @@ services:
 		})
 	}
 }
+
+func TestLoadConfigRefresh(t *testing.T) {
+	tests := []struct {
+		name, refresh, want string
+	}{
+		{"weekly", `{schedule: "CRON_TZ=UTC 0 4 * * 1", keep: 3}`, ""},
+		{"descriptor", `{schedule: "@weekly"}`, ""},
+		{"on demand", `{schedule: ""}`, ""},
+		{"four fields", `{schedule: "0 4 * *"}`, `services.ns.refresh.schedule: line 8: "0 4 * *" is not a cron schedule`},
+		{"bad zone", `{schedule: "CRON_TZ=Mars/Olympus 0 4 * * 1"}`, `services.ns.refresh.schedule: line 8`},
+		{"negative keep", `{keep: -1}`, `services.ns.refresh.keep: line 8: keep at least 1`},
+		{"unknown key", `{scheduel: "@daily"}`, `field scheduel not found`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(strings.NewReader(minimal+"    refresh: "+tc.refresh+"\n"), "test.yaml")
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("LoadConfig: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -32,14 +32,17 @@ type linodeAccount struct {
 	frontend string // the NodeBalancer's address, UDP and TCP
 }
 
-func newLinodeAccount(t *testing.T) *linodeAccount {
+func newLinodeAccount(t *testing.T, edit ...func(*linodetest.Options)) *linodeAccount {
 	t.Helper()
 	ns, err := linodetest.NewNameServers("example.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := linodetest.NewServer(linodetest.Options{Token: linodeToken, IPv4: linodetest.Loopback,
-		OnRunning: ns.OnRunning, OnDeleted: ns.OnDeleted})
+	opts := linodetest.Options{Token: linodeToken, IPv4: linodetest.Loopback, OnRunning: ns.OnRunning, OnDeleted: ns.OnDeleted}
+	for _, e := range edit {
+		e(&opts)
+	}
+	api := linodetest.NewServer(opts)
 	t.Cleanup(ns.Close)
 	t.Cleanup(api.Close)
 	nb := api.AddNodeBalancer(linodetest.NodeBalancer{Label: "ns-lb", Region: "us-east"})
@@ -358,4 +361,40 @@ func TestLinodeDryRunPrice(t *testing.T) {
 	if n := len(a.api.Instances()); n != 2 {
 		t.Errorf("a dry run left %d instances, want the 2 live ones", n)
 	}
+}
+
+// TestLinodeRefreshThenDeploy: /deploy refresh bakes a golden image on the
+// fake Linode (builder boots, powers itself off, image made from its disk,
+// builder deleted), announces it, and a deploy of it goes live.
+func TestLinodeRefreshThenDeploy(t *testing.T) {
+	a := newLinodeAccount(t, func(o *linodetest.Options) {
+		o.PowerOffAfter, o.ImageCreating = 100*time.Millisecond, 100*time.Millisecond
+	})
+	p := a.start(t, a.config(t, "{kind: none}", ""))
+	p.waitOutput(`serves ns1-0, ns2-0 on image linode/debian12`)
+	p.typeLine("/deploy refresh ns")
+	p.waitOutput(`Baking a new image of ns from linode/debian12`)
+	p.waitOutput(`Image private/\d+ ready: ns-golden-\d{8}-\d{4}, built in`)
+	image := regexp.MustCompile(`type /deploy ns --image (private/\d+) to deploy it`).FindStringSubmatch(waitFor(t, p, `type /deploy ns --image private/\d+ to deploy it`))
+	var builders []string
+	for _, in := range a.api.Instances() {
+		if strings.Contains(in.Label, "build") {
+			builders = append(builders, in.Label)
+		}
+	}
+	if len(builders) > 0 {
+		t.Errorf("builders left after the bake: %v", builders)
+	}
+	p.typeLine("/deploy ns --auto-approve --image " + image[1])
+	p.waitOutput(`ns is live on ns1-1, ns2-1`)
+	if got, want := soaSerial(t, a.frontend), linodetest.Serial(image[1]); got != want {
+		t.Errorf("serial through the NodeBalancer = %d, want %d (the baked image's)", got, want)
+	}
+}
+
+// waitFor waits until the output matches re and returns the output.
+func waitFor(t *testing.T, p *program, re string) string {
+	t.Helper()
+	p.waitOutput(re)
+	return p.out.String()
 }

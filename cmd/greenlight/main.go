@@ -20,6 +20,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	_ "time/tzdata" // CRON_TZ zones of refresh schedules, on hosts without a zone database
 
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/bot/shell"
@@ -66,7 +67,9 @@ type Main struct {
 	home     *slack.Home
 	Getenv   func(string) string // default os.Getenv
 	cancel   context.CancelFunc
-	// background runs the reconciler (and the image refresh) until Close.
+	bakers   map[string]deployer.Baker // by service
+	refresh  refreshers
+	// background runs the reconciler and the image refresh until Close.
 	background sync.WaitGroup
 }
 
@@ -199,6 +202,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.bakers = map[string]deployer.Baker{}
 	checker := dnscheck.New(dnscheck.Options{Clock: m.Clock, Logger: m.Log})
 	auth := &bot.Authorizer{Policies: map[string]bot.Policy{}}
 	var services []*deployer.Service
@@ -232,6 +236,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.Notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
 	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db}
+	if err := m.openRefresh(services); err != nil {
+		return err
+	}
 	m.Shell.Router, m.Shell.Deployer = m.Router, m.Deployer
 	if m.Config.Slack != nil {
 		if err := m.openSlack(auth); err != nil {
@@ -253,6 +260,9 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	m.background.Go(func() { m.reconcileLoop(runCtx) })
+	for _, r := range m.refresh {
+		m.background.Go(func() { r.Run(runCtx) })
+	}
 	if m.Interactive && m.Slack == nil {
 		fmt.Fprintln(m.Stdout, "Type /deploy help for commands, /deploy ns to deploy, quit to leave.")
 	}
@@ -327,6 +337,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.background.Wait()
+	for _, r := range m.refresh {
+		r.Wait()
+	}
 	if m.Deployer != nil {
 		m.Deployer.Wait()
 	}

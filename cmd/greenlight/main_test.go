@@ -260,3 +260,34 @@ func TestSecondInstanceRefused(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want a refusal naming the other greenlight", code, errOut)
 	}
 }
+
+// The image refresh in local mode: /deploy refresh bakes a new local image
+// and announces it with the command that deploys it; the deploy of that
+// image serves its newer serial; /deploy schedule shows the run.
+func TestLocalRefreshThenDeploy(t *testing.T) {
+	p := start(t, t.TempDir())
+	p.waitOutput(`serves ns1-0, ns2-0`)
+	p.typeLine("/deploy schedule")
+	p.waitOutput(`(?s)ns.*CRON_TZ=UTC 0 4 \* \* 1.*next`)
+	p.typeLine("/deploy refresh ns")
+	p.waitOutput(`Image local/ns-v3 ready: ns-golden-\d{8}-\d{4}, built in`)
+	p.waitOutput(`type /deploy ns --image local/ns-v3 to deploy it`)
+	p.typeLine("/deploy ns --image local/ns-v3 --auto-approve")
+	p.waitOutput(`ns is live on ns1-1, ns2-1`)
+	if got := soaSerial(t, p.addr()); got != 2026110103 {
+		t.Errorf("serial after deploying the baked image = %d, want 2026110103", got)
+	}
+	p.typeLine("/deploy schedule")
+	p.waitOutput(`(?s)last.*ok.*local/ns-v3|ns-golden`)
+}
+
+func soaSerial(t *testing.T, addr string) uint32 {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion("example.test.", dns.TypeSOA)
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
+	if err != nil || len(r.Answer) == 0 {
+		t.Fatalf("SOA from %s: %v %v", addr, err, r)
+	}
+	return r.Answer[0].(*dns.SOA).Serial
+}

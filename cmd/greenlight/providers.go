@@ -48,12 +48,14 @@ func (m *Main) wireService(ctx context.Context, svc *deployer.Service, sc *Servi
 			}
 		}
 		svc.Cloud, svc.Provisioner = m.cloud, m.cloud
+		m.bakers[svc.Name] = m.cloud
 	case "linode":
 		cloud, err := m.linodeCloud(svc, sc)
 		if err != nil {
 			return err
 		}
 		svc.Cloud, svc.BaseImage = cloud, sc.Linode.Image
+		m.bakers[svc.Name] = cloud
 		if svc.Provisioner, err = m.provisioner(svc, sc, checker); err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ import (
 var (
 	_ deployer.Cloud       = (*Cloud)(nil)
 	_ deployer.Provisioner = (*Cloud)(nil)
+	_ deployer.Baker       = (*Cloud)(nil)
 )
 
 // DefaultBootDelay is how long a server takes to boot when Options.BootDelay is 0.
@@ -461,8 +462,10 @@ func (c *Cloud) Images(ctx context.Context, service string) ([]deployer.Image, e
 	return newestFirst(images), nil
 }
 
-// Bake adds the service's next golden image (v3, v4, …) and returns it.
-func (c *Cloud) Bake(ctx context.Context, service string) (deployer.Image, error) {
+// Bake adds spec.Service's next golden image (v3, v4, …) and returns it.
+// Its label and description are spec's when given; its servers serve the
+// zones of the new version (a higher serial, a new version TXT).
+func (c *Cloud) Bake(ctx context.Context, spec deployer.BakeSpec) (deployer.Image, error) {
 	if err := ctx.Err(); err != nil {
 		return deployer.Image{}, err
 	}
@@ -471,18 +474,53 @@ func (c *Cloud) Bake(ctx context.Context, service string) (deployer.Image, error
 	if err := c.open(); err != nil {
 		return deployer.Image{}, err
 	}
-	images, err := c.images(service)
+	images, err := c.images(spec.Service)
 	if err != nil {
 		return deployer.Image{}, err
 	}
-	img := goldenImage(service, nextGolden(images), c.clock.Now())
-	c.inv.Images[service] = append(images, img)
+	img := goldenImage(spec.Service, nextGolden(images), c.clock.Now())
+	if spec.Label != "" {
+		img.Label = spec.Label
+	}
+	if spec.Description != "" {
+		img.Description = spec.Description
+	}
+	c.inv.Images[spec.Service] = append(images, img)
 	if err := c.save(); err != nil {
-		c.inv.Images[service] = images
+		c.inv.Images[spec.Service] = images
 		return deployer.Image{}, err
 	}
-	c.log.Info("image baked", "image", img.ID, "serial", serialFor(img.Version))
+	c.log.Info("image baked", "image", img.ID, "label", img.Label, "serial", serialFor(img.Version))
 	return img.Image, nil
+}
+
+// DeleteImage forgets an image, of whichever service it is. Deleting an
+// image that does not exist succeeds. Servers built from it keep answering
+// until they stop, but cannot be provisioned or started again.
+func (c *Cloud) DeleteImage(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.open(); err != nil {
+		return err
+	}
+	for svc, images := range c.inv.Images {
+		i := slices.IndexFunc(images, func(im imageRecord) bool { return im.ID == id })
+		if i < 0 {
+			continue
+		}
+		kept := slices.Delete(slices.Clone(images), i, i+1)
+		c.inv.Images[svc] = kept
+		if err := c.save(); err != nil {
+			c.inv.Images[svc] = images
+			return err
+		}
+		c.log.Info("image deleted", "image", id)
+		return nil
+	}
+	return nil
 }
 
 // images returns the service's images oldest first, seeding a new service.

@@ -45,7 +45,7 @@ func TestImagesAndBake(t *testing.T) {
 		t.Errorf("golden flags or labels wrong: %+v", images)
 	}
 
-	v3, err := c.Bake(ctx, "ns")
+	v3, err := c.Bake(ctx, deployer.BakeSpec{Service: "ns"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +86,57 @@ func TestImagesAndBake(t *testing.T) {
 		if got := rdatas(r.Answer); !slices.Equal(got, tt.answer) {
 			t.Errorf("v3 %s %s = %q, want %q", tt.name, dns.TypeToString[tt.qtype], got, tt.answer)
 		}
+	}
+}
+
+// A bake takes its label and description from the spec when given; the
+// image survives a restart, and DeleteImage forgets it (twice is fine).
+func TestBakeSpecAndDeleteImage(t *testing.T) {
+	dir := t.TempDir()
+	c := newTestCloud(t, dir)
+	ctx := context.Background()
+	spec := deployer.BakeSpec{Service: "ns", BaseImage: "linode/debian12", Label: "ns-golden-20261123-0400",
+		Description: "baked from linode/debian12 by greenlight build 20261123-0400", BuildID: "20261123-0400"}
+	img, err := c.Bake(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.ID != "local/ns-v3" || img.Label != spec.Label || img.Description != spec.Description || !img.Golden {
+		t.Fatalf("Bake = %+v", img)
+	}
+	s := startServers(t, c, server{"ns1-3", img.ID, true})[0]
+	r, err := ask("udp", s.Addr, "example.test", dns.TypeSOA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := soaSerial(t, r); got != serialFor(3) {
+		t.Errorf("serial of the baked image = %d, want %d", got, serialFor(3))
+	}
+	c.Close()
+
+	c = newTestCloud(t, dir)
+	images, _ := c.Images(ctx, "ns")
+	if images[0].ID != img.ID || images[0].Label != spec.Label {
+		t.Fatalf("after a restart, newest image = %+v", images[0])
+	}
+	for _, id := range []string{"local/ns-v1", "local/ns-v1", "local/nothing"} {
+		if err := c.DeleteImage(ctx, id); err != nil {
+			t.Fatalf("DeleteImage(%s) = %v", id, err)
+		}
+	}
+	images, _ = c.Images(ctx, "ns")
+	if got, want := imageIDs(images), []string{"local/ns-v3", "local/ns-v2", "local/ns-broken", "local/ns-stale"}; !slices.Equal(got, want) {
+		t.Errorf("after DeleteImage, Images = %q, want %q", got, want)
+	}
+	next, err := c.Bake(ctx, deployer.BakeSpec{Service: "ns"})
+	if err != nil || next.ID != "local/ns-v4" || next.Label != "ns-golden-v4" {
+		t.Errorf("Bake without label = %+v, %v; want local/ns-v4 labelled ns-golden-v4", next, err)
+	}
+	c.Close()
+	c = newTestCloud(t, dir)
+	images, _ = c.Images(ctx, "ns")
+	if slices.Contains(imageIDs(images), "local/ns-v1") {
+		t.Errorf("a deleted image came back after a restart: %q", imageIDs(images))
 	}
 }
 
@@ -212,7 +263,7 @@ func TestInventorySurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := c1.Bake(ctx, "ns"); err != nil {
+	if _, err := c1.Bake(ctx, deployer.BakeSpec{Service: "ns"}); err != nil {
 		t.Fatal(err)
 	}
 	var created []deployer.Server
@@ -395,7 +446,7 @@ func FuzzLoadInventory(f *testing.F) {
 	dir := f.TempDir()
 	c := newTestCloud(f, dir)
 	startServers(f, c, server{"ns1-1", "local/ns-v1", true}, server{"ns2-1", "local/ns-broken", false})
-	if _, err := c.Bake(context.Background(), "ns"); err != nil {
+	if _, err := c.Bake(context.Background(), deployer.BakeSpec{Service: "ns"}); err != nil {
 		f.Fatal(err)
 	}
 	real, err := os.ReadFile(filepath.Join(dir, InventoryFile))

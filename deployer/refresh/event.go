@@ -32,6 +32,15 @@ type Event struct {
 	Err     error            // why it failed, phrased for chat
 	// DeployID is the deploy auto_deploy started with the new image; 0 when none.
 	DeployID uint64
+
+	Started time.Time // when the bake began
+	Channel string    // where to announce it; "" = the default channel
+	// PruneErr says which old images could not be deleted and why; the bake
+	// itself succeeded.
+	PruneErr error
+	// DeployErr says why auto_deploy could not start a deploy of the new
+	// image (the lock is held, say); the bake itself succeeded.
+	DeployErr error
 }
 
 // Reporter shows bake events to people (bot.Notifier in production).
@@ -47,4 +56,9 @@ type Status struct {
 	LastRun    time.Time
 	LastResult string // "ok: ns-golden-20261123-0400", "failed: …", "" when never run
 	Running    bool
+
+	Started    time.Time // when the running bake began; zero when none runs
+	LastImage  string    // the image the last run baked; "" when it failed
+	Keep       int       // golden images kept
+	AutoDeploy bool
 }
