@@ -223,14 +223,11 @@ func (s *Server) recordFor(w http.ResponseWriter, r *http.Request) (*domain, *Do
 	if d == nil {
 		return nil, nil
 	}
-	id, err := strconv.Atoi(r.PathValue("rid"))
-	for _, rec := range d.records {
-		if err == nil && rec.ID == id {
-			return d, rec
-		}
+	rec := byPathID(w, r, "rid", d.records, func(rec *DomainRecord) int { return rec.ID })
+	if rec == nil {
+		return nil, nil
 	}
-	notFound(w)
-	return nil, nil
+	return d, rec
 }
 
 func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) {

@@ -647,20 +647,31 @@ func (s *Server) nbFor(w http.ResponseWriter, r *http.Request) *nodeBalancer {
 	return nil
 }
 
+// byPathID finds the item whose ID the path parameter key names, or
+// answers 404.
+func byPathID[T any](w http.ResponseWriter, r *http.Request, key string, items []*T, id func(*T) int) *T {
+	if want, err := strconv.Atoi(r.PathValue(key)); err == nil {
+		for _, it := range items {
+			if id(it) == want {
+				return it
+			}
+		}
+	}
+	notFound(w)
+	return nil
+}
+
 // configFor finds the config named by the path, or answers 404. nbs.mu is held.
 func (s *Server) configFor(w http.ResponseWriter, r *http.Request) (*nodeBalancer, *nbConfig) {
 	nb := s.nbFor(w, r)
 	if nb == nil {
 		return nil, nil
 	}
-	id, err := strconv.Atoi(r.PathValue("cid"))
-	for _, c := range nb.configs {
-		if err == nil && c.ID == id {
-			return nb, c
-		}
+	c := byPathID(w, r, "cid", nb.configs, func(c *nbConfig) int { return c.ID })
+	if c == nil {
+		return nil, nil
 	}
-	notFound(w)
-	return nil, nil
+	return nb, c
 }
 
 // nodeFor finds the node named by the path, or answers 404. nbs.mu is held.
@@ -669,14 +680,11 @@ func (s *Server) nodeFor(w http.ResponseWriter, r *http.Request) (*nbConfig, *No
 	if c == nil {
 		return nil, nil
 	}
-	id, err := strconv.Atoi(r.PathValue("nid"))
-	for _, n := range c.nodes {
-		if err == nil && n.ID == id {
-			return c, n
-		}
+	n := byPathID(w, r, "nid", c.nodes, func(n *NodeBalancerNode) int { return n.ID })
+	if n == nil {
+		return nil, nil
 	}
-	notFound(w)
-	return nil, nil
+	return c, n
 }
 
 func (s *Server) listNodeBalancers(w http.ResponseWriter, r *http.Request) {
