@@ -1,7 +1,6 @@
 package linodetest
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -114,8 +113,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 		CloudInit   bool      `json:"cloud_init"`
 		Tags        *[]string `json:"tags"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		WriteErrors(w, http.StatusBadRequest, Reason{Reason: "Invalid JSON"})
+	if !decode(w, r, &req) {
 		return
 	}
 	s.mu.Lock()

@@ -2,7 +2,6 @@ package linodetest
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -274,8 +273,7 @@ type createRequest struct {
 
 func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		WriteErrors(w, http.StatusBadRequest, Reason{Reason: "Invalid JSON"})
+	if !decode(w, r, &req) {
 		return
 	}
 	s.mu.Lock()
@@ -344,8 +342,7 @@ func (s *Server) updateInstance(w http.ResponseWriter, r *http.Request) {
 		Label *string   `json:"label"`
 		Tags  *[]string `json:"tags"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		WriteErrors(w, http.StatusBadRequest, Reason{Reason: "Invalid JSON"})
+	if !decode(w, r, &req) {
 		return
 	}
 	s.mu.Lock()

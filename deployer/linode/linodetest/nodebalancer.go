@@ -1,7 +1,6 @@
 package linodetest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -823,14 +822,6 @@ func (nb *nodeBalancer) apply(c *nbConfig, req configRequest, creating bool) []R
 		}
 	}
 	return errs
-}
-
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-		WriteErrors(w, http.StatusBadRequest, Reason{Reason: "Invalid JSON"})
-		return false
-	}
-	return true
 }
 
 func (s *Server) createNBConfig(w http.ResponseWriter, r *http.Request) {

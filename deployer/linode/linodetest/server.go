@@ -416,3 +416,12 @@ func (s *Server) WritePage(w http.ResponseWriter, r *http.Request, items any) {
 
 // apiTime is how the API writes times: UTC, to the second, without a zone.
 func apiTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05") }
+
+// decode reads a request's JSON body into v, or answers 400 as the API does.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		WriteErrors(w, http.StatusBadRequest, Reason{Reason: "Invalid JSON"})
+		return false
+	}
+	return true
+}
