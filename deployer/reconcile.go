@@ -63,6 +63,15 @@ func (p *Deployer) Reconcile(ctx context.Context, opts ReconcileOptions) (Reconc
 	if err != nil {
 		return report, err
 	}
+	// The live sets, read once per pass rather than once per server.
+	live := map[string][]Server{}
+	for _, name := range p.names {
+		st, err := p.store.Service(name)
+		if err != nil {
+			return report, err
+		}
+		live[name] = st.Servers
+	}
 	var errs []error
 	for _, cloud := range clouds {
 		servers, err := cloud.ListByTag(ctx, TagGreenlight)
@@ -72,7 +81,7 @@ func (p *Deployer) Reconcile(ctx context.Context, opts ReconcileOptions) (Reconc
 		}
 		report.Checked += len(servers)
 		for _, s := range servers {
-			o, owned, err := p.owner(s, opts.Grace)
+			o, owned, err := p.owner(s, live, opts.Grace)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -108,7 +117,7 @@ func (p *Deployer) Reconcile(ctx context.Context, opts ReconcileOptions) (Reconc
 
 // owner decides whether s belongs to a live set or a deploy, and if not,
 // says why it is an orphan.
-func (p *Deployer) owner(s Server, grace time.Duration) (Orphan, bool, error) {
+func (p *Deployer) owner(s Server, live map[string][]Server, grace time.Duration) (Orphan, bool, error) {
 	o := Orphan{Server: s}
 	hasDeploy := false
 	for _, t := range s.Tags {
@@ -132,11 +141,7 @@ func (p *Deployer) owner(s Server, grace time.Duration) (Orphan, bool, error) {
 		}
 		return o, false, nil
 	}
-	live, err := p.store.Service(o.Service)
-	if err != nil {
-		return o, false, err
-	}
-	if containsServer(live.Servers, s) {
+	if containsServer(live[o.Service], s) {
 		return o, true, nil
 	}
 	if !hasDeploy {
