@@ -375,7 +375,8 @@ func TestLinodeRefreshThenDeploy(t *testing.T) {
 	p.typeLine("/deploy refresh ns")
 	p.waitOutput(`Baking a new image of ns from linode/debian12`)
 	p.waitOutput(`Image private/\d+ ready: ns-golden-\d{8}-\d{4}, built in`)
-	image := regexp.MustCompile(`type /deploy ns --image (private/\d+) to deploy it`).FindStringSubmatch(waitFor(t, p, `type /deploy ns --image private/\d+ to deploy it`))
+	p.waitOutput(`type /deploy ns --image private/\d+ to deploy it`)
+	image := regexp.MustCompile(`type /deploy ns --image (private/\d+) to deploy it`).FindStringSubmatch(p.out.String())
 	var builders []string
 	for _, in := range a.api.Instances() {
 		if strings.Contains(in.Label, "build") {
@@ -389,47 +390,5 @@ func TestLinodeRefreshThenDeploy(t *testing.T) {
 	p.waitOutput(`ns is live on ns1-1, ns2-1`)
 	if got, want := soaSerial(t, a.frontend), linodetest.Serial(image[1]); got != want {
 		t.Errorf("serial through the NodeBalancer = %d, want %d (the baked image's)", got, want)
-	}
-}
-
-// waitFor waits until the output matches re and returns the output.
-func waitFor(t *testing.T, p *program, re string) string {
-	t.Helper()
-	p.waitOutput(re)
-	return p.out.String()
-}
-
-// TestLinodeDNSRecordsSwitch: with the dns-records switch, the first set is
-// published as the A records of the service's names in Linode's DNS
-// Manager, and greenlight checks the servers those records name.
-func TestLinodeDNSRecordsSwitch(t *testing.T) {
-	a := newLinodeAccount(t)
-	dom := a.api.AddDomain(linodetest.Domain{Domain: "example.com", SOAEmail: "hostmaster@example.com"})
-	a.api.AddDomainRecord(dom.ID, linodetest.DomainRecord{Type: "A", Name: "ns1", Target: "192.0.2.99", TTLSec: 3600})
-	sw := fmt.Sprintf("{kind: dns-records, domain_id: %d, names: [ns1, ns2], ttl: 30s}", dom.ID)
-	p := a.start(t, a.config(t, "{kind: none}", sw))
-	p.waitOutput(`ns: \S+ serves ns1-0, ns2-0`)
-	ips := map[string]string{}
-	for _, in := range a.api.Instances() {
-		ips[strings.TrimSuffix(in.Label, "-0")] = in.IPv4
-	}
-	var got []string
-	for _, r := range a.api.DomainRecords(dom.ID) {
-		if r.Type == "A" {
-			got = append(got, fmt.Sprintf("%s %s %d", r.Name, r.Target, r.TTLSec))
-		}
-	}
-	slices.Sort(got)
-	if want := []string{"ns1 " + ips["ns1"] + " 30", "ns2 " + ips["ns2"] + " 30"}; !slices.Equal(got, want) {
-		t.Errorf("A records = %v, want %v", got, want)
-	}
-	svc, err := p.m.Deployer.Service("ns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ep := range svc.Switch.Endpoints() {
-		if got := nsid(t, ep, "tcp"); !strings.HasSuffix(got, "-0") {
-			t.Errorf("endpoint %s answered from %q, want the first set", ep, got)
-		}
 	}
 }

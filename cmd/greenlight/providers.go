@@ -149,7 +149,7 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 		}
 		endpoints := cfg.Endpoints
 		if len(endpoints) == 0 {
-			if endpoints, err = linode.NodeBalancerEndpoints(ctx, client, cfg.NodeBalancerID, 53); err != nil {
+			if endpoints, err = linode.NodeBalancerEndpoints(ctx, client, cfg.NodeBalancerID, linode.DefaultPort); err != nil {
 				return nil, err
 			}
 		}
