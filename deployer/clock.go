@@ -62,6 +62,23 @@ func (c *ManualClock) Waiters() int {
 	return len(c.waiters)
 }
 
+// NextWaiter returns the earliest time a pending After channel fires, so
+// a test driving many waiters can advance exactly to the next one.
+func (c *ManualClock) NextWaiter() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.waiters) == 0 {
+		return time.Time{}, false
+	}
+	next := c.waiters[0].at
+	for _, w := range c.waiters[1:] {
+		if w.at.Before(next) {
+			next = w.at
+		}
+	}
+	return next, true
+}
+
 // Advance moves the clock forward by d and fires every waiter that is due.
 func (c *ManualClock) Advance(d time.Duration) {
 	c.mu.Lock()

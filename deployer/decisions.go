@@ -21,7 +21,7 @@ func (p *Deployer) Approve(ctx context.Context, service string, id uint64, user 
 		return Deployment{}, err
 	}
 	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
-		if x.Phase != PhaseAwaitingApproval {
+		if x.Approval != nil || x.Phase != PhaseAwaitingApproval {
 			return notWaiting(x, "approval")
 		}
 		if svc.FourEyes && user == x.Requester {
@@ -52,9 +52,15 @@ func (p *Deployer) Abort(ctx context.Context, service string, id uint64, user, r
 		if x.Phase.Final() {
 			return Errorf(CodeConflict, "deploy #%d already ended: %s", x.ID, x.Phase)
 		}
+		if x.Phase == PhaseNeedsAttention || x.Resolve != nil {
+			return Errorf(CodeConflict, "deploy #%d needs attention; end it with /deploy resolve %s --to old or --to new", x.ID, x.Service)
+		}
 		if x.Approval != nil {
 			if x.Approval.Kind == DecisionAbort {
 				return Errorf(CodeConflict, "deploy #%d was already aborted by %s at %s", x.ID, x.Approval.By, clock(x.Approval.At))
+			}
+			if x.Phase == PhaseRollbackWindow {
+				return Errorf(CodeConflict, "deploy #%d is live since it was approved by %s at %s; /deploy rollback %s switches back to the old set", x.ID, x.Approval.By, clock(x.Approval.At), x.Service)
 			}
 			return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and traffic is moving; use /deploy rollback %s once it is live", x.ID, x.Approval.By, clock(x.Approval.At), x.Service)
 		}
@@ -200,13 +206,6 @@ func (p *Deployer) Unlock(ctx context.Context, service, user string, force bool)
 	if _, err := p.Service(service); err != nil {
 		return Lock{}, err
 	}
-	if force {
-		if cur, err := p.store.CurrentLock(service); err == nil && cur != nil && cur.DeployID != 0 {
-			if d, err := p.store.Deployment(cur.DeployID); err == nil && !d.Phase.Final() {
-				return Lock{}, Errorf(CodeConflict, "deploy #%d of %s is still in flight (step %s); abort it or roll it back instead of forcing the lock", d.ID, service, d.CurrentStep())
-			}
-		}
-	}
 	l, err := p.store.Unlock(service, user, force)
 	if err != nil {
 		p.audit(user, "refused unlock", service, 0, err.Error())
@@ -317,6 +316,40 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 		planned[i] = Server{Name: role + "-0", Role: role, Label: role, Image: image,
 			Tags: []string{TagGreenlight, ServiceTag(service), DeployTag(0)}}
 	}
+	// Bounded like the deploy steps it stands for: a first set whose
+	// provisioning never answers must not hang start-up.
+	limit := svc.Timeouts.Create + svc.Timeouts.WaitRunning + svc.Timeouts.Provision + svc.Timeouts.Check
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	servers, err := p.seedSet(ctx, svc, image, planned)
+	if err != nil {
+		// Delete what was made, so the next try starts clean.
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
+		defer ccancel()
+		if tagged, lerr := svc.Cloud.ListByTag(cctx, DeployTag(0)); lerr == nil {
+			for _, s := range tagged {
+				if derr := svc.Cloud.Delete(cctx, s); derr != nil {
+					p.log.Warn("could not delete a server of the failed first set", "server", s.Name, "err", derr)
+				}
+			}
+		}
+		if ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("the first set was not ready within %s: %w", limit, err)
+		}
+		return live, err
+	}
+	live = ServiceState{Service: service, Image: image, Servers: servers, Updated: p.clock.Now()}
+	if err := p.store.SetService(live); err != nil {
+		return live, err
+	}
+	p.audit("greenlight", "seed", service, 0, fmt.Sprintf("first set %s on %s", serverNames(servers), image))
+	return live, nil
+}
+
+// seedSet creates, boots, provisions and checks a first set and points
+// traffic at it.
+func (p *Deployer) seedSet(ctx context.Context, svc *Service, image string, planned []Server) ([]Server, error) {
+	service := svc.Name
 	servers, err := forEach(ctx, planned, func(ctx context.Context, s Server) (Server, error) {
 		got, err := svc.Cloud.Create(ctx, ServerSpec{Service: service, Role: s.Role, Name: s.Name, Label: s.Label, Image: image, Tags: s.Tags})
 		if err != nil {
@@ -331,22 +364,17 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 		return got, nil
 	})
 	if err != nil {
-		return live, err
+		return nil, err
 	}
 	spec := svc.Check
 	spec.Passes = 1
 	if report := svc.Checker.Check(ctx, ownTargets(servers), spec); !report.OK {
-		return live, fmt.Errorf("the first set of %s failed its checks: %s", service, strings.Join(report.Problems, "; "))
+		return nil, fmt.Errorf("the first set of %s failed its checks: %s", service, strings.Join(report.Problems, "; "))
 	}
 	if err := svc.Switch.Accept(ctx, servers); err != nil {
-		return live, err
+		return nil, err
 	}
-	live = ServiceState{Service: service, Image: image, Servers: servers, Updated: p.clock.Now()}
-	if err := p.store.SetService(live); err != nil {
-		return live, err
-	}
-	p.audit("greenlight", "seed", service, 0, fmt.Sprintf("first set %s on %s", serverNames(servers), image))
-	return live, nil
+	return servers, nil
 }
 
 // SaveRefs merges chat references (a Slack thread's timestamps) into a

@@ -14,7 +14,7 @@ import (
 // StepName names one step of the pipeline.
 type StepName string
 
-// The pipeline's steps, in the order they run (DESIGN.md, "The pipeline").
+// The pipeline's steps, in the order they run.
 const (
 	StepLock           StepName = "lock"
 	StepPlan           StepName = "plan"
@@ -97,23 +97,28 @@ func (s StepState) Duration() time.Duration {
 // Phase is where a whole deployment stands.
 type Phase string
 
-// Deployment phases. Running, AwaitingApproval and RollbackWindow are active;
-// the others are final.
+// Deployment phases. Running, AwaitingApproval, RollbackWindow and
+// NeedsAttention hold the service's lock; the others are final.
 const (
 	PhaseRunning          Phase = "running"
 	PhaseAwaitingApproval Phase = "awaiting-approval"
 	PhaseRollbackWindow   Phase = "rollback-window"
-	PhaseSucceeded        Phase = "succeeded"
-	PhaseFailed           Phase = "failed"
-	PhaseAborted          Phase = "aborted"
-	PhaseRolledBack       Phase = "rolled-back"
-	PhasePlanned          Phase = "planned" // a dry run: nothing was created or recorded
+	// PhaseNeedsAttention: greenlight could not bring traffic to a known
+	// good state. Both sets and the lock are kept, no pipeline runs, the
+	// reconciler leaves its servers alone, and only a person ends it with
+	// /deploy resolve.
+	PhaseNeedsAttention Phase = "needs-attention"
+	PhaseSucceeded      Phase = "succeeded"
+	PhaseFailed         Phase = "failed"
+	PhaseAborted        Phase = "aborted"
+	PhaseRolledBack     Phase = "rolled-back"
+	PhasePlanned        Phase = "planned" // a dry run: nothing was created or recorded
 )
 
 // Final reports whether the deployment has ended.
 func (p Phase) Final() bool {
 	switch p {
-	case PhaseRunning, PhaseAwaitingApproval, PhaseRollbackWindow:
+	case PhaseRunning, PhaseAwaitingApproval, PhaseRollbackWindow, PhaseNeedsAttention:
 		return false
 	}
 	return true

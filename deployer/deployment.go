@@ -23,12 +23,72 @@ const (
 	DecisionRollback DecisionKind = "rollback"
 )
 
+// Decisions that end a deploy that needs attention: which set keeps the traffic.
+const (
+	DecisionResolveOld DecisionKind = "resolve-old"
+	DecisionResolveNew DecisionKind = "resolve-new"
+)
+
+// DecisionSource says what made a decision: a person, or greenlight on a
+// person's behalf.
+type DecisionSource string
+
+// Decision sources. The zero value is a person.
+const (
+	SourcePerson      DecisionSource = ""
+	SourceDeadline    DecisionSource = "deadline"     // the approval deadline passed
+	SourceAutoApprove DecisionSource = "auto-approve" // the requester asked for --auto-approve
+)
+
 // Decision records who decided what and when. By is "deadline" when a timer decided.
 type Decision struct {
-	Kind   DecisionKind `json:"kind"`
-	By     string       `json:"by"`
-	At     time.Time    `json:"at"`
-	Reason string       `json:"reason,omitempty"`
+	Kind   DecisionKind   `json:"kind"`
+	By     string         `json:"by"`
+	At     time.Time      `json:"at"`
+	Reason string         `json:"reason,omitempty"`
+	Source DecisionSource `json:"source,omitempty"`
+}
+
+// TrafficTarget names the set a deployment's clients should be on.
+type TrafficTarget string
+
+// Traffic targets. The zero value means the deploy has not touched traffic:
+// clients are on the live set.
+const (
+	TrafficOld  TrafficTarget = "old"
+	TrafficNext TrafficTarget = "next"
+)
+
+// Traffic is where a deployment has sent its service's clients. The intent
+// (Target, Settled false) is written before the switch is asked to change
+// anything, and Settled after every switch call for it succeeded, each in
+// one transaction; Start follows it rather than guessing from step states.
+type Traffic struct {
+	Target TrafficTarget `json:"target,omitempty"`
+	// Settled: the switch accepted Target's set and drained the other.
+	// While it is false, clients may be on either set.
+	Settled bool `json:"settled,omitempty"`
+	// NextTouched: the next set was ever given traffic, so it may only be
+	// deleted once traffic has settled on the old set.
+	NextTouched bool      `json:"next_touched,omitempty"`
+	Changed     time.Time `json:"changed,omitzero"`
+}
+
+// SettledOn reports whether clients are known to be on target's set alone.
+func (t Traffic) SettledOn(target TrafficTarget) bool {
+	if target == TrafficOld && t.Target == "" {
+		return true // never moved
+	}
+	return t.Target == target && t.Settled
+}
+
+// Attention says why a deployment stopped in PhaseNeedsAttention, and how
+// it ends: a person picks the set that keeps the traffic.
+type Attention struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"` // for the chat
+	// Attempts are resolves that were tried and failed, oldest first.
+	Attempts []string `json:"attempts,omitempty"`
 }
 
 // Deployment is one run of the pipeline for one service. It is persisted
@@ -51,6 +111,14 @@ type Deployment struct {
 
 	Approval *Decision `json:"approval,omitempty"` // approve or abort at the gate
 	Rollback *Decision `json:"rollback,omitempty"`
+	// RefusedRollbacks are rollbacks that could not be carried out (the
+	// old set stopped answering); the window stays open after one.
+	RefusedRollbacks []Decision `json:"refused_rollbacks,omitempty"`
+	// Resolve is a person's decision ending PhaseNeedsAttention.
+	Resolve *Decision `json:"resolve,omitempty"`
+
+	Traffic   Traffic    `json:"traffic,omitzero"`
+	Attention *Attention `json:"attention,omitempty"`
 
 	ApprovalDeadline time.Time `json:"approval_deadline,omitzero"`
 	RollbackDeadline time.Time `json:"rollback_deadline,omitzero"`
@@ -119,6 +187,16 @@ func (d *Deployment) Clone() Deployment {
 		r := *d.Rollback
 		c.Rollback = &r
 	}
+	c.RefusedRollbacks = append([]Decision(nil), d.RefusedRollbacks...)
+	if d.Resolve != nil {
+		r := *d.Resolve
+		c.Resolve = &r
+	}
+	if d.Attention != nil {
+		a := *d.Attention
+		a.Attempts = append([]string(nil), d.Attention.Attempts...)
+		c.Attention = &a
+	}
 	if d.Refs != nil {
 		c.Refs = make(map[string]string, len(d.Refs))
 		for k, v := range d.Refs {
@@ -173,16 +251,18 @@ type AuditEntry struct {
 // cannot both win.
 type Store interface {
 	// BeginDeployment takes d.Service's lock for a new deployment and records
-	// d under a new ID (set on d), in one transaction. If the lock is held it
-	// returns a *LockedError naming the holder.
-	BeginDeployment(d *Deployment) error
+	// d under a new ID (set on d), in one transaction; init, when not nil,
+	// may fill in what depends on the ID before the record is written. If
+	// the lock is held it returns a *LockedError naming the holder.
+	BeginDeployment(d *Deployment, init func(*Deployment)) error
 	// UpdateDeployment loads deployment id, lets fn check and change it, and
 	// saves it, in one transaction. An error from fn aborts the transaction
 	// and is returned as it is.
 	UpdateDeployment(id uint64, fn func(*Deployment) error) (Deployment, error)
 	// FinishDeployment is UpdateDeployment that also, in the same
 	// transaction, records live as the service's state when it is not nil and
-	// releases the service's lock if deployment id holds it.
+	// releases the service's lock if deployment id holds it. live is read
+	// after fn returns, so fn may fill it from the record it sees.
 	FinishDeployment(id uint64, fn func(*Deployment) error, live *ServiceState) (Deployment, error)
 	// Deployment returns deployment id, or a *NotFoundError.
 	Deployment(id uint64) (Deployment, error)
@@ -194,7 +274,9 @@ type Store interface {
 	// Lock takes a service's lock by hand; a held lock gives a *LockedError.
 	Lock(l Lock) error
 	// Unlock releases a service's lock. Without force only its holder may,
-	// and a lock held by a deploy is refused; it returns the lock released.
+	// and a lock held by a deploy is refused; with force, a lock held by a
+	// deploy that has not ended (or needs attention) is still refused, in
+	// the same transaction. It returns the lock released.
 	Unlock(service, user string, force bool) (Lock, error)
 	// CurrentLock returns the service's lock, or nil when it is free.
 	CurrentLock(service string) (*Lock, error)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -43,7 +44,10 @@ type Deployer struct {
 	base    context.Context // pipelines run under it; set by Start
 	runs    map[uint64]*run
 	changed chan struct{} // closed and replaced whenever a run changes phase or ends
-	wg      sync.WaitGroup
+	// ready is closed per service once Start has pointed its traffic where
+	// the store says; a switch waits for it.
+	ready map[string]chan struct{}
+	wg    sync.WaitGroup
 }
 
 // run is one pipeline goroutine's handle.
@@ -52,6 +56,7 @@ type run struct {
 	wake    chan struct{} // a decision was recorded
 	phase   Phase
 	decided bool // a decision is recorded that the pipeline has not acted on yet
+	assert  bool // resumed by Start: point traffic as recorded before any step
 }
 
 // errAbortRequested is the cause given to a run's context when someone aborts it.
@@ -71,6 +76,7 @@ func New(cfg Config) (*Deployer, error) {
 		runs:     map[uint64]*run{},
 		changed:  make(chan struct{}),
 		base:     context.Background(),
+		ready:    map[string]chan struct{}{},
 	}
 	if p.clock == nil {
 		p.clock = SystemClock{}
@@ -156,60 +162,87 @@ func (p *Deployer) Service(name string) (*Service, error) {
 
 // Start points each service's traffic at the set that should serve it, as
 // recorded in the store, and resumes every deployment a previous run left
-// active. Pipelines run until ctx ends; Wait returns when they have stopped.
+// active. It fails only when the store cannot be read: a switch or cloud
+// that does not answer is retried in the background and said in the chat,
+// and a deploy that needs attention is left for a person. Pipelines run
+// until ctx ends; Wait returns when they have stopped.
 func (p *Deployer) Start(ctx context.Context) error {
-	p.mu.Lock()
-	p.base = ctx
-	p.mu.Unlock()
-
 	active, err := p.store.ActiveDeployments()
 	if err != nil {
 		return fmt.Errorf("read deployments in flight: %w", err)
 	}
+	p.mu.Lock()
+	p.base = ctx
+	for _, name := range p.names {
+		p.ready[name] = make(chan struct{})
+	}
+	p.mu.Unlock()
 	byService := map[string]Deployment{}
 	for _, d := range active {
+		if _, ok := p.services[d.Service]; !ok {
+			p.log.Warn("deployment of a service no longer configured; leaving it", "deploy", d.ID, "service", d.Service)
+			continue
+		}
 		byService[d.Service] = d
 	}
 	for _, name := range p.names {
 		svc := p.services[name]
-		live, err := p.store.Service(name)
-		if err != nil {
-			return fmt.Errorf("read %s's live set: %w", name, err)
-		}
-		serving := live.Servers
-		if d, ok := byService[name]; ok && trafficOnNext(d) {
-			serving = d.Next
-		}
-		if len(serving) > 0 {
-			if err := svc.Switch.Accept(ctx, serving); err != nil {
-				return fmt.Errorf("point %s's traffic at %s: %w", name, serverNames(serving), err)
+		d, ok := byService[name]
+		switch {
+		case ok && d.Phase == PhaseNeedsAttention:
+			// A person decides where traffic goes; greenlight touches nothing.
+			p.markReady(name)
+			p.log.Warn("deployment needs attention", "deploy", d.ID, "service", name)
+			p.emit(ctx, EventProblem, d, d.CurrentStep(), "greenlight restarted. "+AttentionText(d))
+		case ok:
+			p.log.Info("resuming deployment", "deploy", d.ID, "service", d.Service, "step", d.CurrentStep(), "phase", d.Phase)
+			p.emit(ctx, EventInfo, d, d.CurrentStep(),
+				fmt.Sprintf("greenlight restarted; resuming deploy #%d at step %s", d.ID, d.CurrentStep().Title()))
+			live, err := p.store.Service(name)
+			if err != nil {
+				return fmt.Errorf("read %s's live set: %w", name, err)
 			}
+			asserted := p.tryAccept(ctx, svc, serving(d, live.Servers))
+			if asserted {
+				p.markReady(name)
+			}
+			p.launch(svc, d, !asserted)
+		default:
+			live, err := p.store.Service(name)
+			if err != nil {
+				return fmt.Errorf("read %s's live set: %w", name, err)
+			}
+			if p.tryAccept(ctx, svc, live.Servers) {
+				p.markReady(name)
+				continue
+			}
+			p.wg.Go(func() {
+				if p.assertTraffic(ctx, svc, Deployment{Service: name}, live.Servers) == nil {
+					p.markReady(name)
+				}
+			})
 		}
-	}
-	for _, d := range active {
-		svc, ok := p.services[d.Service]
-		if !ok {
-			p.log.Warn("deployment of a service no longer configured; leaving it", "deploy", d.ID, "service", d.Service)
-			continue
-		}
-		p.log.Info("resuming deployment", "deploy", d.ID, "service", d.Service, "step", d.CurrentStep(), "phase", d.Phase)
-		p.reporter.Report(ctx, Event{Kind: EventInfo, Deployment: d, Step: d.CurrentStep(),
-			Text: fmt.Sprintf("greenlight restarted; resuming deploy #%d at step %s", d.ID, d.CurrentStep())})
-		p.launch(svc, d)
 	}
 	return nil
 }
 
-// trafficOnNext reports whether clients should be on d's next set: once the
-// switch has begun, until a rollback or failure moves them back.
-func trafficOnNext(d Deployment) bool {
-	sw := d.Step(StepSwitch)
-	if sw == nil || sw.Status == StatusPending || d.Phase.Final() {
+// startAcceptLimit bounds Start's first try to point a service's traffic;
+// past it the try goes on in the background and start-up does not wait.
+const startAcceptLimit = 30 * time.Second
+
+// tryAccept points svc's traffic at servers once, bounded, and reports
+// whether it worked; nothing to point at counts as done.
+func (p *Deployer) tryAccept(ctx context.Context, svc *Service, servers []Server) bool {
+	if len(servers) == 0 {
+		return true
+	}
+	actx, cancel := context.WithTimeout(ctx, min(svc.Timeouts.Switch, startAcceptLimit))
+	defer cancel()
+	if err := svc.Switch.Accept(actx, servers); err != nil {
+		p.log.Warn("cannot point traffic at the serving set at start-up", "service", svc.Name, "servers", serverNames(servers), "err", err)
 		return false
 	}
-	// A step that failed before retire switched traffic back to the old set.
-	failed := failedStep(d)
-	return failed == "" || failed == StepRetire
+	return true
 }
 
 // Wait blocks until every pipeline goroutine has returned.
@@ -308,6 +341,9 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 	if req.User == "" {
 		return Deployment{}, Errorf(CodeInvalid, "a deploy needs a requester")
 	}
+	if req.Options.AutoApprove && svc.FourEyes && !req.Options.DryRun {
+		return Deployment{}, Errorf(CodeForbidden, "%s follows the four-eyes rule: --auto-approve is refused; deploy without it and ask another approver", svc.Name)
+	}
 	if req.Options.Image != "" {
 		if _, err := p.findImage(ctx, svc, req.Options.Image); err != nil {
 			return Deployment{}, err
@@ -330,18 +366,16 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 	}
 	lock := d.Step(StepLock)
 	lock.Status, lock.Started, lock.Finished = StatusDone, now, now
-	if err := p.store.BeginDeployment(&d); err != nil {
-		return Deployment{}, p.explainLocked(err)
-	}
-	lock.Detail = fmt.Sprintf("%s locked by deploy #%d", svc.Name, d.ID)
-	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error { x.Step(StepLock).Detail = lock.Detail; return nil })
+	err = p.store.BeginDeployment(&d, func(x *Deployment) {
+		x.Step(StepLock).Detail = fmt.Sprintf("%s locked by deploy #%d", svc.Name, x.ID)
+	})
 	if err != nil {
-		return Deployment{}, err
+		return Deployment{}, p.explainLocked(err)
 	}
 	p.audit(req.User, "deploy", svc.Name, d.ID, describeOptions(req))
 	p.log.Info("deploy started", "deploy", d.ID, "service", svc.Name, "user", req.User)
 	p.reporter.Report(ctx, Event{Kind: EventStep, Deployment: d, Step: StepLock})
-	p.launch(svc, d)
+	p.launch(svc, d, false)
 	return d, nil
 }
 
@@ -409,10 +443,12 @@ func (p *Deployer) explainLocked(err error) error {
 	return le
 }
 
-func (p *Deployer) launch(svc *Service, d Deployment) {
+// launch runs deployment d's pipeline in a goroutine; assert (a deploy
+// resumed by Start) points traffic as recorded before any step.
+func (p *Deployer) launch(svc *Service, d Deployment, assert bool) {
 	p.mu.Lock()
 	ctx, cancel := context.WithCancelCause(p.base)
-	r := &run{cancel: cancel, wake: make(chan struct{}, 1), phase: d.Phase}
+	r := &run{cancel: cancel, wake: make(chan struct{}, 1), phase: d.Phase, assert: assert}
 	p.runs[d.ID] = r
 	p.wg.Add(1)
 	p.mu.Unlock()
@@ -422,21 +458,43 @@ func (p *Deployer) launch(svc *Service, d Deployment) {
 		defer func() {
 			cancel(nil)
 			p.mu.Lock()
-			delete(p.runs, d.ID)
+			if p.runs[d.ID] == r {
+				delete(p.runs, d.ID)
+			}
 			p.mu.Unlock()
 			p.notifyChanged()
+		}()
+		defer func() {
+			// A panic outside a step must not end greenlight: the deploy
+			// stops where it is and is resumed at the next start.
+			if v := recover(); v != nil {
+				p.log.Error("pipeline panicked", "deploy", d.ID, "service", svc.Name, "panic", v, "stack", string(debug.Stack()))
+			}
 		}()
 		p.execute(ctx, svc, d.ID, r)
 	}()
 }
 
-// update persists a change to deployment id.
+// Running reports the deployments a pipeline goroutine drives now.
+func (p *Deployer) Running() []uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := slices.Collect(maps.Keys(p.runs))
+	slices.Sort(ids)
+	return ids
+}
+
+// update persists a change to deployment id; a failure is a storeError.
 func (p *Deployer) update(id uint64, fn func(*Deployment)) (Deployment, error) {
-	return p.store.UpdateDeployment(id, func(d *Deployment) error {
+	d, err := p.store.UpdateDeployment(id, func(d *Deployment) error {
 		fn(d)
 		d.Updated = p.clock.Now()
 		return nil
 	})
+	if err != nil {
+		return d, &storeError{err}
+	}
+	return d, nil
 }
 
 func (p *Deployer) audit(user, action, service string, id uint64, detail string) {

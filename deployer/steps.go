@@ -12,23 +12,6 @@ import (
 	"time"
 )
 
-// abortedError ends a deployment as aborted (a person, or the approval deadline).
-type abortedError struct{ decision Decision }
-
-func (e *abortedError) Error() string { return "aborted by " + e.decision.By }
-
-// rolledBackError ends a deployment whose rollback has been carried out.
-type rolledBackError struct{ text string }
-
-func (e *rolledBackError) Error() string { return e.text }
-
-// stuckError is a failure after which traffic could not be put back on the
-// old set: the next set is kept and the lock stays held for a person to look.
-type stuckError struct{ err error }
-
-func (e *stuckError) Error() string { return e.err.Error() }
-func (e *stuckError) Unwrap() error { return e.err }
-
 type stepFunc func(ctx context.Context, svc *Service, d *Deployment, r *run) (detail string, err error)
 
 func (p *Deployer) stepFunc(name StepName) stepFunc {
@@ -73,276 +56,6 @@ func (s *Service) stepTimeout(name StepName) time.Duration {
 		return s.Timeouts.Retire
 	}
 	return 0 // the gate and the window have their own deadlines
-}
-
-// execute drives deployment id from its current step to the end. It returns
-// when the deployment is final, or when ctx ends (shutdown): the step it was
-// on stays "running" and is re-run, idempotently, on the next Start.
-func (p *Deployer) execute(ctx context.Context, svc *Service, id uint64, r *run) {
-	stop := false
-	for {
-		d, err := p.store.Deployment(id)
-		if err != nil {
-			p.log.Error("cannot read deployment; stopping its pipeline", "deploy", id, "err", err)
-			return
-		}
-		switch {
-		case d.Phase.Final():
-			return
-		case d.Approval != nil && d.Approval.Kind == DecisionAbort:
-			p.finishAborted(ctx, svc, d)
-			return
-		case failedStep(d) != "":
-			p.finishFailed(ctx, svc, d, nil)
-			return
-		case stop || ctx.Err() != nil:
-			return
-		}
-		name := d.CurrentStep()
-		if name == "" {
-			p.log.Error("deployment has no step left but is not final", "deploy", id)
-			return
-		}
-		stop = !p.runStep(ctx, svc, id, name, r)
-	}
-}
-
-func failedStep(d Deployment) StepName {
-	for _, s := range d.Steps {
-		if s.Status == StatusFailed {
-			return s.Name
-		}
-	}
-	return ""
-}
-
-// runStep runs one step with its state persisted before and after. It
-// reports whether the pipeline should go on.
-func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name StepName, r *run) bool {
-	d, err := p.update(id, func(d *Deployment) {
-		st := d.Step(name)
-		if st.Status != StatusRunning {
-			st.Started = p.clock.Now()
-		}
-		st.Status = StatusRunning
-		st.Attempts++
-	})
-	if err != nil {
-		p.log.Error("cannot record step start", "deploy", id, "step", name, "err", err)
-		return false
-	}
-	p.log.Info("step started", "deploy", id, "service", svc.Name, "step", name)
-	p.emit(ctx, EventStep, d, name, "")
-
-	stepCtx, cancel := ctx, context.CancelFunc(func() {})
-	if t := svc.stepTimeout(name); t > 0 {
-		stepCtx, cancel = context.WithTimeout(ctx, t)
-	}
-	detail, err := p.stepFunc(name)(stepCtx, svc, &d, r)
-	timedOut := stepCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil
-	cancel()
-
-	var aborted *abortedError
-	var rolled *rolledBackError
-	switch {
-	case errors.As(err, &rolled):
-		// Recorded even during shutdown: the rollback has already happened.
-		p.finishRolledBack(context.WithoutCancel(ctx), svc, id, rolled.text)
-		return false
-	case ctx.Err() != nil:
-		return false // shutdown or abort: the step is re-run or cleaned up later
-	case err == nil:
-		return p.completeStep(ctx, svc, id, name, StatusDone, detail)
-	case errors.As(err, &aborted):
-		if _, uerr := p.update(id, func(d *Deployment) { d.Step(name).Detail = "aborted by " + aborted.decision.By }); uerr != nil {
-			p.log.Error("cannot record abort", "deploy", id, "err", uerr)
-		}
-		return true // execute sees the persisted abort decision and cleans up
-	}
-	if timedOut {
-		err = fmt.Errorf("%s did not finish within %s: %w", name, svc.stepTimeout(name), err)
-	}
-	p.fail(ctx, svc, id, name, err)
-	return false
-}
-
-func (p *Deployer) completeStep(ctx context.Context, svc *Service, id uint64, name StepName, status StepStatus, detail string) bool {
-	mark := func(d *Deployment) error {
-		st := d.Step(name)
-		st.Status, st.Finished, st.Detail = status, p.clock.Now(), detail
-		d.Updated = st.Finished
-		return nil
-	}
-	var d Deployment
-	var err error
-	if name == StepRetire {
-		cur, rerr := p.store.Deployment(id)
-		if rerr != nil {
-			p.log.Error("cannot read deployment", "deploy", id, "err", rerr)
-			return false
-		}
-		live := &ServiceState{Service: svc.Name, Image: cur.ImageNew, Servers: cur.Next, DeployID: id, Updated: p.clock.Now()}
-		d, err = p.store.FinishDeployment(id, func(d *Deployment) error {
-			_ = mark(d)
-			d.Phase, d.Finished = PhaseSucceeded, d.Updated
-			return nil
-		}, live)
-	} else {
-		d, err = p.store.UpdateDeployment(id, mark)
-	}
-	if err != nil {
-		p.log.Error("cannot record step end", "deploy", id, "step", name, "err", err)
-		return false
-	}
-	p.log.Info("step finished", "deploy", id, "service", svc.Name, "step", name, "status", status,
-		"duration", d.Step(name).Duration(), "detail", detail)
-	p.emit(ctx, EventStep, d, name, "")
-	if d.Phase.Final() {
-		p.setPhase(id, d.Phase)
-		p.emit(ctx, EventFinished, d, name, summary(d, p.clock.Now()))
-		p.audit(d.Requester, "deploy finished", d.Service, id, string(d.Phase))
-	}
-	return !d.Phase.Final()
-}
-
-// summary is the one line posted when a deployment ends.
-func summary(d Deployment, now time.Time) string {
-	took := d.Duration(now).Round(100 * time.Millisecond)
-	switch d.Phase {
-	case PhaseSucceeded:
-		return fmt.Sprintf("Deploy #%d of %s succeeded in %s: %s serves %s (%s).", d.ID, d.Service, took, d.Service, d.ImageNew, serverNames(d.Next))
-	case PhaseRolledBack:
-		return fmt.Sprintf("Deploy #%d of %s was rolled back after %s: %s serves %s (%s) again.", d.ID, d.Service, took, d.Service, d.ImageOld, serverNames(d.Old))
-	case PhaseAborted:
-		by := ""
-		if d.Approval != nil {
-			by = " by " + d.Approval.By
-		}
-		return fmt.Sprintf("Deploy #%d of %s was aborted%s after %s; nothing was switched.", d.ID, d.Service, by, took)
-	}
-	return fmt.Sprintf("Deploy #%d of %s failed after %s: %s", d.ID, d.Service, took, d.Error)
-}
-
-// fail records a step's failure, then cleans up and releases the lock.
-func (p *Deployer) fail(ctx context.Context, svc *Service, id uint64, name StepName, cause error) {
-	msg := cause.Error()
-	d, err := p.update(id, func(d *Deployment) {
-		st := d.Step(name)
-		st.Status, st.Finished, st.Detail = StatusFailed, p.clock.Now(), msg
-		d.Error = fmt.Sprintf("%s failed: %s", name, msg)
-	})
-	if err != nil {
-		p.log.Error("cannot record failure", "deploy", id, "err", err)
-		return
-	}
-	p.log.Warn("step failed", "deploy", id, "service", svc.Name, "step", name, "err", cause)
-	p.emit(ctx, EventStep, d, name, "")
-	p.emit(ctx, EventProblem, d, name, fmt.Sprintf("Deploy #%d failed at step %s: %s", id, name, msg))
-	p.finishFailed(ctx, svc, d, cause)
-}
-
-// finishFailed deletes the next set (unless traffic may be on it) and ends
-// the deployment as failed. It is also what a restart does with a
-// deployment whose failure was recorded but not yet cleaned up.
-func (p *Deployer) finishFailed(ctx context.Context, svc *Service, d Deployment, cause error) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
-	defer cancel()
-	var stuck *stuckError
-	failed := failedStep(d)
-	var live *ServiceState
-	keepLock := false
-	note := ""
-	switch {
-	case errors.As(cause, &stuck):
-		keepLock = true
-		note = fmt.Sprintf("The next set (%s) is kept and %s stays locked: check traffic by hand, then /deploy unlock %s --force.", serverNames(d.Next), svc.Name, svc.Name)
-	case failed == StepRetire:
-		live = &ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: d.Next, DeployID: d.ID, Updated: p.clock.Now()}
-		note = "Traffic is on the new set; leftover old servers will be reported by the reconciler."
-	default:
-		if left := p.deleteNext(cctx, svc, d); left != "" {
-			note = left
-		}
-	}
-	end := func(x *Deployment) error {
-		skipPending(x)
-		x.Phase, x.Finished, x.Updated = PhaseFailed, p.clock.Now(), p.clock.Now()
-		if note != "" && !strings.Contains(x.Error, note) {
-			x.Error += " " + note
-		}
-		return nil
-	}
-	var err error
-	if keepLock {
-		d, err = p.store.UpdateDeployment(d.ID, end)
-	} else {
-		d, err = p.store.FinishDeployment(d.ID, end, live)
-	}
-	if err != nil {
-		p.log.Error("cannot record failed deployment", "deploy", d.ID, "err", err)
-		return
-	}
-	p.setPhase(d.ID, d.Phase)
-	p.emit(ctx, EventFinished, d, failed, summary(d, p.clock.Now()))
-	p.audit(d.Requester, "deploy finished", d.Service, d.ID, "failed: "+d.Error)
-}
-
-// finishAborted deletes the next set and ends the deployment as aborted.
-func (p *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployment) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
-	defer cancel()
-	note := p.deleteNext(cctx, svc, d)
-	d, err := p.store.FinishDeployment(d.ID, func(x *Deployment) error {
-		if st := x.Step(x.CurrentStep()); st != nil && st.Status == StatusRunning {
-			st.Status, st.Finished = StatusFailed, p.clock.Now()
-			if st.Detail == "" {
-				st.Detail = "aborted by " + x.Approval.By
-			}
-		}
-		skipPending(x)
-		x.Phase, x.Finished, x.Updated = PhaseAborted, p.clock.Now(), p.clock.Now()
-		x.Error = fmt.Sprintf("aborted by %s", x.Approval.By)
-		if x.Approval.Reason != "" {
-			x.Error += ": " + x.Approval.Reason
-		}
-		if note != "" {
-			x.Error += ". " + note
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		p.log.Error("cannot record aborted deployment", "deploy", d.ID, "err", err)
-		return
-	}
-	p.setPhase(d.ID, d.Phase)
-	p.emit(context.WithoutCancel(ctx), EventStep, d, "", "")
-	p.emit(context.WithoutCancel(ctx), EventFinished, d, "", summary(d, p.clock.Now()))
-}
-
-func (p *Deployer) finishRolledBack(ctx context.Context, svc *Service, id uint64, text string) {
-	d, err := p.store.FinishDeployment(id, func(x *Deployment) error {
-		st := x.Step(StepRollbackWindow)
-		st.Status, st.Finished, st.Detail = StatusDone, p.clock.Now(), text
-		skipPending(x)
-		x.Phase, x.Finished, x.Updated = PhaseRolledBack, p.clock.Now(), p.clock.Now()
-		return nil
-	}, nil)
-	if err != nil {
-		p.log.Error("cannot record rollback", "deploy", id, "err", err)
-		return
-	}
-	p.setPhase(id, d.Phase)
-	p.emit(ctx, EventStep, d, StepRollbackWindow, "")
-	p.emit(ctx, EventFinished, d, StepRollbackWindow, summary(d, p.clock.Now()))
-	p.audit(d.Rollback.By, "deploy finished", d.Service, id, "rolled back")
-}
-
-func skipPending(d *Deployment) {
-	for i := range d.Steps {
-		if d.Steps[i].Status == StatusPending {
-			d.Steps[i].Status = StatusSkipped
-		}
-	}
 }
 
 // deleteNext deletes every server deploy d created: those it recorded and
@@ -631,18 +344,21 @@ func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment
 		var err error
 		*d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 			if x.Approval == nil {
-				x.Approval = &Decision{Kind: DecisionApprove, By: x.Requester, At: p.clock.Now(), Reason: "--auto-approve"}
+				x.Approval = &Decision{Kind: DecisionApprove, By: x.Requester, At: p.clock.Now(), Reason: "--auto-approve", Source: SourceAutoApprove}
 			}
 			return nil
 		})
 		if err != nil {
-			return "", err
+			return "", &storeError{err}
 		}
 	}
 	if d.Approval == nil {
 		var err error
 		*d, err = p.update(d.ID, func(x *Deployment) {
-			x.Phase = PhaseAwaitingApproval
+			// A decision that landed since d was read keeps its phase.
+			if x.Approval == nil {
+				x.Phase = PhaseAwaitingApproval
+			}
 			if x.ApprovalDeadline.IsZero() {
 				x.ApprovalDeadline = p.clock.Now().Add(svc.ApprovalTimeout)
 			}
@@ -650,23 +366,28 @@ func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment
 		if err != nil {
 			return "", err
 		}
-		p.waitingPhase(d.ID, PhaseAwaitingApproval)
-		p.emit(ctx, EventApproval, *d, StepApproval, "")
+		if d.Approval == nil {
+			p.waitingPhase(d.ID, PhaseAwaitingApproval)
+			p.emit(ctx, EventApproval, *d, StepApproval, "")
+		}
 	}
 	for d.Approval == nil {
 		select {
 		case <-r.wake:
 		case <-p.clock.After(d.ApprovalDeadline.Sub(p.clock.Now())):
-			p.deadlineDecision(svc, d)
+			if err := p.deadlineDecision(svc, d); err != nil {
+				return "", err
+			}
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		fresh, err := p.store.Deployment(d.ID)
+		fresh, err := p.read(d.ID)
 		if err != nil {
 			return "", err
 		}
 		*d = fresh
 	}
+	p.setPhase(d.ID, PhaseRunning) // busy until the decision is carried out
 	dec := *d.Approval
 	if dec.Kind == DecisionAbort {
 		return "", &abortedError{decision: dec}
@@ -679,19 +400,21 @@ func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment
 		}
 	}
 	p.setPhase(d.ID, PhaseRunning)
-	if dec.Reason == "--auto-approve" {
+	switch dec.Source {
+	case SourceAutoApprove:
 		return "auto-approved (--auto-approve)", nil
+	case SourceDeadline:
+		text := fmt.Sprintf("Promoted automatically: no decision within %s", svc.ApprovalTimeout)
+		p.emit(ctx, EventDecision, *d, StepApproval, text)
+		return text, nil
 	}
 	text := fmt.Sprintf("Approved by %s", dec.By)
-	if dec.By == "deadline" {
-		text = fmt.Sprintf("Promoted automatically: no decision within %s", svc.ApprovalTimeout)
-	}
 	p.emit(ctx, EventDecision, *d, StepApproval, text)
 	return text, nil
 }
 
 // deadlineDecision decides at the approval deadline, unless a person got there first.
-func (p *Deployer) deadlineDecision(svc *Service, d *Deployment) {
+func (p *Deployer) deadlineDecision(svc *Service, d *Deployment) error {
 	_, err := p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 		if x.Approval != nil || p.clock.Now().Before(x.ApprovalDeadline) {
 			return nil
@@ -700,68 +423,45 @@ func (p *Deployer) deadlineDecision(svc *Service, d *Deployment) {
 		if svc.AutoPromote {
 			kind, reason = DecisionApprove, fmt.Sprintf("no decision within %s; auto-promote is on", svc.ApprovalTimeout)
 		}
-		x.Approval = &Decision{Kind: kind, By: "deadline", At: p.clock.Now(), Reason: reason}
+		x.Approval = &Decision{Kind: kind, By: "deadline", At: p.clock.Now(), Reason: reason, Source: SourceDeadline}
 		x.Phase = PhaseRunning
 		return nil
 	})
 	if err != nil {
-		p.log.Error("cannot record deadline decision", "deploy", d.ID, "err", err)
-	}
-}
-
-// switchBack puts traffic back on the old set. It runs even while
-// greenlight shuts down, bounded by the switch timeout.
-func (p *Deployer) switchBack(ctx context.Context, svc *Service, d *Deployment) error {
-	if len(d.Old) == 0 {
-		return errors.New("there is no old set to switch back to")
-	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Switch)
-	defer cancel()
-	if err := svc.Switch.Accept(cctx, d.Old); err != nil {
-		return fmt.Errorf("switch back to %s: %w", serverNames(d.Old), err)
-	}
-	if err := svc.Switch.Drain(cctx, d.Next); err != nil {
-		return fmt.Errorf("drain %s: %w", serverNames(d.Next), err)
+		return &storeError{err}
 	}
 	return nil
 }
 
+// switchTraffic sends clients to the next set and drains the old one. A
+// failure is handled by finishFailed, which moves traffic back.
 func (p *Deployer) switchTraffic(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
-	if err := svc.Switch.Accept(ctx, d.Next); err != nil {
-		return "", p.switchedBack(ctx, svc, d, fmt.Errorf("send traffic to %s: %w", serverNames(d.Next), err))
+	if d.Traffic.Target == TrafficOld && d.Traffic.NextTouched {
+		return "", fmt.Errorf("traffic was switched back to %s before greenlight restarted", serverNames(d.Old))
+	}
+	if err := p.waitReady(ctx, svc.Name); err != nil {
+		return "", err
+	}
+	if err := p.moveTraffic(ctx, svc, d, TrafficNext); err != nil {
+		return "", err
 	}
 	detail := "traffic → " + serverNames(d.Next)
 	if len(d.Old) > 0 {
-		if err := svc.Switch.Drain(ctx, d.Old); err != nil {
-			return "", p.switchedBack(ctx, svc, d, fmt.Errorf("drain %s: %w", serverNames(d.Old), err))
-		}
 		detail += " · drained " + serverNames(d.Old)
 	}
 	return detail, nil
 }
 
-// switchedBack switches back after a failure and says so; if even that
-// fails, the error is a stuckError.
-func (p *Deployer) switchedBack(ctx context.Context, svc *Service, d *Deployment, cause error) error {
-	if err := p.switchBack(ctx, svc, d); err != nil {
-		return &stuckError{err: fmt.Errorf("%w; switching back failed too: %v", cause, err)}
-	}
-	text := fmt.Sprintf("Switched traffic back to %s: %v", serverNames(d.Old), cause)
-	p.emit(ctx, EventDecision, *d, d.CurrentStep(), text)
-	return fmt.Errorf("%w; traffic was switched back to %s", cause, serverNames(d.Old))
-}
-
 func (p *Deployer) checkLive(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+	if !d.Traffic.SettledOn(TrafficNext) {
+		return "", fmt.Errorf("traffic is not on %s: %s", serverNames(d.Next), d.Traffic.Where(*d))
+	}
 	report := svc.Checker.Check(ctx, endpointTargets(svc.Switch, d.Next), svc.Check)
 	if ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded {
 		return "", ctx.Err()
 	}
 	if !report.OK {
-		cause := fmt.Errorf("the check through the load balancer failed: %s", strings.Join(report.Problems, "; "))
-		if len(d.Old) == 0 {
-			return "", &stuckError{err: fmt.Errorf("%w; there is no old set to switch back to", cause)}
-		}
-		return "", p.switchedBack(ctx, svc, d, cause)
+		return "", fmt.Errorf("the check through the load balancer failed: %s", strings.Join(report.Problems, "; "))
 	}
 	return report.Summary + " · answered by " + strings.Join(report.Answered, ", "), nil
 }
@@ -783,7 +483,11 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			return "", err
 		}
 	}
-	p.waitingPhase(d.ID, PhaseRollbackWindow)
+	if d.Rollback == nil {
+		p.waitingPhase(d.ID, PhaseRollbackWindow)
+	} else {
+		p.setPhase(d.ID, PhaseRunning) // busy until the rollback is carried out
+	}
 	p.emit(ctx, EventRollback, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The old set (%s) is kept until %s: /deploy rollback %s switches back.",
 		svc.Name, serverNames(d.Next), serverNames(d.Old), d.RollbackDeadline.UTC().Format("15:04:05 MST"), svc.Name))
 	for {
@@ -795,11 +499,10 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			if ctx.Err() != nil {
 				return "", ctx.Err()
 			}
-			p.emit(ctx, EventProblem, *d, StepRollbackWindow, fmt.Sprintf("Rollback of deploy #%d refused: %v. %s stays on the new set.", d.ID, err, svc.Name))
-			*d, err = p.update(d.ID, func(x *Deployment) { x.Rollback = nil })
-			if err != nil {
+			if _, ok := errors.AsType[*refusedError](err); !ok {
 				return "", err
 			}
+			p.emit(ctx, EventProblem, *d, StepRollbackWindow, err.Error())
 			p.setPhase(d.ID, PhaseRollbackWindow)
 		}
 		select {
@@ -816,7 +519,7 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		fresh, err := p.store.Deployment(d.ID)
+		fresh, err := p.read(d.ID)
 		if err != nil {
 			return "", err
 		}
@@ -835,37 +538,84 @@ func (p *Deployer) closeWindow(id uint64) (bool, error) {
 		x.Phase, closed = PhaseRunning, true
 		return nil
 	})
-	return closed, err
+	if err != nil {
+		return false, &storeError{err}
+	}
+	return closed, nil
 }
 
-// rollBack checks that the old set still answers, switches back to it,
-// proves clients reach it, and deletes the next set.
+// refusedError is a rollback that was not carried out; the deploy stays in
+// its window on the new set. Its text says so for the chat.
+type refusedError struct{ text string }
+
+func (e *refusedError) Error() string { return e.text }
+
+// rollBack checks that the old set still answers, moves traffic to it,
+// proves clients reach it, and deletes the next set. When the move cannot
+// be finished it puts traffic back on the next set and refuses; when even
+// that fails the deploy needs attention.
 func (p *Deployer) rollBack(ctx context.Context, svc *Service, d *Deployment) (string, error) {
 	spec := svc.Check
 	spec.Passes, spec.MaxRounds = 1, 2
-	report := svc.Checker.Check(ctx, ownTargets(d.Old), spec)
-	if !report.OK {
-		return "", fmt.Errorf("the old set no longer answers: %s", strings.Join(report.Problems, "; "))
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Switch+svc.Timeouts.Retire)
+	defer cancel()
+	// Settled on the old set already: an earlier try moved traffic and may
+	// have begun deleting the next set, which must never get traffic again.
+	moved := d.Traffic.SettledOn(TrafficOld)
+	if report := svc.Checker.Check(cctx, ownTargets(d.Old), spec); !report.OK && !moved {
+		return "", p.refuseRollback(d, fmt.Sprintf("the old set no longer answers: %s", strings.Join(report.Problems, "; ")))
 	}
-	if err := p.switchBack(ctx, svc, d); err != nil {
-		return "", err
+	if moved {
+		// Nothing to move.
+	} else if err := p.moveTraffic(cctx, svc, d, TrafficOld); err != nil {
+		if _, ok := errors.AsType[*storeError](err); ok {
+			return "", err
+		}
+		cause := err
+		if err := p.moveTraffic(cctx, svc, d, TrafficNext); err != nil {
+			if _, ok := errors.AsType[*storeError](err); ok {
+				return "", err
+			}
+			return "", &attentionError{reason: fmt.Sprintf("the rollback could not finish (%v) and traffic could not be put back on %s (%v)", cause, serverNames(d.Next), err)}
+		}
+		return "", p.refuseRollback(d, fmt.Sprintf("the rollback could not finish: %v; traffic is back on the new set (%s)", cause, serverNames(d.Next)))
 	}
-	live := svc.Checker.Check(ctx, endpointTargets(svc.Switch, d.Old), spec)
+	live := svc.Checker.Check(cctx, endpointTargets(svc.Switch, d.Old), spec)
 	text := fmt.Sprintf("Rolled back by %s: traffic is on %s again", d.Rollback.By, serverNames(d.Old))
 	if !live.OK {
 		text += fmt.Sprintf(" (but the check through the load balancer says: %s)", strings.Join(live.Problems, "; "))
 	}
 	p.emit(ctx, EventDecision, *d, StepRollbackWindow, text)
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
-	defer cancel()
 	if note := p.deleteNext(cctx, svc, *d); note != "" {
 		text += ". " + note
 	}
 	return text, nil
 }
 
+// refuseRollback records that d's rollback was not carried out, in one
+// transaction, and returns the refusal for the chat.
+func (p *Deployer) refuseRollback(d *Deployment, why string) error {
+	var err error
+	*d, err = p.update(d.ID, func(x *Deployment) {
+		if x.Rollback != nil {
+			refused := *x.Rollback
+			refused.Reason = why
+			x.RefusedRollbacks = append(x.RefusedRollbacks, refused)
+			x.Rollback = nil
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return &refusedError{text: fmt.Sprintf("Rollback of deploy #%d refused: %s. %s stays on the new set (%s); the old set is kept until %s.",
+		d.ID, why, d.Service, serverNames(d.Next), clock(d.RollbackDeadline))}
+}
+
 // retire deletes the old set and gives the next set the live labels.
 func (p *Deployer) retire(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+	if !d.Traffic.SettledOn(TrafficNext) {
+		return "", &attentionError{reason: "the old set was about to be retired while " + strings.ToLower(d.Traffic.Where(*d))}
+	}
 	_, err := forEach(ctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
 		if err := svc.Cloud.Delete(ctx, s); err != nil {
 			return s, fmt.Errorf("delete %s: %w", s.Name, err)

@@ -16,7 +16,7 @@ import (
 // to what was recorded. If the lock is held it returns a
 // *deployer.LockedError naming the holder, and the step the holding deploy
 // is on, and writes nothing.
-func (db *DB) BeginDeployment(d *deployer.Deployment) error {
+func (db *DB) BeginDeployment(d *deployer.Deployment, init func(*deployer.Deployment)) error {
 	if d == nil {
 		return deployer.Errorf(deployer.CodeInvalid, "no deployment to begin")
 	}
@@ -46,6 +46,9 @@ func (db *DB) BeginDeployment(d *deployer.Deployment) error {
 			return fmt.Errorf("number a new deployment of %s: %w", rec.Service, err)
 		}
 		rec.ID = id
+		if init != nil {
+			init(&rec)
+		}
 		if err := put(deps, u64(id), deploymentName(id), &rec); err != nil {
 			return err
 		}
@@ -64,7 +67,7 @@ func (db *DB) BeginDeployment(d *deployer.Deployment) error {
 	if err != nil {
 		return err
 	}
-	d.ID, d.Created, d.Phase = rec.ID, rec.Created, rec.Phase
+	*d = rec
 	return nil
 }
 

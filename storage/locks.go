@@ -54,6 +54,11 @@ func (db *DB) Unlock(service, user string, force bool) (deployer.Lock, error) {
 		if held == nil {
 			return deployer.Errorf(deployer.CodeConflict, "%s is not locked", service)
 		}
+		if force && held.DeployID != 0 {
+			if err := refuseActive(tx, *held); err != nil {
+				return err
+			}
+		}
 		if !force {
 			locked := (&deployer.LockedError{Lock: *held}).Error()
 			switch {
@@ -125,3 +130,25 @@ func lockedError(tx *bolt.Tx, l deployer.Lock) error {
 }
 
 func lockName(service string) string { return "the lock of " + service }
+
+// refuseActive refuses to force the lock of a deploy that has not ended:
+// a pipeline drives it, or it needs a person's /deploy resolve.
+func refuseActive(tx *bolt.Tx, l deployer.Lock) error {
+	v := tx.Bucket(bucketDeployments).Get(u64(l.DeployID))
+	if v == nil {
+		return nil
+	}
+	var d deployer.Deployment
+	if err := decode(deploymentName(l.DeployID), v, &d); err != nil {
+		return err
+	}
+	switch {
+	case d.Phase == deployer.PhaseNeedsAttention:
+		return deployer.Errorf(deployer.CodeConflict, "deploy #%d of %s needs attention; end it with /deploy resolve %s --to old or --to new, not by forcing the lock",
+			d.ID, l.Service, l.Service)
+	case !d.Phase.Final():
+		return deployer.Errorf(deployer.CodeConflict, "deploy #%d of %s is still in flight (step %s); abort it or roll it back instead of forcing the lock",
+			d.ID, l.Service, d.CurrentStep().Title())
+	}
+	return nil
+}

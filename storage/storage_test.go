@@ -56,10 +56,19 @@ func newDeployment(service, requester string) deployer.Deployment {
 func begin(t *testing.T, db *storage.DB, service, requester string) uint64 {
 	t.Helper()
 	d := newDeployment(service, requester)
-	if err := db.BeginDeployment(&d); err != nil {
+	if err := db.BeginDeployment(&d, nil); err != nil {
 		t.Fatalf("BeginDeployment(%s): %v", service, err)
 	}
 	return d.ID
+}
+
+// setPhase records deploy id in phase ph without touching its lock: a
+// deploy that ended and left its lock behind, or one that needs attention.
+func setPhase(t *testing.T, db *storage.DB, id uint64, ph deployer.Phase) {
+	t.Helper()
+	if _, err := db.UpdateDeployment(id, func(d *deployer.Deployment) error { d.Phase = ph; return nil }); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // rawView opens a closed data file with bbolt itself.
@@ -218,7 +227,7 @@ func TestBeginDeploymentRace(t *testing.T) {
 		ds[i] = newDeployment("ns", fmt.Sprintf("user%02d", i))
 		wg.Go(func() {
 			<-start
-			errs[i] = db.BeginDeployment(&ds[i])
+			errs[i] = db.BeginDeployment(&ds[i], nil)
 		})
 	}
 	close(start)
@@ -281,7 +290,7 @@ func TestIDsSortNumerically(t *testing.T) {
 	for i := range n {
 		service := fmt.Sprintf("svc%d", i%3)
 		d := newDeployment(service, "alice")
-		if err := db.BeginDeployment(&d); err != nil {
+		if err := db.BeginDeployment(&d, nil); err != nil {
 			t.Fatalf("BeginDeployment #%d: %v", i+1, err)
 		}
 		if d.ID != uint64(i+1) {
@@ -536,7 +545,7 @@ func TestApprovalsRecordEveryNewDecision(t *testing.T) {
 	// A deployment that begins already decided (auto-approve) records it.
 	d := newDeployment("mail", "erin")
 	d.Approval = &deployer.Decision{Kind: deployer.DecisionApprove, By: "auto-approve", At: epoch}
-	if err := db.BeginDeployment(&d); err != nil {
+	if err := db.BeginDeployment(&d, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := db.Approvals(d.ID); err != nil || len(got) != 1 || got[0].By != "auto-approve" {
@@ -578,6 +587,7 @@ func TestFinishDeployment(t *testing.T) {
 			name: "lock force-released and taken by hand",
 			prepare: func(t *testing.T, db *storage.DB) uint64 {
 				id := begin(t, db, "ns", "alice")
+				setPhase(t, db, id, deployer.PhaseFailed)
 				if _, err := db.Unlock("ns", "carol", true); err != nil {
 					t.Fatal(err)
 				}
@@ -592,6 +602,7 @@ func TestFinishDeployment(t *testing.T) {
 			name: "lock held by a later deploy",
 			prepare: func(t *testing.T, db *storage.DB) uint64 {
 				id := begin(t, db, "ns", "alice")
+				setPhase(t, db, id, deployer.PhaseFailed)
 				if _, err := db.Unlock("ns", "carol", true); err != nil {
 					t.Fatal(err)
 				}
@@ -656,6 +667,10 @@ func TestLockAndUnlock(t *testing.T) {
 		}
 	}
 	byDeploy := func(t *testing.T, db *storage.DB) { begin(t, db, "ns", "alice") }
+	byEndedDeploy := func(t *testing.T, db *storage.DB) { setPhase(t, db, begin(t, db, "ns", "alice"), deployer.PhaseFailed) }
+	byStuckDeploy := func(t *testing.T, db *storage.DB) {
+		setPhase(t, db, begin(t, db, "ns", "alice"), deployer.PhaseNeedsAttention)
+	}
 	tests := []struct {
 		name     string
 		setup    func(t *testing.T, db *storage.DB)
@@ -677,7 +692,11 @@ func TestLockAndUnlock(t *testing.T) {
 		{name: "deploy lock is refused, even to its requester", setup: byDeploy, user: "alice",
 			wantCode: deployer.CodeForbidden,
 			wantMsg:  []string{"ns is locked by deploy #1 by alice", "`--force` overrides"}},
-		{name: "deploy lock forced", setup: byDeploy, user: "bob", force: true,
+		{name: "lock of a deploy in flight is refused even with force", setup: byDeploy, user: "bob", force: true,
+			wantCode: deployer.CodeConflict, wantMsg: []string{"deploy #1 of ns is still in flight", "abort it or roll it back"}},
+		{name: "lock of a deploy that needs attention is refused even with force", setup: byStuckDeploy, user: "bob", force: true,
+			wantCode: deployer.CodeConflict, wantMsg: []string{"deploy #1 of ns needs attention", "/deploy resolve ns --to old"}},
+		{name: "lock left by an ended deploy forced", setup: byEndedDeploy, user: "bob", force: true,
 			wantLock: deployer.Lock{Service: "ns", DeployID: 1, Holder: "alice", Since: epoch, Reason: "new zone serial"}},
 	}
 	for _, tt := range tests {
@@ -743,7 +762,7 @@ func TestLockRefusals(t *testing.T) {
 	}{
 		{"lock a locked service", func() error { return db.Lock(deployer.Lock{Service: "ns", Holder: "bob"}) },
 			deployer.CodeConflict, "ns is locked by alice since 2026-03-01 12:00:00 UTC (reason: maintenance)"},
-		{"deploy a locked service", func() error { d := newDeployment("ns", "bob"); return db.BeginDeployment(&d) },
+		{"deploy a locked service", func() error { d := newDeployment("ns", "bob"); return db.BeginDeployment(&d, nil) },
 			deployer.CodeConflict, "ns is locked by alice since 2026-03-01 12:00:00 UTC (reason: maintenance)"},
 		{"lock a deploying service", func() error { return db.Lock(deployer.Lock{Service: "web", Holder: "carol"}) },
 			deployer.CodeConflict, `web is locked by deploy #1 by bob since 2026-03-01 12:00:00 UTC, now on step "wait-running" (reason: new zone serial)`},
@@ -751,7 +770,7 @@ func TestLockRefusals(t *testing.T) {
 			deployer.CodeInvalid, "a lock on mail needs a holder"},
 		{"names a deploy", func() error { return db.Lock(deployer.Lock{Service: "mail", Holder: "x", DeployID: 3}) },
 			deployer.CodeInvalid, "a lock on mail taken by hand cannot name deploy #3"},
-		{"deploy without a service", func() error { d := newDeployment("", "bob"); return db.BeginDeployment(&d) },
+		{"deploy without a service", func() error { d := newDeployment("", "bob"); return db.BeginDeployment(&d, nil) },
 			deployer.CodeInvalid, "a deployment needs a service"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,478 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// abortedError ends a deployment as aborted (a person, or the approval deadline).
+type abortedError struct{ decision Decision }
+
+func (e *abortedError) Error() string { return "aborted by " + e.decision.By }
+
+// rolledBackError ends a deployment whose rollback has been carried out.
+type rolledBackError struct{ text string }
+
+func (e *rolledBackError) Error() string { return e.text }
+
+// attentionError stops a deployment in PhaseNeedsAttention: greenlight
+// cannot tell, or cannot bring, traffic to a known good set by itself.
+type attentionError struct{ reason string }
+
+func (e *attentionError) Error() string { return e.reason }
+
+// storeError is a read or write of the store that failed. Nothing outside
+// changed because of it, so the pipeline retries the step (every step is
+// idempotent) instead of failing the deploy.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "store: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// Retry limits of a pipeline.
+const (
+	// maxStepAttempts is how often a step may start without finishing
+	// (crashes, restarts) before its deploy needs attention. The approval
+	// gate and the rollback window wait for people and are not counted.
+	maxStepAttempts = 5
+	// maxStoreRetries is how many store errors in a row a pipeline waits
+	// out before it asks for attention.
+	maxStoreRetries = 8
+	// maxBackoff bounds the wait between two tries of anything.
+	maxBackoff = time.Minute
+)
+
+// backoff is the wait before try n (0-based): 1s, 2s, 4s … maxBackoff.
+func backoff(n int) time.Duration {
+	d := time.Second << min(n, 6)
+	return min(d, maxBackoff)
+}
+
+// read returns deployment id; a failure is a storeError.
+func (p *Deployer) read(id uint64) (Deployment, error) {
+	d, err := p.store.Deployment(id)
+	if err != nil {
+		return d, &storeError{err}
+	}
+	return d, nil
+}
+
+// execute drives deployment id from its current step to the end. It returns
+// when the deployment is final or needs attention, or when ctx ends
+// (shutdown): the step it was on stays "running" and is re-run,
+// idempotently, on the next Start. Store errors are waited out.
+func (p *Deployer) execute(ctx context.Context, svc *Service, id uint64, r *run) {
+	storeFailures := 0
+	for {
+		err := p.advance(ctx, svc, id, r)
+		if err == nil {
+			return
+		}
+		if _, ok := errors.AsType[*storeError](err); !ok {
+			return
+		}
+		var ok bool
+		if ctx, ok = p.goOnAfter(ctx); !ok {
+			return
+		}
+		storeFailures++
+		p.log.Error("store error; the pipeline tries again", "deploy", id, "tries", storeFailures, "err", err)
+		if storeFailures == maxStoreRetries {
+			if aerr := p.needsAttention(ctx, svc, id, fmt.Sprintf("greenlight could not write its records %d times in a row (%v)", storeFailures, err)); aerr == nil {
+				return
+			}
+		}
+		select {
+		case <-p.clock.After(backoff(storeFailures - 1)):
+		case <-ctx.Done():
+			if ctx, ok = p.goOnAfter(ctx); !ok {
+				return
+			}
+		}
+	}
+}
+
+// goOnAfter decides whether a pipeline whose ctx may have ended goes on:
+// an abort cancels the step it interrupts, not the cleanup still owed to
+// it, which goes on under the Deployer's own context; a shutdown ends it.
+func (p *Deployer) goOnAfter(ctx context.Context) (context.Context, bool) {
+	if ctx.Err() == nil {
+		return ctx, true
+	}
+	p.mu.Lock()
+	base := p.base
+	p.mu.Unlock()
+	if !errors.Is(context.Cause(ctx), errAbortRequested) || base.Err() != nil {
+		return ctx, false
+	}
+	return base, true
+}
+
+// advance runs steps until the deployment ends, waits for a person, or ctx
+// ends (nil), or until the store fails (a storeError).
+func (p *Deployer) advance(ctx context.Context, svc *Service, id uint64, r *run) error {
+	if err := p.assertOnce(ctx, svc, id); err != nil {
+		return err
+	}
+	for {
+		d, err := p.read(id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Phase.Final() || d.Phase == PhaseNeedsAttention:
+			p.setPhase(id, d.Phase)
+			return nil
+		case d.Resolve != nil:
+			return p.finishResolve(ctx, svc, d)
+		case d.Approval != nil && d.Approval.Kind == DecisionAbort:
+			return p.finishAborted(ctx, svc, d)
+		case failedStep(d) != "":
+			return p.finishFailed(ctx, svc, d)
+		case ctx.Err() != nil:
+			return nil
+		}
+		name := d.CurrentStep()
+		if name == "" {
+			return p.needsAttention(ctx, svc, id, "the deploy has no step left but did not end")
+		}
+		// Whether or not the step went on, the record says what comes next:
+		// an abort cancels the step and is cleaned up on the next turn.
+		if _, err := p.runStep(ctx, svc, id, name, r); err != nil {
+			return err
+		}
+	}
+}
+
+func failedStep(d Deployment) StepName {
+	for _, s := range d.Steps {
+		if s.Status == StatusFailed {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+// waits reports whether a step waits for people rather than working.
+func waits(name StepName) bool { return name == StepApproval || name == StepRollbackWindow }
+
+// runStep runs one step with its state persisted before and after. It
+// reports whether the pipeline should go on; an error is a storeError.
+func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name StepName, r *run) (bool, error) {
+	d, err := p.update(id, func(d *Deployment) {
+		st := d.Step(name)
+		if st.Status != StatusRunning {
+			st.Started = p.clock.Now()
+		}
+		st.Status = StatusRunning
+		st.Attempts++
+	})
+	if err != nil {
+		return false, err
+	}
+	if st := d.Step(name); !waits(name) && st.Attempts > maxStepAttempts {
+		return false, p.needsAttention(ctx, svc, id, fmt.Sprintf("%s was started %d times without finishing", strings.ToLower(name.Title()), st.Attempts-1))
+	}
+	p.log.Info("step started", "deploy", id, "service", svc.Name, "step", name)
+	p.emit(ctx, EventStep, d, name, "")
+
+	stepCtx, cancel := ctx, context.CancelFunc(func() {})
+	if t := svc.stepTimeout(name); t > 0 {
+		stepCtx, cancel = context.WithTimeout(ctx, t)
+	}
+	detail, err := p.callStep(stepCtx, svc, &d, name, r)
+	timedOut := stepCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+	cancel()
+
+	switch {
+	case err == nil && ctx.Err() == nil:
+		return p.completeStep(ctx, svc, id, name, detail)
+	case errors.As(err, new(*rolledBackError)):
+		// Recorded even during shutdown: the rollback has already happened.
+		return false, p.finishRolledBack(context.WithoutCancel(ctx), svc, id, err.(*rolledBackError).text)
+	case errors.As(err, new(*attentionError)):
+		return false, p.needsAttention(ctx, svc, id, err.Error())
+	case errors.As(err, new(*storeError)):
+		return false, err
+	case ctx.Err() != nil:
+		return false, nil // shutdown or abort: the step is re-run or cleaned up later
+	}
+	if aborted, ok := errors.AsType[*abortedError](err); ok {
+		_, uerr := p.update(id, func(d *Deployment) { d.Step(name).Detail = "aborted by " + aborted.decision.By })
+		return uerr == nil, uerr // advance sees the persisted abort decision and cleans up
+	}
+	if timedOut {
+		err = fmt.Errorf("%s did not finish within %s: %w", strings.ToLower(name.Title()), svc.stepTimeout(name), err)
+	}
+	return false, p.fail(ctx, svc, id, name, err)
+}
+
+// callStep runs a step's function; a panic fails the step, with the stack
+// in the log, instead of ending greenlight.
+func (p *Deployer) callStep(ctx context.Context, svc *Service, d *Deployment, name StepName, r *run) (detail string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("step panicked", "deploy", d.ID, "service", svc.Name, "step", name, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("greenlight hit an internal error (%v); the log has the details", v)
+		}
+	}()
+	return p.stepFunc(name)(ctx, svc, d, r)
+}
+
+// completeStep records a step's success; retire also records the next set
+// as live and releases the lock, in the same transaction.
+func (p *Deployer) completeStep(ctx context.Context, svc *Service, id uint64, name StepName, detail string) (bool, error) {
+	mark := func(d *Deployment) {
+		st := d.Step(name)
+		st.Status, st.Finished, st.Detail = StatusDone, p.clock.Now(), detail
+		d.Updated = st.Finished
+	}
+	var d Deployment
+	var err error
+	if name == StepRetire {
+		live := &ServiceState{}
+		d, err = p.store.FinishDeployment(id, func(d *Deployment) error {
+			mark(d)
+			d.Phase, d.Finished = PhaseSucceeded, d.Updated
+			*live = ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: cloneServers(d.Next), DeployID: id, Updated: d.Updated}
+			return nil
+		}, live)
+	} else {
+		d, err = p.store.UpdateDeployment(id, func(d *Deployment) error { mark(d); return nil })
+	}
+	if err != nil {
+		return false, &storeError{err}
+	}
+	p.log.Info("step finished", "deploy", id, "service", svc.Name, "step", name,
+		"duration", d.Step(name).Duration(), "detail", detail)
+	p.emit(ctx, EventStep, d, name, "")
+	if d.Phase.Final() {
+		p.ended(ctx, d, name)
+	}
+	return !d.Phase.Final(), nil
+}
+
+// ended tells everyone a deployment reached its final phase.
+func (p *Deployer) ended(ctx context.Context, d Deployment, step StepName) {
+	p.setPhase(d.ID, d.Phase)
+	p.emit(context.WithoutCancel(ctx), EventFinished, d, step, summary(d, p.clock.Now()))
+	by := d.Requester
+	if d.Phase == PhaseRolledBack && d.Rollback != nil {
+		by = d.Rollback.By
+	}
+	detail := string(d.Phase)
+	if d.Phase == PhaseFailed {
+		detail += ": " + d.Error
+	}
+	p.audit(by, "deploy finished", d.Service, d.ID, detail)
+}
+
+// summary is the one line posted when a deployment ends.
+func summary(d Deployment, now time.Time) string {
+	took := d.Duration(now).Round(100 * time.Millisecond)
+	switch d.Phase {
+	case PhaseSucceeded:
+		return fmt.Sprintf("Deploy #%d of %s succeeded in %s: %s serves %s (%s).", d.ID, d.Service, took, d.Service, d.ImageNew, serverNames(d.Next))
+	case PhaseRolledBack:
+		return fmt.Sprintf("Deploy #%d of %s was rolled back after %s: %s serves %s (%s) again.", d.ID, d.Service, took, d.Service, d.ImageOld, serverNames(d.Old))
+	case PhaseAborted:
+		by := ""
+		if d.Approval != nil {
+			by = " by " + d.Approval.By
+		}
+		return fmt.Sprintf("Deploy #%d of %s was aborted%s after %s; nothing was switched.", d.ID, d.Service, by, took)
+	}
+	return fmt.Sprintf("Deploy #%d of %s failed after %s: %s", d.ID, d.Service, took, d.Error)
+}
+
+// fail records a step's failure, then puts traffic back and cleans up.
+func (p *Deployer) fail(ctx context.Context, svc *Service, id uint64, name StepName, cause error) error {
+	msg := cause.Error()
+	d, err := p.update(id, func(d *Deployment) {
+		st := d.Step(name)
+		st.Status, st.Finished, st.Detail = StatusFailed, p.clock.Now(), msg
+		d.Error = fmt.Sprintf("%s failed: %s", name.Title(), msg)
+	})
+	if err != nil {
+		return err
+	}
+	p.log.Warn("step failed", "deploy", id, "service", svc.Name, "step", name, "err", cause)
+	p.emit(ctx, EventStep, d, name, "")
+	p.emit(ctx, EventProblem, d, name, fmt.Sprintf("Deploy #%d failed at step %s: %s", id, name, msg))
+	return p.finishFailed(ctx, svc, d)
+}
+
+// finishFailed ends a deployment whose step failed. It is also what a
+// restart does with a failure recorded but not yet cleaned up, so it
+// decides from the persisted traffic intent alone:
+//   - retire failed with traffic on the next set: the next set is live;
+//   - traffic never left the old set, or settled back on it: the next set
+//     is deleted and the lock released;
+//   - otherwise traffic is moved back to the old set first. When that is
+//     impossible, or the failure came after the switch succeeded and no
+//     check says the next set is bad (the rollback window), the deploy
+//     needs attention: nothing is deleted.
+func (p *Deployer) finishFailed(ctx context.Context, svc *Service, d Deployment) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
+	defer cancel()
+	failed := failedStep(d)
+	var live *ServiceState
+	note := ""
+	switch {
+	case failed == StepRetire && d.Traffic.SettledOn(TrafficNext):
+		live = &ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: cloneServers(d.Next), DeployID: d.ID, Updated: p.clock.Now()}
+		note = "Traffic is on the new set; leftover old servers will be reported by the reconciler."
+	case failed == StepRetire, failed == StepRollbackWindow && !d.Traffic.SettledOn(TrafficOld):
+		return p.needsAttention(ctx, svc, d.ID, fmt.Sprintf("%s; traffic is on the new set (%s) and the old set (%s) is kept", d.Error, serverNames(d.Next), serverNames(d.Old)))
+	default:
+		if !d.Traffic.SettledOn(TrafficOld) {
+			if err := p.moveTraffic(cctx, svc, &d, TrafficOld); err != nil {
+				if _, ok := errors.AsType[*storeError](err); ok {
+					return err
+				}
+				return p.needsAttention(ctx, svc, d.ID, fmt.Sprintf("%s; switching traffic back to %s failed too: %v", d.Error, serverNames(d.Old), err))
+			}
+			p.emit(ctx, EventDecision, d, failed, fmt.Sprintf("Switched traffic back to %s.", serverNames(d.Old)))
+		}
+		note = fmt.Sprintf("Traffic is on %s.", orNone(serverNames(d.Old)))
+		if left := p.deleteNext(cctx, svc, d); left != "" {
+			note += " " + left
+		} else if len(d.Next) > 0 {
+			note += fmt.Sprintf(" The next set (%s) was deleted and the lock released.", serverNames(d.Next))
+		}
+	}
+	d, err := p.store.FinishDeployment(d.ID, func(x *Deployment) error {
+		skipPending(x)
+		x.Phase, x.Finished, x.Updated = PhaseFailed, p.clock.Now(), p.clock.Now()
+		if note != "" && !strings.Contains(x.Error, note) {
+			x.Error = strings.TrimRight(x.Error, ". ") + ". " + note
+		}
+		return nil
+	}, live)
+	if err != nil {
+		return &storeError{err}
+	}
+	p.ended(ctx, d, failed)
+	return nil
+}
+
+// finishAborted deletes the next set and ends the deployment as aborted.
+// Abort is refused once approved, so traffic never reached the next set;
+// should it have, the next set is kept and the deploy needs attention.
+func (p *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployment) error {
+	if !d.Traffic.SettledOn(TrafficOld) {
+		return p.needsAttention(ctx, svc, d.ID, "the deploy was aborted after traffic had moved")
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
+	defer cancel()
+	note := p.deleteNext(cctx, svc, d)
+	d, err := p.store.FinishDeployment(d.ID, func(x *Deployment) error {
+		if st := x.Step(x.CurrentStep()); st != nil && st.Status == StatusRunning {
+			st.Status, st.Finished = StatusFailed, p.clock.Now()
+			if st.Detail == "" {
+				st.Detail = "aborted by " + x.Approval.By
+			}
+		}
+		skipPending(x)
+		x.Phase, x.Finished, x.Updated = PhaseAborted, p.clock.Now(), p.clock.Now()
+		x.Error = fmt.Sprintf("aborted by %s", x.Approval.By)
+		if x.Approval.Reason != "" {
+			x.Error += ": " + x.Approval.Reason
+		}
+		if note != "" {
+			x.Error += ". " + note
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return &storeError{err}
+	}
+	p.emit(context.WithoutCancel(ctx), EventStep, d, "", "")
+	p.ended(ctx, d, "")
+	return nil
+}
+
+func (p *Deployer) finishRolledBack(ctx context.Context, svc *Service, id uint64, text string) error {
+	d, err := p.store.FinishDeployment(id, func(x *Deployment) error {
+		st := x.Step(StepRollbackWindow)
+		st.Status, st.Finished, st.Detail = StatusDone, p.clock.Now(), text
+		skipPending(x)
+		x.Phase, x.Finished, x.Updated = PhaseRolledBack, p.clock.Now(), p.clock.Now()
+		return nil
+	}, nil)
+	if err != nil {
+		return &storeError{err}
+	}
+	p.emit(ctx, EventStep, d, StepRollbackWindow, "")
+	p.ended(ctx, d, StepRollbackWindow)
+	return nil
+}
+
+// needsAttention stops deployment id where it is: both sets and the lock
+// are kept, and people are told how to end it.
+func (p *Deployer) needsAttention(ctx context.Context, svc *Service, id uint64, reason string) error {
+	d, err := p.update(id, func(x *Deployment) {
+		if st := x.Step(x.CurrentStep()); st != nil && st.Status == StatusRunning {
+			st.Status, st.Finished, st.Detail = StatusFailed, p.clock.Now(), reason
+		}
+		if x.Attention == nil {
+			x.Attention = &Attention{Since: p.clock.Now()}
+		}
+		x.Attention.Reason = reason
+		x.Phase = PhaseNeedsAttention
+		if x.Error == "" {
+			x.Error = reason
+		}
+	})
+	if err != nil {
+		return err
+	}
+	p.setPhase(id, d.Phase)
+	p.log.Error("deploy needs attention", "deploy", id, "service", svc.Name, "reason", reason)
+	p.emit(context.WithoutCancel(ctx), EventProblem, d, d.CurrentStep(), AttentionText(d))
+	p.audit("greenlight", "needs attention", svc.Name, id, reason)
+	return nil
+}
+
+// AttentionText says why a deploy needs attention, where traffic is, and
+// the commands that end it.
+func AttentionText(d Deployment) string {
+	reason := d.Error
+	if d.Attention != nil {
+		reason = d.Attention.Reason
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Deploy #%d of %s needs attention: %s.", d.ID, d.Service, strings.TrimRight(reason, ". "))
+	fmt.Fprintf(&b, " %s", d.Traffic.Where(d))
+	fmt.Fprintf(&b, " Both sets and the lock are kept. Check which set answers, then end it with /deploy resolve %s --to old (keep %s) or /deploy resolve %s --to new (keep %s).",
+		d.Service, orNone(serverNames(d.Old)), d.Service, orNone(serverNames(d.Next)))
+	if d.Attention != nil && len(d.Attention.Attempts) > 0 {
+		fmt.Fprintf(&b, " Last resolve: %s.", d.Attention.Attempts[len(d.Attention.Attempts)-1])
+	}
+	return b.String()
+}
+
+// Where says in words where d's traffic is.
+func (t Traffic) Where(d Deployment) string {
+	switch {
+	case t.SettledOn(TrafficOld):
+		return fmt.Sprintf("Traffic is on the old set (%s).", orNone(serverNames(d.Old)))
+	case t.SettledOn(TrafficNext):
+		return fmt.Sprintf("Traffic is on the new set (%s).", serverNames(d.Next))
+	case t.Target == TrafficOld:
+		return fmt.Sprintf("Traffic was being moved to the old set (%s) and may still reach the new set (%s).", orNone(serverNames(d.Old)), serverNames(d.Next))
+	}
+	return fmt.Sprintf("Traffic was being moved to the new set (%s) and may still reach the old set (%s).", serverNames(d.Next), orNone(serverNames(d.Old)))
+}
+
+func skipPending(d *Deployment) {
+	for i := range d.Steps {
+		if d.Steps[i].Status == StatusPending {
+			d.Steps[i].Status = StatusSkipped
+		}
+	}
+}

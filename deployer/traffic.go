@@ -1,0 +1,295 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// drainTries is how often moveTraffic asks the switch to drain the set it
+// moved away from before it gives up.
+const drainTries = 3
+
+// moveTraffic sends d's clients to target's set and away from the other.
+// The intent is recorded before the switch is asked to change anything, and
+// the outcome after, each in one transaction, so a crash anywhere in
+// between leaves a record that says where traffic may be. The next set is
+// only a target once it has passed check-next (or a person chose it with
+// /deploy resolve).
+func (p *Deployer) moveTraffic(ctx context.Context, svc *Service, d *Deployment, target TrafficTarget) error {
+	to, from := d.Next, d.Old
+	if target == TrafficOld {
+		to, from = d.Old, d.Next
+	}
+	if len(to) == 0 {
+		return fmt.Errorf("there is no %s set to send traffic to", target)
+	}
+	if target == TrafficNext && d.Step(StepCheckNext).Status != StatusDone && d.Resolve == nil {
+		return errors.New("the next set has not passed its checks")
+	}
+	drainFrom := len(from) > 0 && (target == TrafficNext || d.Traffic.NextTouched)
+	var err error
+	*d, err = p.update(d.ID, func(x *Deployment) {
+		x.Traffic.Target, x.Traffic.Settled, x.Traffic.Changed = target, false, p.clock.Now()
+		if target == TrafficNext {
+			x.Traffic.NextTouched = true
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := svc.Switch.Accept(ctx, to); err != nil {
+		return fmt.Errorf("send traffic to %s: %w", serverNames(to), err)
+	}
+	if drainFrom {
+		for try := 1; ; try++ {
+			err = svc.Switch.Drain(ctx, from)
+			if err == nil || try == drainTries || ctx.Err() != nil {
+				break
+			}
+			p.log.Warn("drain failed; trying again", "deploy", d.ID, "servers", serverNames(from), "try", try, "err", err)
+		}
+		if err != nil {
+			return fmt.Errorf("drain %s: %w", serverNames(from), err)
+		}
+	}
+	*d, err = p.update(d.ID, func(x *Deployment) { x.Traffic.Settled, x.Traffic.Changed = true, p.clock.Now() })
+	return err
+}
+
+// serving is the set d's service should be answered by, from the recorded
+// intent: the next set once traffic was sent to it, else the old set.
+func serving(d Deployment, live []Server) []Server {
+	switch d.Traffic.Target {
+	case TrafficNext:
+		return d.Next
+	case TrafficOld:
+		return d.Old
+	}
+	if len(d.Old) > 0 {
+		return d.Old
+	}
+	return live
+}
+
+// assertTraffic points svc's switch at servers, retrying with backoff until
+// it succeeds or ctx ends. The first failure is said in the chat.
+func (p *Deployer) assertTraffic(ctx context.Context, svc *Service, d Deployment, servers []Server) error {
+	for try := 0; ; try++ {
+		actx, cancel := context.WithTimeout(ctx, svc.Timeouts.Switch)
+		err := svc.Switch.Accept(actx, servers)
+		cancel()
+		if err == nil {
+			if try > 0 {
+				p.emit(ctx, EventInfo, d, "", fmt.Sprintf("%s's traffic is on %s again.", svc.Name, serverNames(servers)))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.log.Warn("cannot point traffic at the serving set; trying again", "service", svc.Name, "servers", serverNames(servers), "try", try+1, "err", err)
+		if try == 0 {
+			p.emit(ctx, EventInfo, d, "", fmt.Sprintf("Could not point %s's traffic at %s at start-up; greenlight keeps trying. The switch said: %v",
+				svc.Name, serverNames(servers), err))
+		}
+		select {
+		case <-p.clock.After(backoff(try)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// assertOnce, in a pipeline resumed by Start, first points traffic where
+// the deployment's record says it should be. A deploy started since does
+// not need it.
+func (p *Deployer) assertOnce(ctx context.Context, svc *Service, id uint64) error {
+	p.mu.Lock()
+	r := p.runs[id]
+	p.mu.Unlock()
+	if r == nil || !r.assert {
+		return nil
+	}
+	d, err := p.read(id)
+	if err != nil {
+		return err
+	}
+	if d.Phase.Final() || d.Phase == PhaseNeedsAttention {
+		return nil
+	}
+	live, err := p.store.Service(svc.Name)
+	if err != nil {
+		return &storeError{err}
+	}
+	if servers := serving(d, live.Servers); len(servers) > 0 {
+		if err := p.assertTraffic(ctx, svc, d, servers); err != nil {
+			return nil // ctx ended: advance sees why
+		}
+	}
+	r.assert = false
+	p.markReady(svc.Name)
+	return nil
+}
+
+// markReady records that svc's traffic is where the store says it should
+// be; a switch waits for it after a restart.
+func (p *Deployer) markReady(service string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ch := p.ready[service]; ch != nil {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	}
+}
+
+// waitReady waits until svc's traffic has been asserted since Start.
+func (p *Deployer) waitReady(ctx context.Context, service string) error {
+	p.mu.Lock()
+	ch := p.ready[service]
+	p.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Resolve ends a deploy that needs attention: to TrafficOld keeps the old
+// set, TrafficNext the new one. The chosen set must answer; traffic is
+// moved to it, the other set deleted and the lock released. If that fails
+// the deploy needs attention again, and the failure is kept with it.
+func (p *Deployer) Resolve(ctx context.Context, service string, id uint64, user string, to TrafficTarget) (Deployment, error) {
+	if to != TrafficOld && to != TrafficNext {
+		return Deployment{}, Errorf(CodeInvalid, "resolve to old or new, not %q", to)
+	}
+	d, err := p.resolve(service, id, PhaseNeedsAttention)
+	if err != nil {
+		return Deployment{}, err
+	}
+	svc, err := p.Service(d.Service)
+	if err != nil {
+		return Deployment{}, err
+	}
+	kind := DecisionResolveOld
+	if to == TrafficNext {
+		kind = DecisionResolveNew
+	}
+	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+		switch {
+		case x.Resolve != nil:
+			return Errorf(CodeConflict, "deploy #%d is already being resolved by %s since %s", x.ID, x.Resolve.By, clock(x.Resolve.At))
+		case x.Phase != PhaseNeedsAttention:
+			return Errorf(CodeConflict, "deploy #%d does not need attention (it is %s)", x.ID, x.Phase)
+		case to == TrafficOld && len(x.Old) == 0:
+			return Errorf(CodeInvalid, "deploy #%d has no old set to keep; resolve it with --to new", x.ID)
+		case to == TrafficNext && len(x.Next) == 0:
+			return Errorf(CodeInvalid, "deploy #%d has no new set to keep; resolve it with --to old", x.ID)
+		}
+		x.Resolve = &Decision{Kind: kind, By: user, At: p.clock.Now()}
+		x.Phase, x.Updated = PhaseRunning, p.clock.Now()
+		return nil
+	})
+	if err != nil {
+		p.audit(user, "refused resolve", service, id, err.Error())
+		return Deployment{}, err
+	}
+	p.audit(user, "resolve", d.Service, d.ID, "keep the "+string(to)+" set")
+	keep := d.Old
+	if to == TrafficNext {
+		keep = d.Next
+	}
+	p.emit(ctx, EventDecision, d, d.CurrentStep(), fmt.Sprintf("%s resolves deploy #%d: keeping %s; checking it answers.", user, d.ID, serverNames(keep)))
+	p.launch(svc, d, false)
+	return d, nil
+}
+
+// finishResolve carries out a person's resolve decision.
+func (p *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Switch+svc.Timeouts.Retire)
+	defer cancel()
+	target, keep := TrafficOld, d.Old
+	if d.Resolve.Kind == DecisionResolveNew {
+		target, keep = TrafficNext, d.Next
+	}
+	spec := svc.Check
+	spec.Passes, spec.MaxRounds = 1, 2
+	if report := svc.Checker.Check(cctx, ownTargets(keep), spec); !report.OK {
+		return p.resolveFailed(ctx, svc, d, fmt.Sprintf("%s does not answer: %s", serverNames(keep), strings.Join(report.Problems, "; ")))
+	}
+	if err := p.moveTraffic(cctx, svc, &d, target); err != nil {
+		if _, ok := errors.AsType[*storeError](err); ok {
+			return err
+		}
+		return p.resolveFailed(ctx, svc, d, err.Error())
+	}
+	var live *ServiceState
+	note := ""
+	if target == TrafficOld {
+		note = p.deleteNext(cctx, svc, d)
+	} else {
+		if _, err := forEach(cctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
+			return s, svc.Cloud.Delete(ctx, s)
+		}); err != nil {
+			note = fmt.Sprintf("Could not delete every server of the old set (%v); the reconciler will report them.", err)
+		}
+		relabelled, err := forEach(cctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+			return svc.Cloud.Relabel(ctx, s, s.Role)
+		})
+		if err == nil {
+			d.Next = relabelled
+		}
+		live = &ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: cloneServers(d.Next), DeployID: d.ID, Updated: p.clock.Now()}
+	}
+	by := d.Resolve.By
+	d, err := p.store.FinishDeployment(d.ID, func(x *Deployment) error {
+		x.Updated, x.Finished = p.clock.Now(), p.clock.Now()
+		skipPending(x)
+		text := fmt.Sprintf("Resolved by %s: %s stays on %s.", by, x.Service, serverNames(keep))
+		if note != "" {
+			text += " " + note
+		}
+		if target == TrafficNext {
+			x.Next = cloneServers(live.Servers)
+			x.Phase = PhaseSucceeded
+		} else {
+			x.Phase = PhaseFailed
+		}
+		x.Error = strings.TrimRight(x.Error, ". ") + ". " + text
+		return nil
+	}, live)
+	if err != nil {
+		return &storeError{err}
+	}
+	p.ended(ctx, d, "")
+	return nil
+}
+
+// resolveFailed puts a deploy whose resolve could not be carried out back
+// in PhaseNeedsAttention, keeping what went wrong.
+func (p *Deployer) resolveFailed(ctx context.Context, svc *Service, d Deployment, why string) error {
+	attempt := fmt.Sprintf("%s chose the %s set at %s, but %s", d.Resolve.By, map[DecisionKind]string{DecisionResolveOld: "old", DecisionResolveNew: "new"}[d.Resolve.Kind], clock(d.Resolve.At), why)
+	d, err := p.update(d.ID, func(x *Deployment) {
+		x.Resolve = nil
+		x.Phase = PhaseNeedsAttention
+		if x.Attention == nil {
+			x.Attention = &Attention{Since: p.clock.Now(), Reason: x.Error}
+		}
+		x.Attention.Attempts = append(x.Attention.Attempts, attempt)
+	})
+	if err != nil {
+		return err
+	}
+	p.setPhase(d.ID, d.Phase)
+	p.log.Error("resolve failed; the deploy still needs attention", "deploy", d.ID, "service", svc.Name, "why", why)
+	p.emit(context.WithoutCancel(ctx), EventProblem, d, d.CurrentStep(), AttentionText(d))
+	return nil
+}
