@@ -353,9 +353,16 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 	if err != nil {
 		return Deployment{}, err
 	}
+	zones, zonesLine, err := p.planZones(ctx, svc, live, req.Options)
+	if err != nil {
+		return Deployment{}, err
+	}
+	if zonesLine != "" {
+		detail += " · " + zonesLine
+	}
 	now := p.clock.Now()
 	d := Deployment{Service: svc.Name, Requester: req.User, Reason: req.Reason, Options: req.Options,
-		ImageOld: live.Image, ImageNew: image.ID, Old: live.Servers, Next: next,
+		ImageOld: live.Image, ImageNew: image.ID, Old: live.Servers, Next: next, Zones: zones,
 		Steps: NewSteps(), Phase: PhasePlanned, Created: now, Updated: now, Finished: now}
 	for i := range d.Steps {
 		d.Steps[i].Status, d.Steps[i].Detail = StatusSkipped, "dry run"
@@ -387,6 +394,9 @@ func describeOptions(req Request) string {
 	}
 	if req.Options.AllowLargeChange {
 		parts = append(parts, "allow large change")
+	}
+	if req.Options.AllowSameSerial {
+		parts = append(parts, "allow same serial")
 	}
 	if req.Reason != "" {
 		parts = append(parts, "reason: "+req.Reason)

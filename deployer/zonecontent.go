@@ -109,3 +109,36 @@ func CheckSerials(prev *ZoneContent, next ZoneContent) error {
 	}
 	return nil
 }
+
+// planZones reads the service's zones source, when it has one, and checks
+// that every changed zone's serial grew since the deploy that made the
+// live set (unless opts allow the same serial). It returns the content and
+// a line for the checklist.
+func (p *Deployer) planZones(ctx context.Context, svc *Service, live ServiceState, opts Options) (*ZoneContent, string, error) {
+	if svc.Zones == nil {
+		return nil, "", nil
+	}
+	content, err := svc.Zones.Load(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("the zone files of %s: %w", svc.Name, err)
+	}
+	var prev *ZoneContent
+	if live.DeployID != 0 {
+		d, err := p.store.Deployment(live.DeployID)
+		if err != nil {
+			return nil, "", fmt.Errorf("read deploy #%d, which made the live set: %w", live.DeployID, err)
+		}
+		prev = d.Zones
+	}
+	line := content.Summary()
+	if prev != nil && prev.Digest == content.Digest {
+		line += " (unchanged)"
+	}
+	if err := CheckSerials(prev, content); err != nil {
+		if !opts.AllowSameSerial {
+			return nil, "", err
+		}
+		line += " · same serial allowed by --allow-same-serial"
+	}
+	return &content, line, nil
+}
