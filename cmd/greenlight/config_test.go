@@ -114,6 +114,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("services: {ns: {servers: [a], listen: 'x:1', check: {zones: [z]}, approval_timeout: 1h}}")
 	f.Add("log: {level: debug}\nservices: [1, 2]")
 	f.Add("a: &x [*x]")
+	f.Add("services: {ns: {cloud: linode, servers: [a], linode: {region: r, type: t, image: i}, switch: {kind: nodebalancer, nodebalancer_id: 1}, check: {zones: [z], transfer_from: [192.0.2.1/32]}, zones: {dir: /z, files: {z: db.z}}}}")
 	f.Fuzz(func(t *testing.T, src string) {
 		cfg, err := LoadConfig(strings.NewReader(src), "fuzz.yaml")
 		if err != nil {
@@ -170,7 +171,7 @@ services:
     servers: [ns1, ns2]
     linode: {region: us-east, type: g6-nanode-1, image: linode/debian12}
     switch: {kind: nodebalancer, nodebalancer_id: 7}
-    check: {zones: [example.com]}
+    check: {zones: [example.com], transfer_from: [203.0.113.5/32]}
 `
 	tests := []struct {
 		name, yaml, want string
@@ -189,6 +190,14 @@ services:
 		{"listen on linode", linode + "    listen: 127.0.0.1:5300\n", "services.ns.listen: line 9: listen is the local load balancer's address"},
 		{"linode section on local", strings.Replace(linode, "cloud: linode", "cloud: local", 1), "services.ns.linode: line 6: set cloud: linode"},
 		{"bad port", strings.Replace(linode, "zones: [example.com]", "zones: [example.com], port: 70000", 1), "services.ns.check.port: line 8: 70000 is not a port"},
+		{"compare without transfer_from", strings.Replace(linode, ", transfer_from: [203.0.113.5/32]", "", 1), "services.ns.check.transfer_from: line 8: list the addresses greenlight runs from"},
+		{"no compare, no transfer_from", strings.Replace(linode, ", transfer_from: [203.0.113.5/32]", ", compare_zones: false", 1), ""},
+		{"command provisioner, no transfer_from", strings.Replace(linode, ", transfer_from: [203.0.113.5/32]", "", 1) + "    provisioner: {kind: command, command: [ansible-playbook, site.yml]}\n", ""},
+		{"bad transfer_from", strings.Replace(linode, "203.0.113.5/32", "greenlight.example", 1), `services.ns.check.transfer_from[0]: line 8: "greenlight.example" is not an address or CIDR prefix`},
+		{"zones dir", linode + "    zones: {dir: /srv/dns/zones, files: {example.com: db.example}}\n", ""},
+		{"zones without dir", linode + "    zones: {files: {example.com: db.example}}\n", "services.ns.zones.dir: line 9: name the directory"},
+		{"zones file of an unlisted zone", linode + "    zones: {dir: /z, files: {other.com: db.other}}\n", "services.ns.zones.files: line 9: other.com is not one of check.zones"},
+		{"zones file outside dir", linode + "    zones: {dir: /z, files: {example.com: ../etc/passwd}}\n", `must be a file name in zones.dir, not "../etc/passwd"`},
 		{"unknown linode key", strings.Replace(linode, "image: linode/debian12", "image: linode/debian12, size: big", 1), "field size not found"},
 	}
 	for _, tc := range tests {
