@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/linode/linodego"
@@ -20,6 +21,7 @@ import (
 	"github.com/greenlight/greenlight/deployer/linode"
 	"github.com/greenlight/greenlight/deployer/local"
 	"github.com/greenlight/greenlight/deployer/nginx"
+	"github.com/greenlight/greenlight/deployer/zones"
 )
 
 // Environment variables greenlight reads its cloud secrets from.
@@ -102,17 +104,59 @@ func (m *Main) linodeCloud(svc *deployer.Service, sc *ServiceConfig) (*linode.Cl
 		AuthorizedKeys: l.AuthorizedKeys, Tags: l.Tags, FirewallID: l.FirewallID,
 		Port: sc.Check.Port, Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
 		PollInterval: time.Duration(l.PollInterval),
+		// A NodeBalancer reaches its nodes only on their private addresses.
+		PrivateIP: sc.Switch.Kind == "nodebalancer",
+	}
+	if zo := sc.zonesOptions(); zo != nil {
+		svc.Zones = zoneLoader(*zo)
 	}
 	if kind := sc.Provisioner.Kind; kind == "" || kind == "cloud-init" {
 		name, src, err := readTemplate(sc.Provisioner.UserData, "cloud-init/nsd.yaml")
 		if err != nil {
 			return nil, fmt.Errorf("services.%s.provisioner.user_data: %w", svc.Name, err)
 		}
-		if opts.UserData, err = linode.UserDataTemplate(name, src, svc.Check.Zones); err != nil {
+		udo := linode.UserDataOptions{Name: name, Source: src, Zones: svc.Check.Zones, ZoneFiles: sc.zonesOptions(),
+			TransferFrom: sc.Check.TransferFrom}
+		if t := sc.Check.TSIG; t != nil {
+			secret := m.getenv(t.SecretEnv)
+			if secret == "" {
+				return nil, fmt.Errorf("services.%s.check.tsig: the environment variable %s holding the TSIG secret is not set", svc.Name, t.SecretEnv)
+			}
+			udo.TSIG = &linode.TSIGVars{Name: t.Name, Algorithm: tsigAlgorithm(t.Algorithm), Secret: secret}
+		}
+		ud, err := linode.NewUserData(udo)
+		if err != nil {
 			return nil, fmt.Errorf("services.%s.provisioner.user_data: %w", svc.Name, err)
+		}
+		opts.UserData = ud.Render
+		if udo.ZoneFiles != nil {
+			// The user data carries the files: loading them also checks
+			// that it fits Linode's limit, before anything is created.
+			svc.Zones = ud
 		}
 	}
 	return linode.New(opts)
+}
+
+// zoneLoader is a ZoneSource reading a zones directory.
+func zoneLoader(opts zones.Options) deployer.ZoneSource {
+	return deployer.ZoneSourceFunc(func(ctx context.Context) (deployer.ZoneContent, error) {
+		set, err := zones.Load(ctx, opts)
+		if err != nil {
+			return deployer.ZoneContent{}, err
+		}
+		return set.Content, nil
+	})
+}
+
+// tsigAlgorithm is nsd's name for a TSIG algorithm ("hmac-sha256." →
+// "hmac-sha256"); the default is hmac-sha256.
+func tsigAlgorithm(a string) string {
+	a = strings.TrimSuffix(a, ".")
+	if a == "" {
+		return "hmac-sha256"
+	}
+	return a
 }
 
 // provisioner is what makes a running Linode serve: waiting for cloud-init
@@ -147,11 +191,17 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 		if err != nil {
 			return nil, err
 		}
+		info, err := linode.LookUpNodeBalancer(ctx, client, cfg.NodeBalancerID, linode.DefaultPort)
+		if err != nil {
+			return nil, err
+		}
+		if region := sc.Linode.Region; info.Region != region {
+			return nil, fmt.Errorf("NodeBalancer %d is in %s but the servers of %s are created in %s: a NodeBalancer reaches only Linodes of its own region (use a NodeBalancer in %s, or set linode.region: %s)",
+				cfg.NodeBalancerID, info.Region, svc.Name, region, region, info.Region)
+		}
 		endpoints := cfg.Endpoints
 		if len(endpoints) == 0 {
-			if endpoints, err = linode.NodeBalancerEndpoints(ctx, client, cfg.NodeBalancerID, linode.DefaultPort); err != nil {
-				return nil, err
-			}
+			endpoints = info.Endpoints
 		}
 		return linode.NewNodeBalancerSwitch(linode.NodeBalancerOptions{
 			Client: client, NodeBalancerID: cfg.NodeBalancerID, Endpoints: endpoints,

@@ -82,7 +82,10 @@ type Options struct {
 	AuthorizedKeys []string // SSH public keys for root
 	Tags           []string // added to every instance, after greenlight's own
 	FirewallID     int      // 0: none
-	Port           int      // where servers answer DNS; default 53
+	// PrivateIP gives every instance a private IPv4 address: a NodeBalancer
+	// reaches its nodes only on the private network of its region.
+	PrivateIP bool
+	Port      int // where servers answer DNS; default 53
 	// UserData renders a server's cloud-init user data, sent as Linode
 	// Metadata when the instance is created; nil sends none.
 	UserData     func(ctx context.Context, spec deployer.ServerSpec) ([]byte, error)
@@ -173,6 +176,7 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 		AuthorizedKeys: slices.Clone(c.opts.AuthorizedKeys),
 		Tags:           tags,
 		FirewallID:     c.opts.FirewallID,
+		PrivateIP:      c.opts.PrivateIP,
 	}
 	if c.opts.UserData != nil {
 		data, err := c.opts.UserData(ctx, spec)
@@ -188,6 +192,7 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 	op := operation{what: "create " + spec.Name, values: map[string]string{
 		"label": spec.Name, "region": c.opts.Region, "type": c.opts.Type, "image": spec.Image,
 		"tags": strings.Join(tags, ", "), "firewall_id": strconv.Itoa(c.opts.FirewallID),
+		"private_ip": strconv.FormatBool(c.opts.PrivateIP),
 	}}
 	var got *linodego.Instance
 	reused := false
