@@ -489,6 +489,12 @@ func (p *Deployer) newestGolden(ctx context.Context, svc *Service) (Image, error
 			best = im
 		}
 	}
+	if best == nil && svc.Zones != nil && svc.BaseImage != "" {
+		// The deploy ships the zone files itself: the base image serves too.
+		if i := slices.IndexFunc(images, func(im Image) bool { return im.ID == svc.BaseImage }); i >= 0 {
+			return images[i], nil
+		}
+	}
 	if best == nil {
 		return Image{}, Errorf(CodeNotFound, "%s has no golden image; bake one with /deploy refresh %s or pass --image", svc.Name, svc.Name)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,13 +16,13 @@ import (
 
 // compareOptions builds a service's comparison options; a TSIG secret comes
 // from the environment variable the config names.
-func (c CheckConfig) compareOptions(service string) (dnscheck.CompareOptions, error) {
+func (c CheckConfig) compareOptions(service string, getenv func(string) string) (dnscheck.CompareOptions, error) {
 	opts := dnscheck.CompareOptions{Timeout: c.Timeout.Std()}
 	for _, e := range c.Expect {
 		opts.Fallback = append(opts.Fallback, dnscheck.Question{Name: e.Name, Type: e.Type})
 	}
 	if t := c.TSIG; t != nil {
-		secret := os.Getenv(t.SecretEnv)
+		secret := getenv(t.SecretEnv)
 		if secret == "" {
 			return opts, fmt.Errorf("services.%s.check.tsig: the environment variable %s holding the TSIG secret is not set", service, t.SecretEnv)
 		}
