@@ -167,7 +167,11 @@ func (m *Main) provisioner(svc *deployer.Service, sc *ServiceConfig, checker *dn
 		return deployer.NoProvisioning{}, nil
 	case "command":
 		p := sc.Provisioner
-		return command.New(command.Options{Args: p.Command, Dir: p.Dir, Timeout: time.Duration(p.Timeout),
+		zonesDir := ""
+		if sc.Zones != nil {
+			zonesDir = sc.Zones.Dir
+		}
+		return command.New(command.Options{Args: p.Command, Dir: p.Dir, Timeout: time.Duration(p.Timeout), ZonesDir: zonesDir,
 			Logger: m.Log.With("service", svc.Name, "provisioner", "command")})
 	default:
 		return deployer.AwaitDNS{Checker: checker, Zones: svc.Check.Zones, Clock: m.Clock,
