@@ -51,6 +51,10 @@ func (m *Main) wireService(ctx context.Context, svc *deployer.Service, sc *Servi
 		}
 		svc.Cloud, svc.Provisioner = m.cloud, m.cloud
 		m.bakers[svc.Name] = m.cloud
+		if zo := sc.zonesOptions(); zo != nil {
+			m.cloud.ShipZones(svc.Name, *zo)
+			svc.Zones = m.cloud.ZoneSource(svc.Name)
+		}
 	case "linode":
 		cloud, err := m.linodeCloud(svc, sc)
 		if err != nil {
