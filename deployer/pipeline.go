@@ -373,6 +373,7 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 			detail += fmt.Sprintf("; price unknown: %v", err)
 		} else {
 			detail += fmt.Sprintf("; the next set costs $%.3f/hour, $%.2f/month while it runs", hourly, monthly)
+			detail += regionPrices(ctx, svc.Cloud, len(next))
 		}
 	}
 	plan := d.Step(StepPlan)

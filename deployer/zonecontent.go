@@ -142,3 +142,35 @@ func (p *Deployer) planZones(ctx context.Context, svc *Service, live ServiceStat
 	}
 	return &content, line, nil
 }
+
+// RegionPrice is what a set's servers in one region cost, in US dollars.
+type RegionPrice struct {
+	Region  string
+	Servers int
+	Hourly  float64
+	Monthly float64
+}
+
+// RegionPricer is a Pricer whose servers may run in several regions; a dry
+// run shows each region's price.
+type RegionPricer interface {
+	PriceByRegion(ctx context.Context, count int) ([]RegionPrice, error)
+}
+
+// regionPrices is the dry run's per-region price, when the set spans
+// several regions: " (us-east: 1 server $0.008/hour · eu-central: …)".
+func regionPrices(ctx context.Context, cloud Cloud, count int) string {
+	rp, ok := cloud.(RegionPricer)
+	if !ok {
+		return ""
+	}
+	prices, err := rp.PriceByRegion(ctx, count)
+	if err != nil || len(prices) < 2 {
+		return ""
+	}
+	parts := make([]string, len(prices))
+	for i, p := range prices {
+		parts[i] = fmt.Sprintf("%s: %d × $%.4f/hour, $%.2f/month", p.Region, p.Servers, p.Hourly/float64(max(p.Servers, 1)), p.Monthly)
+	}
+	return " (" + strings.Join(parts, " · ") + ")"
+}

@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -73,8 +74,11 @@ type Options struct {
 	// so is its debug logging (LINODE_DEBUG), which would log request
 	// bodies, root passwords included. Give other users their own client.
 	Client *linodego.Client
-	Region string // "us-east"
-	Type   string // "g6-nanode-1"
+	Region string // "us-east": every server's, unless Regions names another
+	// Regions puts a role's servers in a region of its own ("ns1" →
+	// "us-east", "ns2" → "eu-central"): globally distributed servers.
+	Regions map[string]string
+	Type    string // "g6-nanode-1"
 	// Image is the base image golden images are baked from ("linode/debian12").
 	// Images lists it, so a deploy may name it; Create always uses the
 	// image the deploy chose.
@@ -143,6 +147,7 @@ func New(opts Options) (*Cloud, error) {
 	if opts.RetryWait <= 0 {
 		opts.RetryWait = DefaultRetryWait
 	}
+	opts.Regions = maps.Clone(opts.Regions)
 	opts.AuthorizedKeys = slices.Clone(opts.AuthorizedKeys)
 	opts.Tags = slices.Clone(opts.Tags)
 	opts.Client.SetRetryCount(0)
@@ -168,8 +173,9 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 	}
 	tags := c.tags(spec)
 	deployTag := deployer.DeployTag(spec.DeployID)
+	region := c.RegionOf(spec.Role)
 	create := linodego.InstanceCreateOptions{
-		Region:         c.opts.Region,
+		Region:         region,
 		Type:           c.opts.Type,
 		Label:          spec.Name,
 		Image:          spec.Image,
@@ -190,7 +196,7 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 	create.RootPass = rootPassword()
 
 	op := operation{what: "create " + spec.Name, values: map[string]string{
-		"label": spec.Name, "region": c.opts.Region, "type": c.opts.Type, "image": spec.Image,
+		"label": spec.Name, "region": region, "type": c.opts.Type, "image": spec.Image,
 		"tags": strings.Join(tags, ", "), "firewall_id": strconv.Itoa(c.opts.FirewallID),
 		"private_ip": strconv.FormatBool(c.opts.PrivateIP),
 	}}
@@ -222,10 +228,30 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 	if reused {
 		c.log.Info("instance exists already", "server", s.Name, "id", s.ID, "status", s.Status)
 	} else {
-		c.log.Info("instance created", "server", s.Name, "id", s.ID, "type", c.opts.Type,
+		c.log.Info("instance created", "server", s.Name, "id", s.ID, "type", c.opts.Type, "in", region,
 			"image", spec.Image, "addr", s.Addr, "tags", tags)
 	}
 	return s, nil
+}
+
+// RegionOf is the region role's servers are created in.
+func (c *Cloud) RegionOf(role string) string {
+	if r, ok := c.opts.Regions[role]; ok && r != "" {
+		return r
+	}
+	return c.opts.Region
+}
+
+// Regions are every region the Cloud creates servers in, the default
+// region first, then the others sorted.
+func (c *Cloud) Regions() []string {
+	out := []string{c.opts.Region}
+	for _, r := range slices.Sorted(maps.Values(c.opts.Regions)) {
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // tags are the instance tags of spec: greenlight's, the server's role and
