@@ -20,7 +20,8 @@ type RoleRoute struct {
 // them, and the pipeline switches everything back as after any failed
 // switch. Endpoints are every route's.
 type RoleSwitch struct {
-	routes []RoleRoute
+	routes    []RoleRoute
+	endpoints []string // when set, instead of the routes'
 }
 
 var _ Switch = (*RoleSwitch)(nil)
@@ -65,6 +66,9 @@ func (s *RoleSwitch) Drain(ctx context.Context, servers []Server) error {
 
 // Endpoints are every route's endpoints, without repeats.
 func (s *RoleSwitch) Endpoints() []string {
+	if len(s.endpoints) > 0 {
+		return slices.Clone(s.endpoints)
+	}
 	var out []string
 	for _, r := range s.routes {
 		for _, ep := range r.Switch.Endpoints() {
@@ -74,4 +78,12 @@ func (s *RoleSwitch) Endpoints() []string {
 		}
 	}
 	return out
+}
+
+// WithEndpoints makes endpoints, not the routes', the addresses checked
+// after a switch.
+func (s *RoleSwitch) WithEndpoints(endpoints []string) *RoleSwitch {
+	c := *s
+	c.endpoints = slices.Clone(endpoints)
+	return &c
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,7 +105,7 @@ func (m *Main) linodeCloud(svc *deployer.Service, sc *ServiceConfig) (*linode.Cl
 	}
 	l := sc.Linode
 	opts := linode.Options{
-		Client: client, Region: l.Region, Type: l.Type, Image: l.Image,
+		Client: client, Region: l.region(sc.Servers), Regions: l.Regions, Type: l.Type, Image: l.Image,
 		AuthorizedKeys: l.AuthorizedKeys, Tags: l.Tags, FirewallID: l.FirewallID,
 		Port: sc.Check.Port, Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
 		PollInterval: time.Duration(l.PollInterval),
@@ -195,26 +196,7 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 		m.lbs = append(m.lbs, lb)
 		return lb, nil
 	case "nodebalancer":
-		client, err := m.linodeClient()
-		if err != nil {
-			return nil, err
-		}
-		info, err := linode.LookUpNodeBalancer(ctx, client, cfg.NodeBalancerID, linode.DefaultPort)
-		if err != nil {
-			return nil, err
-		}
-		if region := sc.Linode.Region; info.Region != region {
-			return nil, fmt.Errorf("NodeBalancer %d is in %s but the servers of %s are created in %s: a NodeBalancer reaches only Linodes of its own region (use a NodeBalancer in %s, or set linode.region: %s)",
-				cfg.NodeBalancerID, info.Region, svc.Name, region, region, info.Region)
-		}
-		endpoints := cfg.Endpoints
-		if len(endpoints) == 0 {
-			endpoints = info.Endpoints
-		}
-		return linode.NewNodeBalancerSwitch(linode.NodeBalancerOptions{
-			Client: client, NodeBalancerID: cfg.NodeBalancerID, Endpoints: endpoints,
-			DrainWait: time.Duration(cfg.DrainWait), Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
-		})
+		return m.nodeBalancerSwitch(ctx, svc, sc)
 	case "dns-records":
 		client, err := m.linodeClient()
 		if err != nil {
@@ -229,6 +211,63 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 		return m.nginxSwitch(svc, cfg)
 	}
 	return nil, fmt.Errorf("unknown switch %q", cfg.Kind)
+}
+
+// nodeBalancerSwitch fronts the service with its NodeBalancer, or, when
+// its roles are in several regions, each role with the NodeBalancer of
+// its region. A NodeBalancer reaches only Linodes of its own region, so
+// each one's region is checked against its roles' here, at start-up.
+func (m *Main) nodeBalancerSwitch(ctx context.Context, svc *deployer.Service, sc *ServiceConfig) (deployer.Switch, error) {
+	cfg := sc.Switch
+	client, err := m.linodeClient()
+	if err != nil {
+		return nil, err
+	}
+	var ids []int
+	roles := map[int][]string{}
+	for _, role := range sc.Servers {
+		id := cfg.nodeBalancerOf(role)
+		if _, seen := roles[id]; !seen {
+			ids = append(ids, id)
+		}
+		roles[id] = append(roles[id], role)
+	}
+	var routes []deployer.RoleRoute
+	for _, id := range ids {
+		info, err := linode.LookUpNodeBalancer(ctx, client, id, linode.DefaultPort)
+		if err != nil {
+			return nil, err
+		}
+		for _, role := range roles[id] {
+			if region := sc.Linode.regionOf(role, sc.Servers); info.Region != region {
+				return nil, fmt.Errorf("NodeBalancer %d is in %s but %s's %s servers are created in %s: a NodeBalancer reaches only Linodes of its own region (use a NodeBalancer in %s, or put %s in %s with linode.regions)",
+					id, info.Region, svc.Name, role, region, region, role, info.Region)
+			}
+		}
+		endpoints := info.Endpoints
+		if len(ids) == 1 && len(cfg.Endpoints) > 0 {
+			endpoints = cfg.Endpoints
+		}
+		sw, err := linode.NewNodeBalancerSwitch(linode.NodeBalancerOptions{
+			Client: client, NodeBalancerID: id, Endpoints: endpoints,
+			DrainWait: time.Duration(cfg.DrainWait), Clock: m.Clock, Logger: m.Log.With("service", svc.Name, "nodebalancer", id),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 1 {
+			return sw, nil
+		}
+		routes = append(routes, deployer.RoleRoute{Roles: roles[id], Switch: sw})
+	}
+	rs, err := deployer.NewRoleSwitch(sc.Servers, routes)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Endpoints) > 0 {
+		rs = rs.WithEndpoints(cfg.Endpoints)
+	}
+	return rs, nil
 }
 
 func (m *Main) nginxSwitch(svc *deployer.Service, cfg SwitchConfig) (deployer.Switch, error) {
@@ -250,6 +289,13 @@ func (m *Main) nginxSwitch(svc *deployer.Service, cfg SwitchConfig) (deployer.Sw
 		opts.Template = string(src)
 	}
 	var signer ssh.Signer
+	// Hosts that front the same roles share a switch; each role's servers
+	// go to the hosts that serve it (serves: [ns1]), all of them otherwise.
+	type group struct {
+		roles []string
+		hosts []nginx.Host
+	}
+	var groups []*group
 	for _, h := range cfg.Hosts {
 		host := nginx.Host{Name: h.Name, Endpoint: h.Endpoint, Executor: nginx.LocalExecutor{}}
 		if h.SSH != "" {
@@ -274,9 +320,36 @@ func (m *Main) nginxSwitch(svc *deployer.Service, cfg SwitchConfig) (deployer.Sw
 			}
 			host.Executor = exec
 		}
-		opts.Hosts = append(opts.Hosts, host)
+		roles := slices.Sorted(slices.Values(h.Serves))
+		i := slices.IndexFunc(groups, func(g *group) bool { return slices.Equal(g.roles, roles) })
+		if i < 0 {
+			groups = append(groups, &group{roles: roles})
+			i = len(groups) - 1
+		}
+		groups[i].hosts = append(groups[i].hosts, host)
 	}
-	return nginx.New(opts)
+	if len(groups) == 1 && len(groups[0].roles) == 0 {
+		opts.Hosts = groups[0].hosts
+		return nginx.New(opts)
+	}
+	var routes []deployer.RoleRoute
+	for _, g := range groups {
+		o := opts
+		o.Hosts = g.hosts
+		sw, err := nginx.New(o)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, deployer.RoleRoute{Roles: g.roles, Switch: sw})
+	}
+	rs, err := deployer.NewRoleSwitch(svc.Roles, routes)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Endpoints) > 0 {
+		rs = rs.WithEndpoints(cfg.Endpoints)
+	}
+	return rs, nil
 }
 
 // sshSigner reads the private key greenlight logs in to load balancers
