@@ -156,16 +156,10 @@ func (u *UserData) render(spec deployer.ServerSpec, set *zones.Set) ([]byte, err
 		vars.Served = append(vars.Served, ServedZone{Name: name, Path: path.Join(ZoneDir, name+zones.Suffix)})
 	}
 	if set != nil {
-		vars.Served = vars.Served[:0]
+		var err error
 		vars.ZonesDigest = set.Content.Digest
-		for _, f := range set.Files {
-			enc, err := gzipBase64(f.Content)
-			if err != nil {
-				return nil, err
-			}
-			vars.ZoneFiles = append(vars.ZoneFiles, ZoneFileVars{Zone: f.Zone, Name: f.Zone[:len(f.Zone)-1],
-				Path: path.Join(ZoneDir, f.File), Encoding: "gz+b64", Content: enc, Serial: f.Serial})
-			vars.Served = append(vars.Served, ServedZone{Name: f.Zone[:len(f.Zone)-1], Path: path.Join(ZoneDir, f.File)})
+		if vars.ZoneFiles, vars.Served, err = ZoneFilesOf(set); err != nil {
+			return nil, err
 		}
 	}
 	var b bytes.Buffer
@@ -181,6 +175,24 @@ func (u *UserData) render(spec deployer.ServerSpec, set *zones.Set) ([]byte, err
 			spec.Name, n, n-u.opts.Limit, u.opts.Limit, zoneBytes(vars.ZoneFiles))
 	}
 	return b.Bytes(), nil
+}
+
+// ZoneFilesOf are set's files as cloud-init's write_files entries (gzipped,
+// base64) and nsd.conf's zone clauses.
+func ZoneFilesOf(set *zones.Set) ([]ZoneFileVars, []ServedZone, error) {
+	var files []ZoneFileVars
+	var served []ServedZone
+	for _, f := range set.Files {
+		enc, err := gzipBase64(f.Content)
+		if err != nil {
+			return nil, nil, err
+		}
+		name := strings.TrimSuffix(f.Zone, ".")
+		files = append(files, ZoneFileVars{Zone: f.Zone, Name: name,
+			Path: path.Join(ZoneDir, f.File), Encoding: "gz+b64", Content: enc, Serial: f.Serial})
+		served = append(served, ServedZone{Name: name, Path: path.Join(ZoneDir, f.File)})
+	}
+	return files, served, nil
 }
 
 func zoneBytes(files []ZoneFileVars) int {
