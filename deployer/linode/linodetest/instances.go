@@ -309,6 +309,8 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 			errs = append(errs, Reason{Field: "image", Reason: "No image exists with id " + req.Image})
 		} else if im.Status != "available" {
 			errs = append(errs, Reason{Field: "image", Reason: "Image " + req.Image + " is not available"})
+		} else if len(im.Regions) > 0 && req.Region != "" && !slices.Contains(im.Regions, req.Region) {
+			errs = append(errs, Reason{Field: "image", Reason: "Image " + req.Image + " is not available in region " + req.Region})
 		}
 		switch {
 		case req.RootPass == "":
