@@ -360,6 +360,7 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 	if zonesLine != "" {
 		detail += " · " + zonesLine
 	}
+	detail += imageZones(image)
 	now := p.clock.Now()
 	d := Deployment{Service: svc.Name, Requester: req.User, Reason: req.Reason, Options: req.Options,
 		ImageOld: live.Image, ImageNew: image.ID, Old: live.Servers, Next: next, Zones: zones,

@@ -440,6 +440,7 @@ func (p *Deployer) plan(ctx context.Context, svc *Service, d *Deployment, _ *run
 	if zonesLine != "" {
 		detail += " · " + zonesLine
 	}
+	detail += imageZones(image)
 	*d, err = p.update(d.ID, func(x *Deployment) {
 		x.ImageOld, x.ImageNew = live.Image, image.ID
 		x.Old, x.Next = cloneServers(live.Servers), next

@@ -174,3 +174,14 @@ func regionPrices(ctx context.Context, cloud Cloud, count int) string {
 	}
 	return " (" + strings.Join(parts, " · ") + ")"
 }
+
+// imageZones is what a golden image's description says of the zone files
+// baked into it (" · image carries zones sha256:…"), or "".
+func imageZones(image Image) string {
+	_, rest, ok := strings.Cut(image.Description, "zones sha256:")
+	if !ok {
+		return ""
+	}
+	digest, _, _ := strings.Cut(rest, " ")
+	return " · image carries zones " + (ZoneContent{Digest: "sha256:" + digest}).Short()
+}
