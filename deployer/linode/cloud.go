@@ -187,7 +187,9 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 	if c.opts.UserData != nil {
 		data, err := c.opts.UserData(ctx, spec)
 		if err != nil {
-			return deployer.Server{}, plain(deployer.CodeFailed, "cannot render the cloud-init user data of "+spec.Name, err)
+			// The renderer's errors are for people (a zone file's line, the
+			// size limit); they carry neither user data nor secrets.
+			return deployer.Server{}, plain(deployer.CodeFailed, "cannot render the cloud-init user data of "+spec.Name+": "+err.Error(), err)
 		}
 		if len(data) > 0 {
 			create.Metadata = &linodego.InstanceMetadataOptions{UserData: base64.StdEncoding.EncodeToString(data)}

@@ -119,10 +119,11 @@ func (sz *servedZones) readConf(conf []byte, files map[string][]byte) error {
 				}
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
-			if key = strings.TrimSpace(key); key == "NOKEY" {
-				key = ""
+			rule := xfrRule{from: p}
+			if key = strings.TrimSpace(key); key != "NOKEY" && key != "" {
+				rule.key = dns.CanonicalName(key)
 			}
-			rules = append(rules, xfrRule{from: p, key: dns.CanonicalName(key)})
+			rules = append(rules, rule)
 		}
 	}
 	if err := sc.Err(); err != nil {
