@@ -78,7 +78,7 @@ func TestLocalZonesDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.typeLine("/deploy ns")
-	p.waitOutput(`(?s)ready to switch.*example\.test\.: serial 2026110101 → 2026110102 · 1 added.*\+ api\.example\.test\.\s+300\s+IN\s+A\s+192\.0\.2\.20`)
+	p.waitOutput(`(?s)ready to switch.*• ships zones sha256:[0-9a-f]{12} · example\.test\. 2026110102\n.*example\.test\.: serial 2026110101 → 2026110102 · 1 added.*\+ api\.example\.test\.\s+300\s+IN\s+A\s+192\.0\.2\.20`)
 	p.typeLine("approve")
 	p.waitOutput(`ns is live on ns1-1, ns2-1`)
 	if got := digA(t, p.addr(), "api.example.test"); len(got) != 1 || got[0] != "192.0.2.20" {
