@@ -108,6 +108,9 @@ func (n *Notifier) approvalMessage(d deployer.Deployment, open bool, decided str
 	if open {
 		fmt.Fprintf(&b, "Deploy #%d of %s is ready to switch: %s → %s (%s replaces %s).\n", d.ID, d.Service,
 			orNone(d.ImageOld), d.ImageNew, serverList(d.Next), orNone(serverList(d.Old)))
+		if d.Zones != nil {
+			fmt.Fprintf(&b, "• ships %s\n", d.Zones.Summary())
+		}
 		for _, c := range d.Checks {
 			fmt.Fprintf(&b, "• %s\n", c)
 		}

@@ -149,7 +149,8 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		return r.say(user, LevelInfo, text)
 	case commands.VerbDeploy:
 		req := deployer.Request{Service: cmd.Service, User: user, Reason: cmd.Reason,
-			Options: deployer.Options{Image: cmd.Image, AutoApprove: cmd.AutoApprove, DryRun: cmd.DryRun, AllowLargeChange: cmd.AllowLargeChange}}
+			Options: deployer.Options{Image: cmd.Image, AutoApprove: cmd.AutoApprove, DryRun: cmd.DryRun, AllowLargeChange: cmd.AllowLargeChange,
+				AllowSameSerial: cmd.AllowSameSerial}}
 		if channel != "" {
 			req.Refs = map[string]string{deployer.RefChannel: channel}
 		}

@@ -49,6 +49,7 @@ type Command struct {
 	AutoApprove      bool   // deploy --auto-approve
 	DryRun           bool   // deploy --dry-run
 	AllowLargeChange bool   // deploy --allow-large-change
+	AllowSameSerial  bool   // deploy --allow-same-serial
 	Force            bool   // unlock --force
 	Reason           string // deploy/lock --reason TEXT
 	Limit            int    // history -n N (default 10, 1..100); 0 for other verbs
@@ -120,10 +121,10 @@ func specOf(v Verb) (verbSpec, bool) {
 	switch v {
 	case VerbDeploy:
 		return verbSpec{
-			usage:   "/deploy SERVICE [--image ID] [--auto-approve] [--dry-run] [--allow-large-change] [--reason TEXT]",
+			usage:   "/deploy SERVICE [--image ID] [--auto-approve] [--dry-run] [--allow-large-change] [--allow-same-serial] [--reason TEXT]",
 			desc:    "build a new set beside the live one, check it, and move traffic once approved",
 			service: requiredService,
-			flags:   []string{"--image", "--auto-approve", "--dry-run", "--allow-large-change", "--reason"},
+			flags:   []string{"--image", "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial", "--reason"},
 		}, true
 	case VerbDiff:
 		return verbSpec{
@@ -266,6 +267,9 @@ func (c Command) String() string {
 	}
 	if c.AllowLargeChange {
 		add("--allow-large-change")
+	}
+	if c.AllowSameSerial {
+		add("--allow-same-serial")
 	}
 	if c.Force {
 		add("--force")

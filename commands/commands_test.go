@@ -77,6 +77,7 @@ func parseCases() []parseCase {
 		{name: "deploy auto-approve", text: "/deploy ns --auto-approve", want: Command{Verb: VerbDeploy, Service: "ns", AutoApprove: true}},
 		{name: "deploy dry-run", text: "/deploy ns --dry-run", want: Command{Verb: VerbDeploy, Service: "ns", DryRun: true}},
 		{name: "deploy allow-large-change", text: "/deploy ns --allow-large-change", want: Command{Verb: VerbDeploy, Service: "ns", AllowLargeChange: true}},
+		{name: "deploy allow-same-serial", text: "/deploy ns --allow-same-serial", want: Command{Verb: VerbDeploy, Service: "ns", AllowSameSerial: true}},
 		{name: "deploy repeated boolean", text: "/deploy ns --dry-run --dry-run", want: Command{Verb: VerbDeploy, Service: "ns", DryRun: true}},
 		{
 			name: "deploy every flag",

@@ -240,6 +240,8 @@ func (p *parser) flag(w string, start int) (help bool, err error) {
 			p.cmd.DryRun = true
 		case "--allow-large-change":
 			p.cmd.AllowLargeChange = true
+		case "--allow-same-serial":
+			p.cmd.AllowSameSerial = true
 		case "--force":
 			p.cmd.Force = true
 		}
@@ -406,7 +408,7 @@ func flagOf(name string) (flagSpec, bool) {
 	switch name {
 	case "--image":
 		return flagSpec{name: name, verbs: "deploy"}, true
-	case "--auto-approve", "--dry-run", "--allow-large-change":
+	case "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial":
 		return flagSpec{name: name, boolean: true, verbs: "deploy"}, true
 	case "--reason":
 		return flagSpec{name: name, verbs: "deploy and lock"}, true

@@ -154,6 +154,9 @@ type ServerSpec struct {
 	Image    string
 	Tags     []string
 	DeployID uint64
+	// Zones is the zone content the server must serve, as the deploy
+	// recorded it; nil when the service has no zones source.
+	Zones *ZoneContent
 }
 
 // Tags greenlight puts on every server it creates, so a reconciler can find

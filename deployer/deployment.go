@@ -11,6 +11,7 @@ type Options struct {
 	AutoApprove      bool   `json:"auto_approve,omitempty"`
 	DryRun           bool   `json:"dry_run,omitempty"`
 	AllowLargeChange bool   `json:"allow_large_change,omitempty"`
+	AllowSameSerial  bool   `json:"allow_same_serial,omitempty"` // ship changed zones whose serial did not grow
 }
 
 // DecisionKind is what a person (or a deadline) decided.
@@ -108,6 +109,9 @@ type Deployment struct {
 	Error     string      `json:"error,omitempty"`  // why it failed or was aborted, for the chat
 	Checks    []string    `json:"checks,omitempty"` // the last check summaries shown to the approver
 	Diffs     []ZoneDiff  `json:"diffs,omitempty"`  // what the switch changes in each zone
+	// Zones is the zone content the deploy ships (a service with a zones
+	// directory): its digest and every file's serial.
+	Zones *ZoneContent `json:"zones,omitempty"`
 
 	Approval *Decision `json:"approval,omitempty"` // approve or abort at the gate
 	Rollback *Decision `json:"rollback,omitempty"`
@@ -179,6 +183,7 @@ func (d *Deployment) Clone() Deployment {
 	c.Steps = append([]StepState(nil), d.Steps...)
 	c.Checks = append([]string(nil), d.Checks...)
 	c.Diffs = append([]ZoneDiff(nil), d.Diffs...)
+	c.Zones = d.Zones.Clone()
 	if d.Approval != nil {
 		a := *d.Approval
 		c.Approval = &a

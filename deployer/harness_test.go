@@ -74,6 +74,7 @@ type options struct {
 	compare     bool // compare zones before approval, with these limits
 	limits      deployer.ChangeLimits
 	comparer    deployer.ZoneComparer // overrides the real comparison when set
+	zones       deployer.ZoneSource   // the service's zones source, when set
 }
 
 // harness is greenlight's deployer wired to real parts: a bbolt store, the
@@ -147,6 +148,7 @@ func (h *harness) open() {
 		Provisioner:     h.cloud,
 		Switch:          h.lb,
 		Checker:         dnscheck.New(dnscheck.Options{Clock: h.clock}),
+		Zones:           h.opts.zones,
 	}
 	if h.opts.compare {
 		svc.Compare, svc.Limits = svc.Checker.(*dnscheck.Checker).Comparer(dnscheck.CompareOptions{}), h.opts.limits

@@ -387,9 +387,17 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 	if err != nil {
 		return Deployment{}, err
 	}
+	zones, zonesLine, err := p.planZones(ctx, svc, live, req.Options)
+	if err != nil {
+		return Deployment{}, err
+	}
+	if zonesLine != "" {
+		detail += " · " + zonesLine
+	}
+	detail += imageZones(image)
 	now := p.clock.Now()
 	d := Deployment{Service: svc.Name, Requester: req.User, Reason: req.Reason, Options: req.Options,
-		ImageOld: live.Image, ImageNew: image.ID, Old: live.Servers, Next: next,
+		ImageOld: live.Image, ImageNew: image.ID, Old: live.Servers, Next: next, Zones: zones,
 		Steps: NewSteps(), Phase: PhasePlanned, Created: now, Updated: now, Finished: now}
 	for i := range d.Steps {
 		d.Steps[i].Status, d.Steps[i].Detail = StatusSkipped, "dry run"
@@ -400,6 +408,7 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 			detail += fmt.Sprintf("; price unknown: %v", err)
 		} else {
 			detail += fmt.Sprintf("; the next set costs $%.3f/hour, $%.2f/month while it runs", hourly, monthly)
+			detail += regionPrices(ctx, svc.Cloud, len(next))
 		}
 	}
 	plan := d.Step(StepPlan)
@@ -421,6 +430,9 @@ func describeOptions(req Request) string {
 	}
 	if req.Options.AllowLargeChange {
 		parts = append(parts, "allow large change")
+	}
+	if req.Options.AllowSameSerial {
+		parts = append(parts, "allow same serial")
 	}
 	if req.Reason != "" {
 		parts = append(parts, "reason: "+req.Reason)
@@ -535,6 +547,12 @@ func (p *Deployer) newestGolden(ctx context.Context, svc *Service) (Image, error
 		im := &images[i]
 		if im.Golden && (best == nil || im.Created.After(best.Created) || (im.Created.Equal(best.Created) && im.ID > best.ID)) {
 			best = im
+		}
+	}
+	if best == nil && svc.Zones != nil && svc.BaseImage != "" {
+		// The deploy ships the zone files itself: the base image serves too.
+		if i := slices.IndexFunc(images, func(im Image) bool { return im.ID == svc.BaseImage }); i >= 0 {
+			return images[i], nil
 		}
 	}
 	if best == nil {

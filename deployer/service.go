@@ -12,6 +12,10 @@ type Service struct {
 
 	Check CheckSpec // Zones, Expect, Passes, Interval, Timeout; MinSerial is filled per deploy
 
+	// Zones, when set, is the zone content every deploy ships (a zones
+	// directory), read and validated when the deploy is planned.
+	Zones ZoneSource
+
 	// Compare, when set, shows the approver what the switch changes in each
 	// zone, and Limits refuse large changes unless --allow-large-change.
 	Compare ZoneComparer

@@ -146,9 +146,18 @@ func (p *Deployer) plan(ctx context.Context, svc *Service, d *Deployment, _ *run
 	if err != nil {
 		return "", err
 	}
+	zones, zonesLine, err := p.planZones(ctx, svc, live, d.Options)
+	if err != nil {
+		return "", err
+	}
+	if zonesLine != "" {
+		detail += " · " + zonesLine
+	}
+	detail += imageZones(image)
 	*d, err = p.update(d.ID, func(x *Deployment) {
 		x.ImageOld, x.ImageNew = live.Image, image.ID
 		x.Old, x.Next = cloneServers(live.Servers), next
+		x.Zones = zones
 	})
 	return detail, err
 }
@@ -174,7 +183,7 @@ func (p *Deployer) create(ctx context.Context, svc *Service, d *Deployment, _ *r
 			}
 		}
 		got, err := svc.Cloud.Create(ctx, ServerSpec{Service: svc.Name, Role: s.Role, Name: s.Name, Label: s.Label,
-			Image: s.Image, Tags: s.Tags, DeployID: d.ID})
+			Image: s.Image, Tags: s.Tags, DeployID: d.ID, Zones: d.Zones.Clone()})
 		if err != nil {
 			return s, fmt.Errorf("create %s: %w", s.Name, err)
 		}

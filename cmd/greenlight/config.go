@@ -59,6 +59,7 @@ type ServiceConfig struct {
 	RollbackWindow  Duration            `yaml:"rollback_window"`
 	Timeouts        TimeoutsConfig      `yaml:"timeouts"`
 	Check           CheckConfig         `yaml:"check"`
+	Zones           *ZonesConfig        `yaml:"zones"` // nil: the zones come with the image
 	Authorization   AuthorizationConfig `yaml:"authorization"`
 
 	Linode      *LinodeConfig     `yaml:"linode"`
@@ -92,6 +93,16 @@ type CheckConfig struct {
 	MaxDeletePct    float64     `yaml:"max_delete_pct"` // default 30
 	ExpectUnchanged bool        `yaml:"expect_unchanged"`
 	TSIG            *TSIGConfig `yaml:"tsig"`
+	// TransferFrom are the addresses (CIDR or IP) greenlight fetches zones
+	// from, allowed AXFR in the nsd.conf greenlight renders.
+	TransferFrom []string `yaml:"transfer_from"`
+}
+
+// ZonesConfig is where a service's zone files are: one per zone of
+// check.zones, shipped with every deploy.
+type ZonesConfig struct {
+	Dir   string            `yaml:"dir"`
+	Files map[string]string `yaml:"files"` // zone → file name in dir, when not "<zone>.zone"
 }
 
 // TSIGConfig names the key that signs zone transfers; the secret is read
@@ -254,6 +265,9 @@ func (c *Config) validate() error {
 		}
 		if t := s.Check.TSIG; t != nil && (t.Name == "" || t.SecretEnv == "") {
 			return &keyError{key + ".check.tsig", "a TSIG key needs a name and secret_env (the variable holding its secret)"}
+		}
+		if err := s.validateZones(key); err != nil {
+			return err
 		}
 		for i, e := range s.Check.Expect {
 			if e.Name == "" || e.Type == "" {

@@ -114,6 +114,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("services: {ns: {servers: [a], listen: 'x:1', check: {zones: [z]}, approval_timeout: 1h}}")
 	f.Add("log: {level: debug}\nservices: [1, 2]")
 	f.Add("a: &x [*x]")
+	f.Add("services: {ns: {cloud: linode, servers: [a], linode: {region: r, type: t, image: i}, switch: {kind: nodebalancer, nodebalancer_id: 1}, check: {zones: [z], transfer_from: [192.0.2.1/32]}, zones: {dir: /z, files: {z: db.z}}}}")
 	f.Fuzz(func(t *testing.T, src string) {
 		cfg, err := LoadConfig(strings.NewReader(src), "fuzz.yaml")
 		if err != nil {
@@ -134,12 +135,13 @@ func TestTSIGSecretFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	check := cfg.Services["ns"].Check
-	t.Setenv("GL_TEST_TSIG", "")
-	if _, err := check.compareOptions("ns"); err == nil || !strings.Contains(err.Error(), "GL_TEST_TSIG") {
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	if _, err := check.compareOptions("ns", getenv); err == nil || !strings.Contains(err.Error(), "GL_TEST_TSIG") {
 		t.Fatalf("missing secret: err = %v, want it to name the variable", err)
 	}
-	t.Setenv("GL_TEST_TSIG", "c2VjcmV0")
-	opts, err := check.compareOptions("ns")
+	env["GL_TEST_TSIG"] = "c2VjcmV0"
+	opts, err := check.compareOptions("ns", getenv)
 	if err != nil || opts.TSIG == nil || opts.TSIG.Secret != "c2VjcmV0" || opts.TSIG.Name != "transfer.example.test." {
 		t.Fatalf("opts %+v, err %v", opts, err)
 	}
@@ -170,7 +172,7 @@ services:
     servers: [ns1, ns2]
     linode: {region: us-east, type: g6-nanode-1, image: linode/debian12}
     switch: {kind: nodebalancer, nodebalancer_id: 7}
-    check: {zones: [example.com]}
+    check: {zones: [example.com], transfer_from: [203.0.113.5/32]}
 `
 	tests := []struct {
 		name, yaml, want string
@@ -189,6 +191,21 @@ services:
 		{"listen on linode", linode + "    listen: 127.0.0.1:5300\n", "services.ns.listen: line 9: listen is the local load balancer's address"},
 		{"linode section on local", strings.Replace(linode, "cloud: linode", "cloud: local", 1), "services.ns.linode: line 6: set cloud: linode"},
 		{"bad port", strings.Replace(linode, "zones: [example.com]", "zones: [example.com], port: 70000", 1), "services.ns.check.port: line 8: 70000 is not a port"},
+		{"compare without transfer_from", strings.Replace(linode, ", transfer_from: [203.0.113.5/32]", "", 1), "services.ns.check.transfer_from: line 8: list the addresses greenlight runs from"},
+		{"no compare, no transfer_from", strings.Replace(linode, ", transfer_from: [203.0.113.5/32]", ", compare_zones: false", 1), ""},
+		{"command provisioner, no transfer_from", strings.Replace(linode, ", transfer_from: [203.0.113.5/32]", "", 1) + "    provisioner: {kind: command, command: [ansible-playbook, site.yml]}\n", ""},
+		{"bad transfer_from", strings.Replace(linode, "203.0.113.5/32", "greenlight.example", 1), `services.ns.check.transfer_from[0]: line 8: "greenlight.example" is not an address or CIDR prefix`},
+		{"two regions", strings.Replace(strings.Replace(linode, "region: us-east", "regions: {ns1: us-east, ns2: eu-central}", 1), "nodebalancer_id: 7", "nodebalancers: {ns1: 7, ns2: 8}", 1), ""},
+		{"a region for an unknown role", strings.Replace(linode, "region: us-east", "region: us-east, regions: {ns3: eu-central}", 1), `services.ns.linode.regions: line 6: ns3`},
+		{"a role without a region", strings.Replace(linode, "region: us-east", "regions: {ns1: us-east}", 1), "services.ns.linode: line 6: a Linode service needs region"},
+		{"a role without a NodeBalancer", strings.Replace(linode, "nodebalancer_id: 7", "nodebalancers: {ns1: 7}", 1), "services.ns.switch.nodebalancer_id: line 7: name the NodeBalancer's ID"},
+		{"a NodeBalancer for an unknown role", strings.Replace(linode, "nodebalancer_id: 7", "nodebalancer_id: 7, nodebalancers: {ns9: 8}", 1), "services.ns.switch.nodebalancers: line 7: ns9"},
+		{"nginx serves an unknown role", strings.Replace(linode, "kind: nodebalancer, nodebalancer_id: 7", "kind: nginx, config_path: /s.conf, hosts: [{name: lb1, endpoint: '192.0.2.1:53', serves: [ns3]}]", 1), `services.ns.switch.hosts[0].serves: line 7: "ns3" is not a server`},
+		{"nginx leaves a role unserved", strings.Replace(linode, "kind: nodebalancer, nodebalancer_id: 7", "kind: nginx, config_path: /s.conf, hosts: [{name: lb1, endpoint: '192.0.2.1:53', serves: [ns1]}]", 1), `services.ns.switch.hosts: line 7: no host serves ns2`},
+		{"zones dir", linode + "    zones: {dir: /srv/dns/zones, files: {example.com: db.example}}\n", ""},
+		{"zones without dir", linode + "    zones: {files: {example.com: db.example}}\n", "services.ns.zones.dir: line 9: name the directory"},
+		{"zones file of an unlisted zone", linode + "    zones: {dir: /z, files: {other.com: db.other}}\n", "services.ns.zones.files: line 9: other.com is not one of check.zones"},
+		{"zones file outside dir", linode + "    zones: {dir: /z, files: {example.com: ../etc/passwd}}\n", `must be a file name in zones.dir, not "../etc/passwd"`},
 		{"unknown linode key", strings.Replace(linode, "image: linode/debian12", "image: linode/debian12, size: big", 1), "field size not found"},
 	}
 	for _, tc := range tests {

@@ -214,7 +214,7 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 		if sc.Check.CompareZones == nil || *sc.Check.CompareZones {
-			opts, err := sc.Check.compareOptions(name)
+			opts, err := sc.Check.compareOptions(name, m.getenv)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/linode/linodego"
@@ -20,6 +22,7 @@ import (
 	"github.com/greenlight/greenlight/deployer/linode"
 	"github.com/greenlight/greenlight/deployer/local"
 	"github.com/greenlight/greenlight/deployer/nginx"
+	"github.com/greenlight/greenlight/deployer/zones"
 )
 
 // Environment variables greenlight reads its cloud secrets from.
@@ -49,6 +52,10 @@ func (m *Main) wireService(ctx context.Context, svc *deployer.Service, sc *Servi
 		}
 		svc.Cloud, svc.Provisioner = m.cloud, m.cloud
 		m.bakers[svc.Name] = m.cloud
+		if zo := sc.zonesOptions(); zo != nil {
+			m.cloud.ShipZones(svc.Name, *zo)
+			svc.Zones = m.cloud.ZoneSource(svc.Name)
+		}
 	case "linode":
 		cloud, err := m.linodeCloud(svc, sc)
 		if err != nil {
@@ -98,21 +105,63 @@ func (m *Main) linodeCloud(svc *deployer.Service, sc *ServiceConfig) (*linode.Cl
 	}
 	l := sc.Linode
 	opts := linode.Options{
-		Client: client, Region: l.Region, Type: l.Type, Image: l.Image,
+		Client: client, Region: l.region(sc.Servers), Regions: l.Regions, Type: l.Type, Image: l.Image,
 		AuthorizedKeys: l.AuthorizedKeys, Tags: l.Tags, FirewallID: l.FirewallID,
 		Port: sc.Check.Port, Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
 		PollInterval: time.Duration(l.PollInterval),
+		// A NodeBalancer reaches its nodes only on their private addresses.
+		PrivateIP: sc.Switch.Kind == "nodebalancer",
+	}
+	if zo := sc.zonesOptions(); zo != nil {
+		svc.Zones = zoneLoader(*zo)
 	}
 	if kind := sc.Provisioner.Kind; kind == "" || kind == "cloud-init" {
 		name, src, err := readTemplate(sc.Provisioner.UserData, "cloud-init/nsd.yaml")
 		if err != nil {
 			return nil, fmt.Errorf("services.%s.provisioner.user_data: %w", svc.Name, err)
 		}
-		if opts.UserData, err = linode.UserDataTemplate(name, src, svc.Check.Zones); err != nil {
+		udo := linode.UserDataOptions{Name: name, Source: src, Zones: svc.Check.Zones, ZoneFiles: sc.zonesOptions(),
+			TransferFrom: sc.Check.TransferFrom}
+		if t := sc.Check.TSIG; t != nil {
+			secret := m.getenv(t.SecretEnv)
+			if secret == "" {
+				return nil, fmt.Errorf("services.%s.check.tsig: the environment variable %s holding the TSIG secret is not set", svc.Name, t.SecretEnv)
+			}
+			udo.TSIG = &linode.TSIGVars{Name: t.Name, Algorithm: tsigAlgorithm(t.Algorithm), Secret: secret}
+		}
+		ud, err := linode.NewUserData(udo)
+		if err != nil {
 			return nil, fmt.Errorf("services.%s.provisioner.user_data: %w", svc.Name, err)
+		}
+		opts.UserData = ud.Render
+		if udo.ZoneFiles != nil {
+			// The user data carries the files: loading them also checks
+			// that it fits Linode's limit, before anything is created.
+			svc.Zones = ud
 		}
 	}
 	return linode.New(opts)
+}
+
+// zoneLoader is a ZoneSource reading a zones directory.
+func zoneLoader(opts zones.Options) deployer.ZoneSource {
+	return deployer.ZoneSourceFunc(func(ctx context.Context) (deployer.ZoneContent, error) {
+		set, err := zones.Load(ctx, opts)
+		if err != nil {
+			return deployer.ZoneContent{}, err
+		}
+		return set.Content, nil
+	})
+}
+
+// tsigAlgorithm is nsd's name for a TSIG algorithm ("hmac-sha256." →
+// "hmac-sha256"); the default is hmac-sha256.
+func tsigAlgorithm(a string) string {
+	a = strings.TrimSuffix(a, ".")
+	if a == "" {
+		return "hmac-sha256"
+	}
+	return a
 }
 
 // provisioner is what makes a running Linode serve: waiting for cloud-init
@@ -123,7 +172,11 @@ func (m *Main) provisioner(svc *deployer.Service, sc *ServiceConfig, checker *dn
 		return deployer.NoProvisioning{}, nil
 	case "command":
 		p := sc.Provisioner
-		return command.New(command.Options{Args: p.Command, Dir: p.Dir, Timeout: time.Duration(p.Timeout),
+		zonesDir := ""
+		if sc.Zones != nil {
+			zonesDir = sc.Zones.Dir
+		}
+		return command.New(command.Options{Args: p.Command, Dir: p.Dir, Timeout: time.Duration(p.Timeout), ZonesDir: zonesDir,
 			Logger: m.Log.With("service", svc.Name, "provisioner", "command")})
 	default:
 		return deployer.AwaitDNS{Checker: checker, Zones: svc.Check.Zones, Clock: m.Clock,
@@ -143,20 +196,7 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 		m.lbs = append(m.lbs, lb)
 		return lb, nil
 	case "nodebalancer":
-		client, err := m.linodeClient()
-		if err != nil {
-			return nil, err
-		}
-		endpoints := cfg.Endpoints
-		if len(endpoints) == 0 {
-			if endpoints, err = linode.NodeBalancerEndpoints(ctx, client, cfg.NodeBalancerID, linode.DefaultPort); err != nil {
-				return nil, err
-			}
-		}
-		return linode.NewNodeBalancerSwitch(linode.NodeBalancerOptions{
-			Client: client, NodeBalancerID: cfg.NodeBalancerID, Endpoints: endpoints,
-			DrainWait: time.Duration(cfg.DrainWait), Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
-		})
+		return m.nodeBalancerSwitch(ctx, svc, sc)
 	case "dns-records":
 		client, err := m.linodeClient()
 		if err != nil {
@@ -171,6 +211,63 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 		return m.nginxSwitch(svc, cfg)
 	}
 	return nil, fmt.Errorf("unknown switch %q", cfg.Kind)
+}
+
+// nodeBalancerSwitch fronts the service with its NodeBalancer, or, when
+// its roles are in several regions, each role with the NodeBalancer of
+// its region. A NodeBalancer reaches only Linodes of its own region, so
+// each one's region is checked against its roles' here, at start-up.
+func (m *Main) nodeBalancerSwitch(ctx context.Context, svc *deployer.Service, sc *ServiceConfig) (deployer.Switch, error) {
+	cfg := sc.Switch
+	client, err := m.linodeClient()
+	if err != nil {
+		return nil, err
+	}
+	var ids []int
+	roles := map[int][]string{}
+	for _, role := range sc.Servers {
+		id := cfg.nodeBalancerOf(role)
+		if _, seen := roles[id]; !seen {
+			ids = append(ids, id)
+		}
+		roles[id] = append(roles[id], role)
+	}
+	var routes []deployer.RoleRoute
+	for _, id := range ids {
+		info, err := linode.LookUpNodeBalancer(ctx, client, id, linode.DefaultPort)
+		if err != nil {
+			return nil, err
+		}
+		for _, role := range roles[id] {
+			if region := sc.Linode.regionOf(role, sc.Servers); info.Region != region {
+				return nil, fmt.Errorf("NodeBalancer %d is in %s but %s's %s servers are created in %s: a NodeBalancer reaches only Linodes of its own region (use a NodeBalancer in %s, or put %s in %s with linode.regions)",
+					id, info.Region, svc.Name, role, region, region, role, info.Region)
+			}
+		}
+		endpoints := info.Endpoints
+		if len(ids) == 1 && len(cfg.Endpoints) > 0 {
+			endpoints = cfg.Endpoints
+		}
+		sw, err := linode.NewNodeBalancerSwitch(linode.NodeBalancerOptions{
+			Client: client, NodeBalancerID: id, Endpoints: endpoints,
+			DrainWait: time.Duration(cfg.DrainWait), Clock: m.Clock, Logger: m.Log.With("service", svc.Name, "nodebalancer", id),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 1 {
+			return sw, nil
+		}
+		routes = append(routes, deployer.RoleRoute{Roles: roles[id], Switch: sw})
+	}
+	rs, err := deployer.NewRoleSwitch(sc.Servers, routes)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Endpoints) > 0 {
+		rs = rs.WithEndpoints(cfg.Endpoints)
+	}
+	return rs, nil
 }
 
 func (m *Main) nginxSwitch(svc *deployer.Service, cfg SwitchConfig) (deployer.Switch, error) {
@@ -192,6 +289,13 @@ func (m *Main) nginxSwitch(svc *deployer.Service, cfg SwitchConfig) (deployer.Sw
 		opts.Template = string(src)
 	}
 	var signer ssh.Signer
+	// Hosts that front the same roles share a switch; each role's servers
+	// go to the hosts that serve it (serves: [ns1]), all of them otherwise.
+	type group struct {
+		roles []string
+		hosts []nginx.Host
+	}
+	var groups []*group
 	for _, h := range cfg.Hosts {
 		host := nginx.Host{Name: h.Name, Endpoint: h.Endpoint, Executor: nginx.LocalExecutor{}}
 		if h.SSH != "" {
@@ -216,9 +320,36 @@ func (m *Main) nginxSwitch(svc *deployer.Service, cfg SwitchConfig) (deployer.Sw
 			}
 			host.Executor = exec
 		}
-		opts.Hosts = append(opts.Hosts, host)
+		roles := slices.Sorted(slices.Values(h.Serves))
+		i := slices.IndexFunc(groups, func(g *group) bool { return slices.Equal(g.roles, roles) })
+		if i < 0 {
+			groups = append(groups, &group{roles: roles})
+			i = len(groups) - 1
+		}
+		groups[i].hosts = append(groups[i].hosts, host)
 	}
-	return nginx.New(opts)
+	if len(groups) == 1 && len(groups[0].roles) == 0 {
+		opts.Hosts = groups[0].hosts
+		return nginx.New(opts)
+	}
+	var routes []deployer.RoleRoute
+	for _, g := range groups {
+		o := opts
+		o.Hosts = g.hosts
+		sw, err := nginx.New(o)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, deployer.RoleRoute{Roles: g.roles, Switch: sw})
+	}
+	rs, err := deployer.NewRoleSwitch(svc.Roles, routes)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Endpoints) > 0 {
+		rs = rs.WithEndpoints(cfg.Endpoints)
+	}
+	return rs, nil
 }
 
 // sshSigner reads the private key greenlight logs in to load balancers

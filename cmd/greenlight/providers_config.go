@@ -3,19 +3,23 @@ package main
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 )
 
 // LinodeConfig is a service's linode section: where and what its
 // instances are. The API token comes from LINODE_TOKEN.
 type LinodeConfig struct {
-	Region         string   `yaml:"region"`
-	Type           string   `yaml:"type"`
-	Image          string   `yaml:"image"` // the base image; deploys use the newest golden image when there is one
-	AuthorizedKeys []string `yaml:"authorized_keys"`
-	Tags           []string `yaml:"tags"`
-	FirewallID     int      `yaml:"firewall_id"`
-	PollInterval   Duration `yaml:"poll_interval"`
+	Region string `yaml:"region"`
+	// Regions puts a server role in a region of its own: {ns1: us-east,
+	// ns2: eu-central}. Roles it leaves out are in Region.
+	Regions        map[string]string `yaml:"regions"`
+	Type           string            `yaml:"type"`
+	Image          string            `yaml:"image"` // the base image; deploys use the newest golden image when there is one
+	AuthorizedKeys []string          `yaml:"authorized_keys"`
+	Tags           []string          `yaml:"tags"`
+	FirewallID     int               `yaml:"firewall_id"`
+	PollInterval   Duration          `yaml:"poll_interval"`
 }
 
 // ProvisionerConfig says how a running server is made to serve.
@@ -35,8 +39,11 @@ type SwitchConfig struct {
 	// default its public addresses; nginx: default each host's endpoint.
 	Endpoints []string `yaml:"endpoints"`
 
-	NodeBalancerID int      `yaml:"nodebalancer_id"`
-	DrainWait      Duration `yaml:"drain_wait"` // nodebalancer: how long drained nodes keep their traffic; default 10s
+	NodeBalancerID int `yaml:"nodebalancer_id"`
+	// NodeBalancers fronts each role with a NodeBalancer of its own (one per
+	// region): {ns1: 111, ns2: 222}. Roles it leaves out use NodeBalancerID.
+	NodeBalancers map[string]int `yaml:"nodebalancers"`
+	DrainWait     Duration       `yaml:"drain_wait"` // nodebalancer: how long drained nodes keep their traffic; default 10s
 
 	Hosts        []NginxHostConfig `yaml:"hosts"`         // nginx: the load balancer hosts
 	ConfigPath   string            `yaml:"config_path"`   // nginx: the stream config file nginx.conf includes
@@ -59,6 +66,8 @@ type NginxHostConfig struct {
 	Name     string `yaml:"name"`
 	SSH      string `yaml:"ssh"`      // host[:port]; empty = this machine, without SSH
 	Endpoint string `yaml:"endpoint"` // where clients query through it, host:port
+	// Serves are the roles whose servers it fronts; empty means all.
+	Serves []string `yaml:"serves"`
 }
 
 // ReconcileConfig sets up the search for orphaned servers.
@@ -90,8 +99,13 @@ func (s *ServiceConfig) validateProviders(key string) error {
 		}
 	case "linode":
 		l := s.Linode
-		if l == nil || l.Region == "" || l.Type == "" || l.Image == "" {
+		if l == nil || (l.Region == "" && !coversAll(s.Servers, l.Regions)) || l.Type == "" || l.Image == "" {
 			return &keyError{key + ".linode", "a Linode service needs region, type and image (like us-east, g6-nanode-1, linode/debian12)"}
+		}
+		for role, region := range l.Regions {
+			if !slices.Contains(s.Servers, role) || region == "" {
+				return &keyError{key + ".linode.regions", fmt.Sprintf("%s: %q is not a server of the service (%s) with a region", role, region, strings.Join(s.Servers, ", "))}
+			}
 		}
 		if l.FirewallID < 0 {
 			return &keyError{key + ".linode.firewall_id", "a firewall ID is a positive number (0 = none)"}
@@ -110,8 +124,13 @@ func (s *ServiceConfig) validateProviders(key string) error {
 		}
 		switch s.Switch.Kind {
 		case "nodebalancer":
-			if s.Switch.NodeBalancerID <= 0 {
-				return &keyError{key + ".switch.nodebalancer_id", "name the NodeBalancer's ID (linode-cli nodebalancers list)"}
+			for role, id := range s.Switch.NodeBalancers {
+				if !slices.Contains(s.Servers, role) || id <= 0 {
+					return &keyError{key + ".switch.nodebalancers", fmt.Sprintf("%s: %d is not a server of the service (%s) with a NodeBalancer ID", role, id, strings.Join(s.Servers, ", "))}
+				}
+			}
+			if s.Switch.NodeBalancerID <= 0 && !coversAll(s.Servers, s.Switch.NodeBalancers) {
+				return &keyError{key + ".switch.nodebalancer_id", "name the NodeBalancer's ID (linode-cli nodebalancers list), or one per server in nodebalancers"}
 			}
 		case "nginx":
 		case "dns-records":
@@ -140,6 +159,16 @@ func (s *ServiceConfig) validateProviders(key string) error {
 			if _, _, err := net.SplitHostPort(h.Endpoint); err != nil {
 				return &keyError{fmt.Sprintf("%s.switch.hosts[%d].endpoint", key, i), fmt.Sprintf("%q is not host:port (where clients query through %s)", h.Endpoint, h.Name)}
 			}
+			for _, role := range h.Serves {
+				if !slices.Contains(s.Servers, role) {
+					return &keyError{fmt.Sprintf("%s.switch.hosts[%d].serves", key, i), fmt.Sprintf("%q is not a server of the service (%s)", role, strings.Join(s.Servers, ", "))}
+				}
+			}
+		}
+		for _, role := range s.Servers {
+			if !slices.ContainsFunc(s.Switch.Hosts, func(h NginxHostConfig) bool { return len(h.Serves) == 0 || slices.Contains(h.Serves, role) }) {
+				return &keyError{key + ".switch.hosts", fmt.Sprintf("no host serves %s", role)}
+			}
 		}
 	}
 	for i, ep := range s.Switch.Endpoints {
@@ -151,4 +180,40 @@ func (s *ServiceConfig) validateProviders(key string) error {
 		return &keyError{key + ".check.port", fmt.Sprintf("%d is not a port", s.Check.Port)}
 	}
 	return nil
+}
+
+// coversAll reports whether m has a non-zero entry for every role.
+func coversAll[V comparable](roles []string, m map[string]V) bool {
+	var zero V
+	for _, r := range roles {
+		if v, ok := m[r]; !ok || v == zero {
+			return false
+		}
+	}
+	return len(roles) > 0
+}
+
+// region is the default region of the service's Linode servers: linode.region,
+// or the first server's own.
+func (l *LinodeConfig) region(servers []string) string {
+	if l.Region != "" || len(servers) == 0 {
+		return l.Region
+	}
+	return l.Regions[servers[0]]
+}
+
+// regionOf is the region role's servers are in.
+func (l *LinodeConfig) regionOf(role string, servers []string) string {
+	if r := l.Regions[role]; r != "" {
+		return r
+	}
+	return l.region(servers)
+}
+
+// nodeBalancerOf is the NodeBalancer that fronts role.
+func (s SwitchConfig) nodeBalancerOf(role string) int {
+	if id := s.NodeBalancers[role]; id > 0 {
+		return id
+	}
+	return s.NodeBalancerID
 }

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/deployer/linode"
 	"github.com/greenlight/greenlight/deployer/refresh"
+	"github.com/greenlight/greenlight/deployer/zones"
 )
 
 // RefreshConfig is a service's scheduled image refresh.
@@ -45,6 +47,12 @@ func (r *RefreshConfig) validate(key, service string) error {
 type bakeVars struct {
 	Service, BuildID, BaseImage string
 	Zones                       []string
+	// With zones.dir: the files written into the image (see
+	// configs/cloud-init/nsd.yaml for their fields), their digest, and
+	// nsd.conf's zone clauses.
+	ZoneFiles   []linode.ZoneFileVars
+	ZonesDigest string
+	Served      []linode.ServedZone
 }
 
 // refreshJob is the refresh job of svc. A service without a refresh section
@@ -68,19 +76,43 @@ func refreshJob(svc *deployer.Service, sc *ServiceConfig) (refresh.Job, error) {
 	if err != nil {
 		return job, fmt.Errorf("services.%s.refresh.user_data: %w", svc.Name, err)
 	}
-	zones := slices.Clone(svc.Check.Zones)
-	render := func(_ context.Context, service, buildID string) ([]byte, error) {
+	zoneNames := slices.Clone(svc.Check.Zones)
+	zo := sc.zonesOptions()
+	render := func(ctx context.Context, service, buildID string, set *zones.Set) ([]byte, error) {
+		vars := bakeVars{Service: service, BuildID: buildID, BaseImage: job.BaseImage, Zones: zoneNames}
+		if set != nil {
+			var err error
+			if vars.ZoneFiles, vars.Served, err = linode.ZoneFilesOf(set); err != nil {
+				return nil, err
+			}
+			vars.ZonesDigest = set.Content.Digest
+		}
 		var b bytes.Buffer
-		if err := tmpl.Execute(&b, bakeVars{Service: service, BuildID: buildID, BaseImage: job.BaseImage, Zones: zones}); err != nil {
+		if err := tmpl.Execute(&b, vars); err != nil {
 			return nil, fmt.Errorf("render %s: %w", name, err)
+		}
+		if sc.Cloud == "linode" && b.Len() > linode.UserDataLimit {
+			return nil, fmt.Errorf("the builder's user data is %d bytes, %d more than Linode's limit of %d: leave zones.dir out of the bake and ship the zones with provisioner kind: command",
+				b.Len(), b.Len()-linode.UserDataLimit, linode.UserDataLimit)
 		}
 		return b.Bytes(), nil
 	}
 	// A template that does not render is a start-up error, not a failed bake at 4am.
-	if _, err := render(context.Background(), svc.Name, "20260101-0000"); err != nil {
+	if _, err := render(context.Background(), svc.Name, "20260101-0000", nil); err != nil {
 		return job, fmt.Errorf("services.%s.refresh.user_data: %w", svc.Name, err)
 	}
-	job.RenderUserData = render
+	job.RenderBake = func(ctx context.Context, service, buildID string) ([]byte, *deployer.ZoneContent, error) {
+		if zo == nil {
+			b, err := render(ctx, service, buildID, nil)
+			return b, nil, err
+		}
+		set, err := zones.Load(ctx, *zo)
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := render(ctx, service, buildID, set)
+		return b, &set.Content, err
+	}
 	return job, nil
 }
 

@@ -24,19 +24,24 @@ import (
 // Options configure a Provisioner.
 type Options struct {
 	// Args is the command and its arguments, each a text/template over
-	// Vars: {{.Name}}, {{.Role}}, {{.Addr}}, {{.IP}}, {{.Image}}, {{.Inventory}}.
-	Args    []string
-	Dir     string        // working directory; "" = greenlight's
-	Timeout time.Duration // per server; default 15m
-	TailLen int           // lines of output quoted in chat on failure; default 15
-	Logger  *slog.Logger
-	TempDir string // where inventories are written; default os.TempDir()
+	// Vars: {{.Name}}, {{.Role}}, {{.Addr}}, {{.IP}}, {{.Image}}, {{.Inventory}},
+	// {{.ZonesDir}}.
+	Args []string
+	// ZonesDir is the service's zones directory, for the hook to copy to
+	// the server; "" when the image carries the zone files.
+	ZonesDir string
+	Dir      string        // working directory; "" = greenlight's
+	Timeout  time.Duration // per server; default 15m
+	TailLen  int           // lines of output quoted in chat on failure; default 15
+	Logger   *slog.Logger
+	TempDir  string // where inventories are written; default os.TempDir()
 }
 
 // Vars are what an argument template may use.
 type Vars struct {
 	Name, Role, Addr, IP, Image string
 	Inventory                   string // an INI inventory naming this server: "ns1-7 ansible_host=192.0.2.7"
+	ZonesDir                    string // the zones directory (absolute); "" without one
 }
 
 // Provisioner runs the command once per server.
@@ -65,6 +70,14 @@ func New(opts Options) (*Provisioner, error) {
 	if opts.TempDir == "" {
 		opts.TempDir = os.TempDir()
 	}
+	if opts.ZonesDir != "" {
+		// The hook may run in another directory (Dir): give it an absolute path.
+		abs, err := filepath.Abs(opts.ZonesDir)
+		if err != nil {
+			return nil, fmt.Errorf("the zones directory %s: %w", opts.ZonesDir, err)
+		}
+		opts.ZonesDir = abs
+	}
 	p := &Provisioner{opts: opts}
 	for i, a := range opts.Args {
 		t, err := template.New(fmt.Sprintf("arg%d", i)).Option("missingkey=error").Parse(a)
@@ -92,7 +105,7 @@ func (p *Provisioner) Provision(ctx context.Context, s deployer.Server) error {
 	if err := inv.Close(); err != nil {
 		return fmt.Errorf("write the inventory for %s: %w", s.Name, err)
 	}
-	vars := Vars{Name: s.Name, Role: s.Role, Addr: s.Addr, IP: ip, Image: s.Image, Inventory: inv.Name()}
+	vars := Vars{Name: s.Name, Role: s.Role, Addr: s.Addr, IP: ip, Image: s.Image, Inventory: inv.Name(), ZonesDir: p.opts.ZonesDir}
 	argv := make([]string, len(p.args))
 	for i, t := range p.args {
 		var b strings.Builder

@@ -73,3 +73,38 @@ func TestNewRejects(t *testing.T) {
 		t.Errorf("bad template: %v", err)
 	}
 }
+
+// TestProvisionGetsTheZonesDir: {{.ZonesDir}} is the zones directory, made
+// absolute, so a hook running elsewhere (Dir) can copy it to the server.
+func TestProvisionGetsTheZonesDir(t *testing.T) {
+	zones := t.TempDir()
+	if err := os.WriteFile(filepath.Join(zones, "example.test.zone"), []byte("zone bytes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	rel, err := filepath.Rel(mustGetwd(t), zones)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Options{Args: []string{"sh", "-c", `cp "$1"/*.zone "$2"/`, "sh", "{{.ZonesDir}}", out},
+		ZonesDir: rel, Dir: t.TempDir(), TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Provision(t.Context(), deployer.Server{Name: "ns1-7", Role: "ns1", Addr: "127.0.0.2:53"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "example.test.zone"))
+	if err != nil || string(got) != "zone bytes\n" {
+		t.Fatalf("the hook copied %q (%v)", got, err)
+	}
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}

@@ -152,7 +152,63 @@ func (b *bake) run(ctx context.Context) (deployer.Image, error) {
 	if err != nil {
 		return deployer.Image{}, err
 	}
+	if regions := c.Regions(); len(regions) > 1 {
+		b.phase = "while Linode was replicating the image"
+		if got, err = b.replicate(ctx, got, regions); err != nil {
+			return deployer.Image{}, err
+		}
+	}
 	return image(got, true), nil
+}
+
+// replicate puts the image in every region the service's servers run in
+// (an image lives in the region it was made in) and waits until it is
+// available in each.
+func (b *bake) replicate(ctx context.Context, im *linodego.Image, regions []string) (*linodego.Image, error) {
+	c := b.c
+	id := im.ID
+	op := operation{what: "replicate the image " + b.spec.Label + " to " + strings.Join(regions, ", "),
+		values: map[string]string{"image": id, "regions": strings.Join(regions, ", ")}}
+	err := c.call(ctx, op, func(ctx context.Context) error {
+		var err error
+		im, err = c.client.ReplicateImage(ctx, id, linodego.ImageReplicateOptions{Regions: regions})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	timeout := cmpOr(c.opts.ImageTimeout, DefaultImageTimeout)
+	var pending []string
+	timedOut, err := c.poll(ctx, timeout, func(ctx context.Context) (bool, error) {
+		err := c.call(ctx, op, func(ctx context.Context) error {
+			cur, err := c.client.GetImage(ctx, id)
+			if err == nil {
+				im = cur
+			}
+			return err
+		})
+		if err != nil {
+			return false, err
+		}
+		pending = pending[:0]
+		for _, r := range regions {
+			if !slices.ContainsFunc(im.Regions, func(ir linodego.ImageRegion) bool {
+				return ir.Region == r && ir.Status == linodego.ImageRegionStatusAvailable
+			}) {
+				pending = append(pending, r)
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case timedOut:
+		return nil, plain(deployer.CodeFailed, fmt.Sprintf("Linode did not replicate the image %s to %s within %s",
+			b.spec.Label, strings.Join(pending, ", "), human(timeout)), nil)
+	}
+	b.log.Info("image replicated", "image", id, "regions", regions)
+	return im, nil
 }
 
 // builderLabel is "<service>-build-<build ID>", made into a valid Linode

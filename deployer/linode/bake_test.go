@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path"
 	"slices"
 	"strings"
@@ -569,5 +570,59 @@ func TestFakeDisks(t *testing.T) {
 	want := `2 0 "Debian 12 Disk" ext4 25088 ready 1 "512 MB Swap Image" swap 512 ready`
 	if got != want {
 		t.Errorf("disks: %s\nwant   %s", got, want)
+	}
+}
+
+// TestBakeReplicatesToEveryRegion: a service whose roles are in several
+// regions gets its golden image in each (an image lives where it was made):
+// without the replication an instance in the other region is refused.
+func TestBakeReplicatesToEveryRegion(t *testing.T) {
+	tests := []struct {
+		name     string
+		regions  map[string]string
+		want     []string
+		replicas int // POST /images/*/regions requests
+	}{
+		{name: "one region, no replication", want: []string{"us-east"}},
+		{name: "two regions", regions: map[string]string{"ns1": "us-east", "ns2": "eu-central"}, want: []string{"us-east", "eu-central"}, replicas: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newBakeEnv(t, linodetest.Options{PowerOffAfter: time.Minute}, func(o *Options) { o.Regions = tt.regions })
+			img, err := e.runBake(t, context.Background(), bakeSpec(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, im := range privateImages(e.api) {
+				if im.ID == img.ID {
+					got = im.Regions
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("image regions %v, want %v", got, tt.want)
+			}
+			if n := e.api.Count("POST", "/images/*/*/regions"); n != tt.replicas {
+				t.Errorf("%d replication requests, want %d", n, tt.replicas)
+			}
+			_, err = e.cloud.Create(context.Background(), deployer.ServerSpec{Service: "ns", Role: "ns2", Name: "ns2-1", Image: img.ID, DeployID: 1})
+			if tt.replicas == 0 {
+				return
+			}
+			if err != nil {
+				t.Fatalf("an eu-central server from the replicated image: %v", err)
+			}
+		})
+	}
+	// The fake refuses an image in a region it was not replicated to.
+	e := newBakeEnv(t, linodetest.Options{})
+	e.api.AddImage(linodetest.Image{ID: "private/55", Label: "ns-golden-old", Regions: []string{"us-east"}})
+	c, err := New(Options{Client: e.api.NewClient(testToken), Region: "us-east", Regions: map[string]string{"ns2": "eu-central"}, Type: "g6-nanode-1", Clock: e.manual, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Create(context.Background(), deployer.ServerSpec{Service: "ns", Role: "ns2", Name: "ns2-2", Image: "private/55", DeployID: 2})
+	if err == nil || !strings.Contains(err.Error(), "not available in region eu-central") {
+		t.Errorf("Create in a region without the image: %v", err)
 	}
 }

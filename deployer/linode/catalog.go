@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,13 +89,26 @@ func image(im *linodego.Image, golden bool) deployer.Image {
 	return out
 }
 
-// Price is what count servers of the configured type cost in the configured
-// region, per hour and per month, in US dollars, from Linode's types API
-// (its price for the region when it has one). For --dry-run.
+// Price is what count servers cost, in US dollars: each server at the
+// price of its region (Linode prices some regions differently), servers
+// of roles without a region of their own at the default region's.
 func (c *Cloud) Price(ctx context.Context, count int) (hourly, monthly float64, err error) {
+	prices, err := c.PriceByRegion(ctx, count)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, p := range prices {
+		hourly += p.Hourly
+		monthly += p.Monthly
+	}
+	return round(hourly), round(monthly), nil
+}
+
+// PriceByRegion is what count servers cost in each region they run in.
+func (c *Cloud) PriceByRegion(ctx context.Context, count int) ([]deployer.RegionPrice, error) {
 	var t *linodego.LinodeType
 	op := operation{what: "look up the price of type " + c.opts.Type, values: map[string]string{"type": c.opts.Type}}
-	err = c.call(ctx, op, func(ctx context.Context) error {
+	err := c.call(ctx, op, func(ctx context.Context) error {
 		var err error
 		t, err = c.client.GetType(ctx, c.opts.Type)
 		if linodego.IsNotFound(err) {
@@ -103,22 +117,44 @@ func (c *Cloud) Price(ctx context.Context, count int) (hourly, monthly float64, 
 		return err
 	})
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	var h, m float32
-	if t.Price != nil {
-		h, m = t.Price.Hourly, t.Price.Monthly
-	}
-	for _, rp := range t.RegionPrices {
-		if rp.ID == c.opts.Region {
-			h, m = rp.Hourly, rp.Monthly
+	var out []deployer.RegionPrice
+	for region, n := range c.serverRegions(count) {
+		var h, m float32
+		if t.Price != nil {
+			h, m = t.Price.Hourly, t.Price.Monthly
 		}
+		for _, rp := range t.RegionPrices {
+			if rp.ID == region {
+				h, m = rp.Hourly, rp.Monthly
+			}
+		}
+		if h == 0 && m == 0 {
+			return nil, plain(deployer.CodeFailed, fmt.Sprintf("Linode gave no price for type %s in %s", c.opts.Type, region), nil)
+		}
+		out = append(out, deployer.RegionPrice{Region: region, Servers: n,
+			Hourly: round(float64(n) * decimal(h)), Monthly: round(float64(n) * decimal(m))})
 	}
-	if h == 0 && m == 0 {
-		return 0, 0, plain(deployer.CodeFailed, fmt.Sprintf("Linode gave no price for type %s", c.opts.Type), nil)
+	slices.SortFunc(out, func(a, b deployer.RegionPrice) int { return strings.Compare(a.Region, b.Region) })
+	return out, nil
+}
+
+// serverRegions counts count servers per region: one for each role with
+// a region of its own (in role order), the rest in the default region.
+func (c *Cloud) serverRegions(count int) map[string]int {
+	out := map[string]int{}
+	for _, role := range slices.Sorted(maps.Keys(c.opts.Regions)) {
+		if count == 0 {
+			break
+		}
+		out[c.RegionOf(role)]++
+		count--
 	}
-	n := float64(count)
-	return round(n * decimal(h)), round(n * decimal(m)), nil
+	if count > 0 {
+		out[c.opts.Region] += count
+	}
+	return out
 }
 
 // decimal is the float64 nearest the decimal a float32 price was written

@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -73,8 +74,11 @@ type Options struct {
 	// so is its debug logging (LINODE_DEBUG), which would log request
 	// bodies, root passwords included. Give other users their own client.
 	Client *linodego.Client
-	Region string // "us-east"
-	Type   string // "g6-nanode-1"
+	Region string // "us-east": every server's, unless Regions names another
+	// Regions puts a role's servers in a region of its own ("ns1" →
+	// "us-east", "ns2" → "eu-central"): globally distributed servers.
+	Regions map[string]string
+	Type    string // "g6-nanode-1"
 	// Image is the base image golden images are baked from ("linode/debian12").
 	// Images lists it, so a deploy may name it; Create always uses the
 	// image the deploy chose.
@@ -82,7 +86,10 @@ type Options struct {
 	AuthorizedKeys []string // SSH public keys for root
 	Tags           []string // added to every instance, after greenlight's own
 	FirewallID     int      // 0: none
-	Port           int      // where servers answer DNS; default 53
+	// PrivateIP gives every instance a private IPv4 address: a NodeBalancer
+	// reaches its nodes only on the private network of its region.
+	PrivateIP bool
+	Port      int // where servers answer DNS; default 53
 	// UserData renders a server's cloud-init user data, sent as Linode
 	// Metadata when the instance is created; nil sends none.
 	UserData     func(ctx context.Context, spec deployer.ServerSpec) ([]byte, error)
@@ -140,6 +147,7 @@ func New(opts Options) (*Cloud, error) {
 	if opts.RetryWait <= 0 {
 		opts.RetryWait = DefaultRetryWait
 	}
+	opts.Regions = maps.Clone(opts.Regions)
 	opts.AuthorizedKeys = slices.Clone(opts.AuthorizedKeys)
 	opts.Tags = slices.Clone(opts.Tags)
 	opts.Client.SetRetryCount(0)
@@ -165,19 +173,23 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 	}
 	tags := c.tags(spec)
 	deployTag := deployer.DeployTag(spec.DeployID)
+	region := c.RegionOf(spec.Role)
 	create := linodego.InstanceCreateOptions{
-		Region:         c.opts.Region,
+		Region:         region,
 		Type:           c.opts.Type,
 		Label:          spec.Name,
 		Image:          spec.Image,
 		AuthorizedKeys: slices.Clone(c.opts.AuthorizedKeys),
 		Tags:           tags,
 		FirewallID:     c.opts.FirewallID,
+		PrivateIP:      c.opts.PrivateIP,
 	}
 	if c.opts.UserData != nil {
 		data, err := c.opts.UserData(ctx, spec)
 		if err != nil {
-			return deployer.Server{}, plain(deployer.CodeFailed, "cannot render the cloud-init user data of "+spec.Name, err)
+			// The renderer's errors are for people (a zone file's line, the
+			// size limit); they carry neither user data nor secrets.
+			return deployer.Server{}, plain(deployer.CodeFailed, "cannot render the cloud-init user data of "+spec.Name+": "+err.Error(), err)
 		}
 		if len(data) > 0 {
 			create.Metadata = &linodego.InstanceMetadataOptions{UserData: base64.StdEncoding.EncodeToString(data)}
@@ -186,8 +198,9 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 	create.RootPass = rootPassword()
 
 	op := operation{what: "create " + spec.Name, values: map[string]string{
-		"label": spec.Name, "region": c.opts.Region, "type": c.opts.Type, "image": spec.Image,
+		"label": spec.Name, "region": region, "type": c.opts.Type, "image": spec.Image,
 		"tags": strings.Join(tags, ", "), "firewall_id": strconv.Itoa(c.opts.FirewallID),
+		"private_ip": strconv.FormatBool(c.opts.PrivateIP),
 	}}
 	var got *linodego.Instance
 	reused := false
@@ -217,10 +230,30 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 	if reused {
 		c.log.Info("instance exists already", "server", s.Name, "id", s.ID, "status", s.Status)
 	} else {
-		c.log.Info("instance created", "server", s.Name, "id", s.ID, "type", c.opts.Type,
+		c.log.Info("instance created", "server", s.Name, "id", s.ID, "type", c.opts.Type, "in", region,
 			"image", spec.Image, "addr", s.Addr, "tags", tags)
 	}
 	return s, nil
+}
+
+// RegionOf is the region role's servers are created in.
+func (c *Cloud) RegionOf(role string) string {
+	if r, ok := c.opts.Regions[role]; ok && r != "" {
+		return r
+	}
+	return c.opts.Region
+}
+
+// Regions are every region the Cloud creates servers in, the default
+// region first, then the others sorted.
+func (c *Cloud) Regions() []string {
+	out := []string{c.opts.Region}
+	for _, r := range slices.Sorted(maps.Values(c.opts.Regions)) {
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // tags are the instance tags of spec: greenlight's, the server's role and

@@ -473,6 +473,19 @@ func (s *NodeBalancerSwitch) removeNode(ctx context.Context, cfg linodego.NodeBa
 // as host:port for port (default 53): what NodeBalancerOptions.Endpoints
 // wants. Calls are retried like the Cloud's, on the real clock.
 func NodeBalancerEndpoints(ctx context.Context, client *linodego.Client, id, port int) ([]string, error) {
+	info, err := LookUpNodeBalancer(ctx, client, id, port)
+	return info.Endpoints, err
+}
+
+// NodeBalancerInfo is what start-up needs to know of a NodeBalancer.
+type NodeBalancerInfo struct {
+	Region    string
+	Endpoints []string // its public addresses with port
+}
+
+// LookUpNodeBalancer reads NodeBalancer id: its region (its nodes must be
+// Linodes of that region) and its public addresses, with port (default 53).
+func LookUpNodeBalancer(ctx context.Context, client *linodego.Client, id, port int) (NodeBalancerInfo, error) {
 	if port == 0 {
 		port = DefaultPort
 	}
@@ -484,11 +497,11 @@ func NodeBalancerEndpoints(ctx context.Context, client *linodego.Client, id, por
 		return err
 	})
 	if deployer.ErrorCode(err) == deployer.CodeNotFound {
-		return nil, plain(deployer.CodeNotFound, fmt.Sprintf(
+		return NodeBalancerInfo{}, plain(deployer.CodeNotFound, fmt.Sprintf(
 			"Linode has no NodeBalancer %d in this account (is nodebalancer_id right?)", id), err)
 	}
 	if err != nil {
-		return nil, err
+		return NodeBalancerInfo{}, err
 	}
 	var out []string
 	for _, ip := range []*string{nb.IPv4, nb.IPv6} {
@@ -497,9 +510,9 @@ func NodeBalancerEndpoints(ctx context.Context, client *linodego.Client, id, por
 		}
 	}
 	if len(out) == 0 {
-		return nil, plain(deployer.CodeFailed, fmt.Sprintf("NodeBalancer %d has no public address", id), nil)
+		return NodeBalancerInfo{}, plain(deployer.CodeFailed, fmt.Sprintf("NodeBalancer %d has no public address", id), nil)
 	}
-	return out, nil
+	return NodeBalancerInfo{Region: nb.Region, Endpoints: out}, nil
 }
 
 // Shared by the NodeBalancer and DNS-record switches.

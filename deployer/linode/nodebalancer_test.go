@@ -34,6 +34,12 @@ func newNBEnv(t *testing.T, clock deployer.Clock, opts ...func(*NodeBalancerOpti
 	t.Helper()
 	e := newEnv(t, linodetest.Options{})
 	nb := e.api.AddNodeBalancer(linodetest.NodeBalancer{Label: "ns-lb"})
+	// The sets' addresses are private addresses of instances in the
+	// NodeBalancer's region, as the API demands of nodes.
+	for _, s := range slices.Concat(nbBlue, nbGreen) {
+		host, _, _ := net.SplitHostPort(s.Addr)
+		e.api.AddInstance(linodetest.Instance{Label: s.Name, Region: nb.Region, PrivateIPv4: host})
+	}
 	if clock == nil {
 		clock = e.clock
 	}
@@ -71,6 +77,20 @@ var (
 	greenSet = []deployer.Server{
 		{Name: "ns1-7", Role: "ns1", Addr: "192.0.2.17:53"},
 		{Name: "ns2-7", Role: "ns2", Addr: "192.0.2.27:53"},
+	}
+)
+
+// The NodeBalancer's sets are known by address alone (no instance ID): the
+// node address is their Addr, a private address newNBEnv gives an instance
+// in the NodeBalancer's region, as the API demands of nodes.
+var (
+	nbBlue = []deployer.Server{
+		{Name: "ns1-6", Role: "ns1", Addr: "192.168.128.16:53"},
+		{Name: "ns2-6", Role: "ns2", Addr: "192.168.128.26:53"},
+	}
+	nbGreen = []deployer.Server{
+		{Name: "ns1-7", Role: "ns1", Addr: "192.168.128.17:53"},
+		{Name: "ns2-7", Role: "ns2", Addr: "192.168.128.27:53"},
 	}
 )
 
@@ -175,14 +195,14 @@ func TestNodeBalancerSwitchBlueGreen(t *testing.T) {
 		drains []deployer.Server
 		writes bool // whether the step changes the NodeBalancer
 	}{
-		{name: "accept blue on an empty NodeBalancer", set: blueSet, accept: blueSet, writes: true},
-		{name: "accept blue again changes nothing", set: blueSet, accept: blueSet},
-		{name: "accept green drains blue", set: greenSet, accept: greenSet, drains: blueSet, writes: true},
-		{name: "accept green again changes nothing", set: greenSet, accept: greenSet, drains: blueSet},
-		{name: "drain blue removes it", drain: true, set: blueSet, accept: greenSet, writes: true},
-		{name: "switch back: accept blue", set: blueSet, accept: blueSet, drains: greenSet, writes: true},
-		{name: "switch back: drain green", drain: true, set: greenSet, accept: blueSet, writes: true},
-		{name: "drain of the accepting set removes nothing", drain: true, set: blueSet, accept: blueSet},
+		{name: "accept blue on an empty NodeBalancer", set: nbBlue, accept: nbBlue, writes: true},
+		{name: "accept blue again changes nothing", set: nbBlue, accept: nbBlue},
+		{name: "accept green drains blue", set: nbGreen, accept: nbGreen, drains: nbBlue, writes: true},
+		{name: "accept green again changes nothing", set: nbGreen, accept: nbGreen, drains: nbBlue},
+		{name: "drain blue removes it", drain: true, set: nbBlue, accept: nbGreen, writes: true},
+		{name: "switch back: accept blue", set: nbBlue, accept: nbBlue, drains: nbGreen, writes: true},
+		{name: "switch back: drain green", drain: true, set: nbGreen, accept: nbBlue, writes: true},
+		{name: "drain of the accepting set removes nothing", drain: true, set: nbBlue, accept: nbBlue},
 	}
 	for _, st := range steps {
 		before := nodeLines(e.api, e.nb.ID)
@@ -243,15 +263,15 @@ func TestNodeBalancerSwitchDrainStopped(t *testing.T) {
 	clock := deployer.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	e := newNBEnv(t, clock)
 	ctx := context.Background()
-	if err := e.sw.Accept(ctx, blueSet); err != nil {
+	if err := e.sw.Accept(ctx, nbBlue); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.sw.Accept(ctx, greenSet); err != nil {
+	if err := e.sw.Accept(ctx, nbGreen); err != nil {
 		t.Fatal(err)
 	}
 	stop, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- e.sw.Drain(stop, blueSet) }()
+	go func() { done <- e.sw.Drain(stop, nbBlue) }()
 	eventually(t, "Drain waits on the clock", func() bool { return clock.Waiters() > 0 })
 	cancel()
 	var err error
@@ -265,7 +285,7 @@ func TestNodeBalancerSwitchDrainStopped(t *testing.T) {
 	if err == nil || err.Error() != want || !errors.Is(err, context.Canceled) || deployer.ErrorCode(err) != deployer.CodeFailed {
 		t.Errorf("Drain = %v, want %q", err, want)
 	}
-	if got, want := nodeLines(e.api, e.nb.ID), wantNodes(greenSet, blueSet); !slices.Equal(got, want) {
+	if got, want := nodeLines(e.api, e.nb.ID), wantNodes(nbGreen, nbBlue); !slices.Equal(got, want) {
 		t.Errorf("nodes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
@@ -305,7 +325,7 @@ func TestNodeBalancerSwitchRetries(t *testing.T) {
 		{name: "503 on listing nodes",
 			faults: []linodetest.Fault{{Method: "GET", Path: nodes, Status: 503}},
 			waits:  []time.Duration{time.Second}, count: count{"GET", nodes, 3}},
-		{name: "500 on draining the old set", before: greenSet, drains: true,
+		{name: "500 on draining the old set", before: nbGreen, drains: true,
 			faults: []linodetest.Fault{{Method: "PUT", Path: aNode, Status: 500}},
 			waits:  []time.Duration{time.Second}, count: count{"PUT", aNode, 5}},
 		{name: "config created but the answer lost",
@@ -317,10 +337,10 @@ func TestNodeBalancerSwitchRetries(t *testing.T) {
 		{name: "node added but the answer lost",
 			faults: []linodetest.Fault{{Method: "POST", Path: nodes, Status: 500, AfterHandling: true}},
 			waits:  []time.Duration{time.Second}, count: count{"POST", nodes, 4}},
-		{name: "node drained but the answer lost", before: greenSet, drains: true,
+		{name: "node drained but the answer lost", before: nbGreen, drains: true,
 			faults: []linodetest.Fault{{Method: "PUT", Path: aNode, Status: 504, AfterHandling: true}},
 			waits:  []time.Duration{time.Second}, count: count{"PUT", aNode, 5}},
-		{name: "node removed but the answer lost", before: greenSet, drain: true,
+		{name: "node removed but the answer lost", before: nbGreen, drain: true,
 			faults: []linodetest.Fault{{Method: "DELETE", Path: aNode, Status: 500, AfterHandling: true}},
 			waits:  []time.Duration{drainWait, time.Second}, count: count{"DELETE", aNode, 5}},
 	}
@@ -339,7 +359,7 @@ func TestNodeBalancerSwitchRetries(t *testing.T) {
 				}
 			}
 			waited := len(e.clock.Waits())
-			if err := e.sw.Accept(ctx, blueSet); err != nil {
+			if err := e.sw.Accept(ctx, nbBlue); err != nil {
 				t.Fatalf("Accept = %v", err)
 			}
 			if tt.drain {
@@ -360,7 +380,7 @@ func TestNodeBalancerSwitchRetries(t *testing.T) {
 			if tt.drains {
 				drained = tt.before
 			}
-			if got, want := nodeLines(e.api, e.nb.ID), wantNodes(blueSet, drained); !slices.Equal(got, want) {
+			if got, want := nodeLines(e.api, e.nb.ID), wantNodes(nbBlue, drained); !slices.Equal(got, want) {
 				t.Errorf("nodes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 			if cfgs := e.api.NodeBalancerConfigs(e.nb.ID); len(cfgs) != 2 {
@@ -412,7 +432,7 @@ func TestNodeBalancerSwitchPort53Configs(t *testing.T) {
 					firstID = c.ID
 				}
 			}
-			err := e.sw.Accept(ctx, blueSet)
+			err := e.sw.Accept(ctx, nbBlue)
 			if tt.wantErr != "" {
 				want := fmt.Sprintf(tt.wantErr, e.nb.ID, firstID)
 				if err == nil || err.Error() != want || deployer.ErrorCode(err) != deployer.CodeConflict {
@@ -451,8 +471,8 @@ func TestNodeBalancerSwitchUnknownNodeBalancer(t *testing.T) {
 	want := fmt.Sprintf("Linode has no NodeBalancer %d in this account (is nodebalancer_id right?)", missing)
 	ctx := context.Background()
 	for what, call := range map[string]func() error{
-		"Accept": func() error { return e.sw.Accept(ctx, blueSet) },
-		"Drain":  func() error { return e.sw.Drain(ctx, blueSet) },
+		"Accept": func() error { return e.sw.Accept(ctx, nbBlue) },
+		"Drain":  func() error { return e.sw.Drain(ctx, nbBlue) },
 	} {
 		err := call()
 		if err == nil || err.Error() != want || deployer.ErrorCode(err) != deployer.CodeNotFound {
@@ -655,8 +675,19 @@ func TestNodeBalancerSwitchForwardsDNS(t *testing.T) {
 
 	b1, b2 := startNameServer(t, "ns1-6"), startNameServer(t, "ns2-6")
 	g1, g2 := startNameServer(t, "ns1-7"), startNameServer(t, "ns2-7")
-	blue := []deployer.Server{b1.server("ns1"), b2.server("ns2")}
-	green := []deployer.Server{g1.server("ns1"), g2.server("ns2")}
+	// Each name server is an instance with a private address the
+	// NodeBalancer reaches it on; its public address is its loopback one.
+	private := map[string]string{}
+	instance := func(ns *nameServer, role string) deployer.Server {
+		sv := ns.server(role)
+		host, _, _ := net.SplitHostPort(sv.Addr)
+		private[sv.Name] = "192.168.130." + sv.Name[2:3] + sv.Name[4:]
+		in := e.api.AddInstance(linodetest.Instance{Label: "lb-" + sv.Name, Region: e.nb.Region, IPv4: host, PrivateIPv4: private[sv.Name]})
+		sv.ID = strconv.Itoa(in.ID)
+		return sv
+	}
+	blue := []deployer.Server{instance(b1, "ns1"), instance(b2, "ns2")}
+	green := []deployer.Server{instance(g1, "ns1"), instance(g2, "ns2")}
 
 	if err := e.sw.Accept(ctx, blue); err != nil {
 		t.Fatal(err)
@@ -719,7 +750,8 @@ func TestNodeBalancerSwitchForwardsDNS(t *testing.T) {
 	fwd := e.api.NodeBalancerForwarded(e.nb.ID)
 	t.Logf("forwarded per node: %v", fwd)
 	for _, s := range green {
-		if f := fwd[s.Addr]; f.UDP == 0 || f.TCP == 0 {
+		_, port, _ := net.SplitHostPort(s.Addr)
+		if f := fwd[net.JoinHostPort(private[s.Name], port)]; f.UDP == 0 || f.TCP == 0 {
 			t.Errorf("%s got %d UDP queries and %d TCP connections, want some of both", s.Name, f.UDP, f.TCP)
 		}
 	}

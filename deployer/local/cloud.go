@@ -17,6 +17,7 @@ import (
 
 	"github.com/greenlight/greenlight/configs"
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/deployer/zones"
 )
 
 var (
@@ -41,6 +42,7 @@ type Options struct {
 // Cloud is the embedded cloud: its servers are in-process authoritative DNS
 // servers on loopback. It is a deployer.Cloud and a deployer.Provisioner.
 type Cloud struct {
+	dir       string // Options.Dir
 	path      string // the inventory file
 	host      string
 	bootDelay time.Duration
@@ -48,12 +50,13 @@ type Cloud struct {
 	log       *slog.Logger
 	zones     []zoneTemplate
 
-	mu     sync.Mutex
-	inv    inventory
-	live   map[string]*instance // by server ID
-	closed bool
-	done   chan struct{} // closed by Close
-	boots  sync.WaitGroup
+	mu      sync.Mutex
+	inv     inventory
+	live    map[string]*instance     // by server ID
+	shipped map[string]zones.Options // by service: ShipZones
+	closed  bool
+	done    chan struct{} // closed by Close
+	boots   sync.WaitGroup
 }
 
 // instance is a server's life in this process.
@@ -116,6 +119,7 @@ func New(opts Options) (*Cloud, error) {
 		return nil, err
 	}
 	c := &Cloud{
+		dir:       opts.Dir,
 		path:      path,
 		host:      opts.Host,
 		bootDelay: opts.BootDelay,
@@ -205,9 +209,15 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 		return deployer.Server{}, err
 	}
 	c.inv.LastID++
+	id := "local-" + strconv.FormatUint(c.inv.LastID, 10)
+	zoneFiles, err := c.copyZones(ctx, spec, id)
+	if err != nil {
+		c.removeZones(id)
+		return deployer.Server{}, err
+	}
 	rec := serverRecord{
 		Server: deployer.Server{
-			ID:     "local-" + strconv.FormatUint(c.inv.LastID, 10),
+			ID:     id,
 			Name:   spec.Name,
 			Role:   spec.Role,
 			Label:  spec.Label,
@@ -215,9 +225,10 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 			Tags:   slices.Clone(spec.Tags),
 			Status: statusProvisioning,
 		},
-		Service:  img.Service,
-		DeployID: spec.DeployID,
-		Created:  c.clock.Now(),
+		Service:   img.Service,
+		DeployID:  spec.DeployID,
+		Created:   c.clock.Now(),
+		ZoneFiles: zoneFiles,
 	}
 	c.inv.Servers = append(c.inv.Servers, rec)
 	if err := c.save(); err != nil {
@@ -367,6 +378,9 @@ func (c *Cloud) content(rec *serverRecord) (*content, error) {
 	if img.Kind == kindBroken {
 		return &content{broken: true}, nil
 	}
+	if len(rec.ZoneFiles) > 0 {
+		return c.shippedContent(rec)
+	}
 	d := zoneData{Serial: serialFor(img.Version), Version: img.Version, Server: rec.Name}
 	ct := &content{}
 	for _, zt := range c.zones {
@@ -398,6 +412,7 @@ func (c *Cloud) Delete(ctx context.Context, s deployer.Server) error {
 	delete(c.live, id)
 	err := c.save()
 	c.mu.Unlock()
+	c.removeZones(id)
 	if in != nil {
 		close(in.cancel)
 		if in.ns != nil {

@@ -41,6 +41,9 @@ type serverRecord struct {
 	DeployID    uint64    `json:"deploy_id,omitempty"`
 	Provisioned bool      `json:"provisioned,omitempty"`
 	Created     time.Time `json:"created,omitzero"`
+	// ZoneFiles are the zone files the server was created with (a service
+	// with a zones directory), copied under Dir/zones/<ID>.
+	ZoneFiles []zoneFileRecord `json:"zone_files,omitempty"`
 }
 
 // server is a copy safe to hand out.

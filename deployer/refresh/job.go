@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/greenlight/greenlight/deployer"
 )
 
 // Defaults for a Job's fields left at zero.
@@ -28,10 +30,14 @@ type Job struct {
 	// called instead for every bake, with the bake's build ID.
 	UserData       []byte
 	RenderUserData func(ctx context.Context, service, buildID string) ([]byte, error)
-	AutoDeploy     bool          // start a deploy of each new image; it stops at the approval gate
-	CatchUp        bool          // at start-up, run once when a scheduled run was missed
-	Channel        string        // where announcements go; "" = the default channel
-	BakeTimeout    time.Duration // 0 means DefaultBakeTimeout
+	// RenderBake, when set, is called instead of RenderUserData: the user
+	// data also writes the zone files into the image, and zones (nil when
+	// it does not) is their content, recorded in the image's description.
+	RenderBake  func(ctx context.Context, service, buildID string) (userData []byte, zones *deployer.ZoneContent, err error)
+	AutoDeploy  bool          // start a deploy of each new image; it stops at the approval gate
+	CatchUp     bool          // at start-up, run once when a scheduled run was missed
+	Channel     string        // where announcements go; "" = the default channel
+	BakeTimeout time.Duration // 0 means DefaultBakeTimeout
 }
 
 // scheduleParser reads five-field specs and descriptors; it honours CRON_TZ.
@@ -86,7 +92,19 @@ func (j Job) bakeTimeout() time.Duration {
 	return j.BakeTimeout
 }
 
-func (j Job) userData(ctx context.Context, buildID string) ([]byte, error) {
+func (j Job) userData(ctx context.Context, buildID string) ([]byte, *deployer.ZoneContent, error) {
+	if j.RenderBake != nil {
+		b, zones, err := j.RenderBake(ctx, j.Service, buildID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("render the builder's user data: %w", err)
+		}
+		return b, zones, nil
+	}
+	b, err := j.renderUserData(ctx, buildID)
+	return b, nil, err
+}
+
+func (j Job) renderUserData(ctx context.Context, buildID string) ([]byte, error) {
 	if j.RenderUserData == nil {
 		return j.UserData, nil
 	}

@@ -346,16 +346,20 @@ func (r *Refresher) bake(ctx context.Context, job Job, ev Event) (deployer.Image
 	bctx, cancel := context.WithTimeoutCause(ctx, timeout,
 		fmt.Errorf("the bake of %s took longer than %s", job.Service, timeout))
 	defer cancel()
-	userData, err := job.userData(bctx, ev.BuildID)
+	userData, zones, err := job.userData(bctx, ev.BuildID)
 	if err != nil {
 		return deployer.Image{}, err
+	}
+	description := fmt.Sprintf("baked from %s by greenlight build %s", baseName(job.BaseImage), ev.BuildID)
+	if zones != nil {
+		description += "; " + zones.Summary()
 	}
 	img, err := r.baker.Bake(bctx, deployer.BakeSpec{
 		Service:     job.Service,
 		BaseImage:   job.BaseImage,
 		UserData:    userData,
 		Label:       fmt.Sprintf("%s-golden-%s", job.Service, ev.BuildID),
-		Description: fmt.Sprintf("baked from %s by greenlight build %s", baseName(job.BaseImage), ev.BuildID),
+		Description: description,
 		BuildID:     ev.BuildID,
 	})
 	if err != nil && ctx.Err() == nil && bctx.Err() != nil {

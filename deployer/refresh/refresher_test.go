@@ -324,3 +324,45 @@ func TestAutoDeploy(t *testing.T) {
 	}
 	f.r.Wait()
 }
+
+// TestBakeRecordsZones: a bake whose user data carries the zone files
+// records their digest and serials in the image's description; a render
+// that fails (a zone file that does not parse) bakes nothing.
+func TestBakeRecordsZones(t *testing.T) {
+	zones := &deployer.ZoneContent{Digest: "sha256:0123456789abcdef", Files: []deployer.ZoneFile{{Zone: "example.test.", Serial: 2026110102}}}
+	tests := []struct {
+		name     string
+		err      error
+		wantDesc string
+	}{
+		{name: "zones recorded", wantDesc: "baked from linode/debian12 by greenlight build 20261123-0300; zones sha256:0123456789ab · example.test. 2026110102"},
+		{name: "zone files refused", err: errors.New("example.test.zone line 3: bad A")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := Job{Service: "ns", BaseImage: "linode/debian12",
+				RenderBake: func(ctx context.Context, service, buildID string) ([]byte, *deployer.ZoneContent, error) {
+					return []byte("#cloud-config\n"), zones, tt.err
+				}}
+			f := newFixture(t, monday, job)
+			if _, err := f.r.RunNow(t.Context(), "ns", "alice"); err != nil {
+				t.Fatal(err)
+			}
+			f.evs.next(t, EventStarted)
+			want := EventFinished
+			if tt.err != nil {
+				want = EventFailed
+			}
+			fin := f.evs.next(t, want)
+			if tt.err != nil {
+				if fin.Err == nil || !strings.Contains(fin.Err.Error(), "bad A") || len(f.baker.calls()) != 0 {
+					t.Fatalf("finished = %+v, bakes %d", fin, len(f.baker.calls()))
+				}
+				return
+			}
+			if calls := f.baker.calls(); len(calls) != 1 || calls[0].Description != tt.wantDesc {
+				t.Fatalf("bakes = %+v", calls)
+			}
+		})
+	}
+}

@@ -21,6 +21,11 @@ type Image struct {
 	Tags        []string
 	// DiskID is the disk a POST /images made the image from; 0 otherwise.
 	DiskID int
+	// Regions are where a private image is: the region of the disk it was
+	// made from, and those it was replicated to. Instances are created from
+	// it only there. Empty means every region (public images, and private
+	// ones a test adds without regions).
+	Regions []string
 
 	availableAt time.Time // when a creating image becomes available
 }
@@ -170,6 +175,13 @@ func renderImage(im Image) imageJSON {
 		CreatedBy: "greenlight-test", Type: "manual", Tags: slices.Clone(im.Tags), IsPublic: im.Public,
 		Status: im.Status, Capabilities: []string{"cloud-init", "distributed-sites"},
 		Regions: []imageRegionJSON{{Region: "us-east", Status: im.Status}}, TotalSize: im.Size,
+	}
+	if len(im.Regions) > 0 {
+		out.Regions = nil
+		for _, r := range im.Regions {
+			out.Regions = append(out.Regions, imageRegionJSON{Region: r, Status: im.Status})
+		}
+		out.TotalSize = im.Size * len(im.Regions)
 	}
 	if out.Tags == nil {
 		out.Tags = []string{}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -22,6 +23,12 @@ const BaseSerial = 2026110100
 // Options.IPv4 = Loopback) and Port: the fake's OnRunning and OnDeleted
 // hooks. Each answers for Zones with SOA, NS and an A record, sets AA, and
 // gives its instance's label as EDNS NSID, like nsd on a provisioned server.
+//
+// An instance whose cloud-init user data writes zone files and an nsd.conf
+// naming them (configs/cloud-init/nsd.yaml with zones.dir) serves exactly
+// those files instead, and allows AXFR as the nsd.conf's provide-xfr lines
+// say (TSIG-signed when they name a key); user data whose zone files do not
+// load makes the instance fail to boot, as nsd would not start.
 type NameServers struct {
 	Port  int
 	Zones []string
@@ -76,7 +83,11 @@ func (n *NameServers) OnRunning(in Instance) error {
 		return errors.New("the name servers are closed")
 	}
 	addr := net.JoinHostPort(in.IPv4, strconv.Itoa(n.Port))
-	h := &nameServer{label: in.Label, serial: Serial(in.Image), zones: n.Zones, answered: &n.answered}
+	served, err := zonesFromUserData(in.UserData)
+	if err != nil {
+		return fmt.Errorf("%s cannot serve its user data's zones: %w", in.Label, err)
+	}
+	h := &nameServer{label: in.Label, serial: Serial(in.Image), zones: n.Zones, answered: &n.answered, served: served}
 	nets := []string{"udp", "tcp"}
 	if n.tcpDown[in.Image] {
 		nets = nets[:1]
@@ -85,6 +96,9 @@ func (n *NameServers) OnRunning(in Instance) error {
 	for _, network := range nets {
 		ready := make(chan error, 1)
 		srv := &dns.Server{Addr: addr, Net: network, Handler: h, NotifyStartedFunc: func() { ready <- nil }}
+		if served != nil && len(served.keys) > 0 {
+			srv.TsigSecret = served.keys
+		}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil {
 				select {
@@ -135,6 +149,40 @@ type nameServer struct {
 	serial   uint32
 	zones    []string
 	answered *atomic.Int64
+	served   *servedZones // nil: the built-in zones
+}
+
+// serveFiles answers from the zone files the user data carried.
+func (h *nameServer) serveFiles(w dns.ResponseWriter, r *dns.Msg, m *dns.Msg) {
+	q := r.Question[0]
+	zone := h.served.find(dns.CanonicalName(q.Name))
+	switch {
+	case zone == "":
+		m.SetRcode(r, dns.RcodeRefused)
+	case q.Qtype == dns.TypeAXFR:
+		key, tsigOK := "", false
+		if t := r.IsTsig(); t != nil {
+			key, tsigOK = t.Hdr.Name, w.TsigStatus() == nil
+		}
+		_, isTCP := w.RemoteAddr().(*net.TCPAddr)
+		if !isTCP || dns.CanonicalName(q.Name) != zone || !h.served.mayTransfer(w.RemoteAddr(), key, tsigOK) {
+			m.SetRcode(r, dns.RcodeRefused)
+			break
+		}
+		zd := h.served.zones[zone]
+		m.Authoritative = true
+		m.Answer = append(m.Answer, dns.Copy(zd.soa))
+		for _, rr := range zd.all {
+			if rr.Header().Rrtype != dns.TypeSOA {
+				m.Answer = append(m.Answer, dns.Copy(rr))
+			}
+		}
+		m.Answer = append(m.Answer, dns.Copy(zd.soa))
+	case q.Qtype == dns.TypeIXFR:
+		m.SetRcode(r, dns.RcodeRefused)
+	default:
+		h.served.zones[zone].answer(m, q)
+	}
 }
 
 func (h *nameServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
@@ -143,6 +191,11 @@ func (h *nameServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if len(r.Question) != 1 {
 		m.SetRcode(r, dns.RcodeFormatError)
 		w.WriteMsg(m)
+		return
+	}
+	if h.served != nil {
+		h.serveFiles(w, r, m)
+		h.reply(w, r, m)
 		return
 	}
 	q := r.Question[0]
@@ -174,6 +227,11 @@ func (h *nameServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			m.Ns = append(m.Ns, soa)
 		}
 	}
+	h.reply(w, r, m)
+}
+
+// reply adds the NSID when asked for, and sends m.
+func (h *nameServer) reply(w dns.ResponseWriter, r *dns.Msg, m *dns.Msg) {
 	if opt := r.IsEdns0(); opt != nil {
 		reply := m.SetEdns0(opt.UDPSize(), false).IsEdns0()
 		for _, o := range opt.Option {
@@ -183,5 +241,9 @@ func (h *nameServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		}
 	}
 	h.answered.Add(1)
+	// A signed request gets a signed answer; TSIG goes last, after the OPT.
+	if t := r.IsTsig(); t != nil && w.TsigStatus() == nil {
+		m.SetTsig(t.Hdr.Name, t.Algorithm, 300, time.Now().Unix())
+	}
 	w.WriteMsg(m)
 }

@@ -26,6 +26,39 @@ func (s *Server) routeImageCreation() {
 	s.mux.HandleFunc("GET /{version}/linode/instances/{id}/disks", s.listDisks)
 	s.mux.HandleFunc("POST /{version}/images", s.createImage)
 	s.mux.HandleFunc("DELETE /{version}/images/{id...}", s.deleteImage)
+	// linodego escapes the image ID's slash: private%2F86101 is one segment.
+	s.mux.HandleFunc("POST /{version}/images/{id}/regions", s.replicateImage)
+}
+
+// replicateImage sets the regions a private image is in: those listed,
+// which must be real regions, at least one.
+func (s *Server) replicateImage(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Regions []string `json:"regions"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := r.PathValue("id")
+	i := slices.IndexFunc(s.images, func(im Image) bool { return im.ID == id && !im.Public })
+	if i < 0 {
+		WriteErrors(w, http.StatusNotFound, Reason{Reason: "Not found"})
+		return
+	}
+	if len(req.Regions) == 0 {
+		WriteErrors(w, http.StatusBadRequest, Reason{Field: "regions", Reason: "At least one region is required"})
+		return
+	}
+	for _, reg := range req.Regions {
+		if !s.regions[reg] {
+			WriteErrors(w, http.StatusBadRequest, Reason{Field: "regions", Reason: "region " + reg + " is not valid"})
+			return
+		}
+	}
+	s.images[i].Regions = slices.Clone(req.Regions)
+	WriteJSON(w, http.StatusOK, renderImage(s.images[i]))
 }
 
 // Disks returns the disks of instance id, boot disk first.
@@ -123,10 +156,11 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var disk *Disk
+	region := ""
 	for _, id := range s.order {
 		for _, d := range s.disks(s.instances[id]) {
 			if d.ID == req.DiskID {
-				disk = &d
+				disk, region = &d, s.instances[id].Region
 			}
 		}
 	}
@@ -154,7 +188,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	s.nextImage++
 	im := Image{
 		ID: fmt.Sprintf("private/%d", s.nextImage), Label: label, Description: req.Description,
-		Created: now, Status: "creating", Size: disk.Size, Tags: tags, DiskID: disk.ID,
+		Created: now, Status: "creating", Size: disk.Size, Tags: tags, DiskID: disk.ID, Regions: []string{region},
 		availableAt: now.Add(s.opts.ImageCreating),
 	}
 	s.images = append(s.images, im)

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -12,15 +13,23 @@ import (
 	"time"
 )
 
+// MaxUserData is the most user data, in bytes after base64 decoding, the
+// API accepts at instance creation.
+const MaxUserData = 16384
+
 // Instance is the fake's record of one Linode instance.
 type Instance struct {
-	ID             int
-	Label          string
-	Region         string
-	Type           string
-	Image          string
-	Status         string // provisioning, booting, running, offline, or what Hold says
-	IPv4           string
+	ID     int
+	Label  string
+	Region string
+	Type   string
+	Image  string
+	Status string // provisioning, booting, running, offline, or what Hold says
+	IPv4   string
+	// PrivateIPv4 is its address on the region's private network
+	// (192.168.128.0/17), given when it was created with "private_ip": true;
+	// NodeBalancers reach their nodes only on such addresses.
+	PrivateIPv4    string
 	Tags           []string
 	RootPass       string // as the client sent it, so tests can look for leaks
 	AuthorizedKeys []string
@@ -269,6 +278,7 @@ type createRequest struct {
 	} `json:"metadata"`
 	FirewallID int   `json:"firewall_id"`
 	Booted     *bool `json:"booted"`
+	PrivateIP  bool  `json:"private_ip"`
 }
 
 func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
@@ -299,6 +309,8 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 			errs = append(errs, Reason{Field: "image", Reason: "No image exists with id " + req.Image})
 		} else if im.Status != "available" {
 			errs = append(errs, Reason{Field: "image", Reason: "Image " + req.Image + " is not available"})
+		} else if len(im.Regions) > 0 && req.Region != "" && !slices.Contains(im.Regions, req.Region) {
+			errs = append(errs, Reason{Field: "image", Reason: "Image " + req.Image + " is not available in region " + req.Region})
 		}
 		switch {
 		case req.RootPass == "":
@@ -319,6 +331,8 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if userData, err = base64.StdEncoding.DecodeString(req.Metadata.UserData); err != nil {
 			errs = append(errs, Reason{Field: "metadata.user_data", Reason: "user_data must be a valid base64-encoded string"})
+		} else if len(userData) > MaxUserData {
+			errs = append(errs, Reason{Field: "metadata.user_data", Reason: fmt.Sprintf("decoded user_data must not exceed %d bytes", MaxUserData)})
 		}
 	}
 	if len(errs) > 0 {
@@ -329,6 +343,7 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		Label: req.Label, Region: req.Region, Type: req.Type, Image: req.Image,
 		Tags: req.Tags, RootPass: req.RootPass, AuthorizedKeys: slices.Clone(req.AuthorizedKeys),
 		UserData: userData, FirewallID: req.FirewallID, Booted: req.Booted == nil || *req.Booted,
+		PrivateIPv4: privateIPv4(req.PrivateIP, s.created+1),
 	})
 	if st, ok := s.holds[in.Label]; ok {
 		in.Status = st
@@ -509,6 +524,38 @@ type backupsJSON struct {
 	LastSuccessful *string `json:"last_successful"`
 }
 
+// PrivateNetwork is where Linode gives instances their private IPv4
+// addresses; a NodeBalancer's nodes must be in it.
+var PrivateNetwork = netip.MustParsePrefix("192.168.128.0/17")
+
+// privateIPv4 is the private address of the n-th instance created, or ""
+// when it asked for none.
+func privateIPv4(want bool, n int) string {
+	if !want {
+		return ""
+	}
+	v := n%(1<<15-2) + 1 // never .0 of the /17, never its broadcast
+	return fmt.Sprintf("192.168.%d.%d", 128+v>>8, v&255)
+}
+
+// addresses are in's IPv4 addresses as the API lists them: public first.
+func (s *Server) addresses(in *instance) []string {
+	if in.PrivateIPv4 == "" {
+		return []string{in.IPv4}
+	}
+	return []string{in.IPv4, in.PrivateIPv4}
+}
+
+// privateOwner finds the instance whose private address is ip. s.mu is held.
+func (s *Server) privateOwner(ip string) *instance {
+	for _, id := range s.order {
+		if in := s.instances[id]; in.PrivateIPv4 != "" && in.PrivateIPv4 == ip {
+			return in
+		}
+	}
+	return nil
+}
+
 // instanceJSON renders in. s.mu is held.
 func (s *Server) instanceJSON(in *instance) instanceJSON {
 	var image *string
@@ -522,7 +569,7 @@ func (s *Server) instanceJSON(in *instance) instanceJSON {
 	created := apiTime(in.Created)
 	return instanceJSON{
 		ID: in.ID, Label: in.Label, Status: in.Status, Created: created, Updated: created,
-		Type: in.Type, IPv4: []string{in.IPv4}, IPv6: fmt.Sprintf("2001:db8::%x/128", in.ID&0xffff),
+		Type: in.Type, IPv4: s.addresses(in), IPv6: fmt.Sprintf("2001:db8::%x/128", in.ID&0xffff),
 		Image: image, Region: in.Region, SiteType: "core", Specs: specs,
 		Alerts:     alertsJSON{CPU: 90, NetworkIn: 10, NetworkOut: 10, TransferQuota: 80, IO: 10000},
 		Hypervisor: "kvm", WatchdogEnabled: true, Tags: slices.Clone(in.Tags),

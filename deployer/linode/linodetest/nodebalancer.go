@@ -307,6 +307,21 @@ func (s *Server) pick(id int, protocol string) (addr string, ok bool) {
 	return "", false
 }
 
+// reach is where the frontend sends traffic for a node address: the
+// private network is the instance's own (loopback) address in the fake.
+func (s *Server) reach(node string) string {
+	host, port, err := net.SplitHostPort(node)
+	if err != nil {
+		return node
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in := s.privateOwner(host); in != nil {
+		return net.JoinHostPort(in.IPv4, port)
+	}
+	return node
+}
+
 // frontend is a NodeBalancer's forwarding data plane.
 type frontend struct {
 	s    *Server
@@ -411,7 +426,7 @@ func (f *frontend) exchangeUDP(query []byte) []byte {
 	if !ok {
 		return servfail(query)
 	}
-	reply, err := f.relayUDP(addr, query)
+	reply, err := f.relayUDP(f.s.reach(addr), query)
 	if err != nil {
 		return servfail(query)
 	}
@@ -476,7 +491,7 @@ func (f *frontend) proxyTCP(client net.Conn) {
 		servfailTCP(client)
 		return
 	}
-	node, err := net.DialTimeout("tcp", addr, frontendTimeout)
+	node, err := net.DialTimeout("tcp", f.s.reach(addr), frontendTimeout)
 	if err != nil {
 		servfailTCP(client)
 		return
@@ -913,8 +928,37 @@ type nodeRequest struct {
 
 var nodeLabelPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{3,32}$`)
 
-// applyNode merges req into n and checks it. nbs.mu is held.
-func applyNode(c *nbConfig, n *NodeBalancerNode, req nodeRequest, creating bool) []Reason {
+// NodeAddressReason is the API's refusal of a node address that is not a
+// private IPv4 address of a Linode in the NodeBalancer's region.
+const NodeAddressReason = "Must be a private IPv4 address (192.168.128.0/17) of a Linode in the NodeBalancer's region"
+
+// nodeOwner is what the fake knows of the instance a node address names.
+type nodeOwner struct {
+	private bool   // the host is in PrivateNetwork and an instance has it
+	region  string // that instance's region
+}
+
+// ownerOf looks up the instance whose private address addr's host is. It
+// takes s.mu: callers must not hold nbs.mu.
+func (s *Server) ownerOf(addr *string) nodeOwner {
+	if addr == nil {
+		return nodeOwner{}
+	}
+	ap, err := netip.ParseAddrPort(*addr)
+	if err != nil || !PrivateNetwork.Contains(ap.Addr()) {
+		return nodeOwner{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in := s.privateOwner(ap.Addr().String()); in != nil {
+		return nodeOwner{private: true, region: in.Region}
+	}
+	return nodeOwner{}
+}
+
+// applyNode merges req into n and checks it; owner is what ownerOf found
+// for req.Address. nbs.mu is held.
+func applyNode(nb *nodeBalancer, c *nbConfig, n *NodeBalancerNode, req nodeRequest, owner nodeOwner, creating bool) []Reason {
 	set(&n.Address, req.Address)
 	set(&n.Label, req.Label)
 	set(&n.Weight, req.Weight)
@@ -922,6 +966,8 @@ func applyNode(c *nbConfig, n *NodeBalancerNode, req nodeRequest, creating bool)
 	var errs []Reason
 	if ap, err := netip.ParseAddrPort(n.Address); err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
 		errs = append(errs, Reason{Field: "address", Reason: "Must be a valid IPv4 address and port, like 192.168.1.1:80"})
+	} else if req.Address != nil && (!owner.private || owner.region != nb.Region) {
+		errs = append(errs, Reason{Field: "address", Reason: NodeAddressReason})
 	}
 	if creating && req.Label == nil {
 		errs = append(errs, Reason{Field: "label", Reason: "label is required"})
@@ -948,6 +994,7 @@ func (s *Server) createNBNode(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	owner := s.ownerOf(req.Address)
 	s.nbs.mu.Lock()
 	defer s.nbs.mu.Unlock()
 	nb, c := s.configFor(w, r)
@@ -956,7 +1003,7 @@ func (s *Server) createNBNode(w http.ResponseWriter, r *http.Request) {
 	}
 	n := &NodeBalancerNode{NodeBalancerID: nb.ID, ConfigID: c.ID, Protocol: c.Protocol,
 		Weight: 100, Mode: "accept", Status: "Unknown"}
-	if errs := applyNode(c, n, req, true); len(errs) > 0 {
+	if errs := applyNode(nb, c, n, req, owner, true); len(errs) > 0 {
 		WriteErrors(w, http.StatusBadRequest, errs...)
 		return
 	}
@@ -971,14 +1018,19 @@ func (s *Server) updateNBNode(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	owner := s.ownerOf(req.Address)
 	s.nbs.mu.Lock()
 	defer s.nbs.mu.Unlock()
+	nb, _ := s.configFor(w, r)
+	if nb == nil {
+		return
+	}
 	c, n := s.nodeFor(w, r)
 	if n == nil {
 		return
 	}
 	next := *n
-	if errs := applyNode(c, &next, req, false); len(errs) > 0 {
+	if errs := applyNode(nb, c, &next, req, owner, false); len(errs) > 0 {
 		WriteErrors(w, http.StatusBadRequest, errs...)
 		return
 	}

@@ -76,12 +76,13 @@ func TestNodeBalancerAPIHasTheRecordedShape(t *testing.T) {
 	}
 
 	nodes := fmt.Sprintf("%s/%d/nodes", base, idOf(udp))
-	status, _, node := call(t, s, "POST", nodes, "", `{"address":"192.0.2.0:8080","label":"go-node-test-def","weight":10,"mode":"accept"}`)
+	s.AddInstance(linodetest.Instance{Label: "backend", Region: nb.Region, PrivateIPv4: "192.168.128.10"})
+	status, _, node := call(t, s, "POST", nodes, "", `{"address":"192.168.128.10:8080","label":"go-node-test-def","weight":10,"mode":"accept"}`)
 	if status != 200 || !slices.Equal(keys(node), nodeKeys) || node["status"] != "Unknown" || node["vpc_config_id"] != nil ||
 		node["config_id"] != udp["id"] || node["mode"] != "accept" {
 		t.Fatalf("create node: %d %v", status, node)
 	}
-	status, _, body = call(t, s, "POST", nodes, "", `{"address":"192.0.2.0:8080","label":"again"}`)
+	status, _, body = call(t, s, "POST", nodes, "", `{"address":"192.168.128.10:8080","label":"again"}`)
 	if status != 400 || body["errors"].([]any)[0].(map[string]any)["field"] != "address" {
 		t.Errorf("second node with the same address: %d %v", status, body)
 	}
@@ -91,7 +92,7 @@ func TestNodeBalancerAPIHasTheRecordedShape(t *testing.T) {
 	}
 	nodePath := fmt.Sprintf("%s/%d", nodes, idOf(node))
 	status, _, body = call(t, s, "PUT", nodePath, "", `{"label":"go-node-test-def_r","weight":100,"mode":"drain"}`)
-	if status != 200 || body["mode"] != "drain" || body["weight"] != 100.0 || body["address"] != "192.0.2.0:8080" {
+	if status != 200 || body["mode"] != "drain" || body["weight"] != 100.0 || body["address"] != "192.168.128.10:8080" {
 		t.Errorf("update node: %d %v", status, body)
 	}
 	status, _, body = call(t, s, "GET", nodes, "", "")
@@ -179,7 +180,15 @@ func TestNodeBalancerFrontendForwardsToAcceptingNodes(t *testing.T) {
 	if again := s.NodeBalancerFrontend(nb.ID); again != front {
 		t.Errorf("second frontend %s, want the first, %s", again, front)
 	}
-	a, b := startNS(t, "127.0.0.2", "a"), startNS(t, "127.0.0.3", "b")
+	// Each name server is an instance: public address on loopback, and the
+	// private address the NodeBalancer's nodes name.
+	private := func(addr, label, ip string) string {
+		host, port, _ := net.SplitHostPort(addr)
+		s.AddInstance(linodetest.Instance{Label: label, Region: nb.Region, IPv4: host, PrivateIPv4: ip})
+		return net.JoinHostPort(ip, port)
+	}
+	a := private(startNS(t, "127.0.0.2", "a"), "ns-a", "192.168.128.2")
+	b := private(startNS(t, "127.0.0.3", "b"), "ns-b", "192.168.128.3")
 
 	for _, network := range []string{"udp", "tcp"} {
 		if nsid, rcode := ask(t, network, front); rcode != dns.RcodeServerFailure || nsid != "" {
