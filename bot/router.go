@@ -112,6 +112,89 @@ func ParseActionValue(v string) (string, uint64, error) {
 	return service, id, nil
 }
 
+// decision reports whether verb is a decision about one deploy.
+func decision(verb commands.Verb) bool {
+	switch verb {
+	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback:
+		return true
+	}
+	return false
+}
+
+// resolve names the service a decision is about when the command leaves it
+// out: the service of deploy #N, the one service there is, or that of the
+// one deploy in flight (preferring one waiting for this decision), which it
+// then names by number too.
+func (r *Router) resolve(ctx context.Context, cmd commands.Command) (commands.Command, error) {
+	if cmd.Service != "" {
+		return cmd, nil // the deployer refuses #N of another service
+	}
+	if cmd.DeployID != 0 {
+		d, err := r.Deployer.Deployment(ctx, cmd.DeployID)
+		if err != nil {
+			return cmd, err
+		}
+		cmd.Service = d.Service
+		return cmd, nil
+	}
+	names := r.Deployer.Services()
+	if len(names) == 1 {
+		cmd.Service = names[0]
+		return cmd, nil
+	}
+	var want deployer.Phase // abort: any active deploy
+	switch cmd.Verb {
+	case commands.VerbApprove:
+		want = deployer.PhaseAwaitingApproval
+	case commands.VerbRollback:
+		want = deployer.PhaseRollbackWindow
+	}
+	var active, waiting []deployer.Deployment
+	for _, name := range names {
+		st, err := r.Deployer.Status(ctx, name)
+		if err != nil {
+			return cmd, err
+		}
+		if st.Active == nil {
+			continue
+		}
+		active = append(active, *st.Active)
+		if want != "" && st.Active.Phase == want {
+			waiting = append(waiting, *st.Active)
+		}
+	}
+	if len(waiting) > 0 {
+		active = waiting
+	}
+	switch len(active) {
+	case 0:
+		return cmd, errors.New("no deploy is in flight")
+	case 1:
+		cmd.Service, cmd.DeployID = active[0].Service, active[0].ID
+		return cmd, nil
+	}
+	list := make([]string, len(active))
+	for i, d := range active {
+		list[i] = fmt.Sprintf("#%d (%s)", d.ID, d.Service)
+	}
+	return cmd, fmt.Errorf("%d deploys are in flight: %s; name the service or the deploy, like /deploy %s %s #%d",
+		len(active), strings.Join(list, ", "), cmd.Verb, active[0].Service, active[0].ID)
+}
+
+// authorize checks every permission cmd needs. A deploy that approves
+// itself (--auto-approve) needs approve permission as well as deploy.
+func (r *Router) authorize(ctx context.Context, user, channel string, cmd commands.Command) error {
+	if err := r.Auth.Allow(ctx, user, channel, cmd.Service, permission(cmd)); err != nil {
+		return err
+	}
+	if cmd.Verb == commands.VerbDeploy && cmd.AutoApprove && !cmd.DryRun {
+		if err := r.Auth.Allow(ctx, user, channel, cmd.Service, PermApprove); err != nil {
+			return fmt.Errorf("--auto-approve approves the deploy as you: %w", err)
+		}
+	}
+	return nil
+}
+
 func permission(cmd commands.Command) Permission {
 	switch cmd.Verb {
 	case commands.VerbDeploy, commands.VerbLock, commands.VerbRefresh:
@@ -129,15 +212,18 @@ func permission(cmd commands.Command) Permission {
 
 // Run executes a parsed command for user.
 func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Command) Reply {
-	service := cmd.Service
-	if service == "" && permission(cmd) != PermView {
-		// A bare approve/abort/rollback: authorise against the service it resolves to.
-		if names := r.Deployer.Services(); len(names) == 1 {
-			service = names[0]
+	if decision(cmd.Verb) {
+		// approve, abort and rollback act on one deploy: find it first, so
+		// the person is authorised against the service it belongs to and
+		// the deployer is asked about exactly that deploy.
+		resolved, err := r.resolve(ctx, cmd)
+		if err != nil {
+			return r.fail(user, err)
 		}
+		cmd = resolved
 	}
-	if err := r.Auth.Allow(ctx, user, channel, service, permission(cmd)); err != nil {
-		r.audit(user, "refused "+string(cmd.Verb), service, cmd.DeployID, err.Error())
+	if err := r.authorize(ctx, user, channel, cmd); err != nil {
+		r.audit(user, "refused "+string(cmd.Verb), cmd.Service, cmd.DeployID, err.Error())
 		return r.fail(user, fmt.Errorf("not allowed: %w", err))
 	}
 	switch cmd.Verb {

@@ -308,6 +308,9 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 	if req.User == "" {
 		return Deployment{}, Errorf(CodeInvalid, "a deploy needs a requester")
 	}
+	if req.Options.AutoApprove && svc.FourEyes && !req.Options.DryRun {
+		return Deployment{}, Errorf(CodeForbidden, "%s follows the four-eyes rule: a deploy cannot approve itself, so --auto-approve is refused; deploy without it and ask another approver", svc.Name)
+	}
 	if req.Options.Image != "" {
 		if _, err := p.findImage(ctx, svc, req.Options.Image); err != nil {
 			return Deployment{}, err
