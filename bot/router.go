@@ -314,7 +314,26 @@ func ErrorText(err error) string {
 	if ue, ok := errors.AsType[*commands.UsageError](err); ok {
 		return ue.Error()
 	}
+	if le, ok := errors.AsType[*deployer.LockedError](err); ok {
+		return lockedText(le)
+	}
 	return err.Error()
+}
+
+// lockedText says who holds a lock and, for a deploy, where it stands.
+func lockedText(e *deployer.LockedError) string {
+	l := e.Lock
+	msg := fmt.Sprintf("%s is locked by %s since %s", l.Service, lockHolder(l), l.Since.UTC().Format(time.DateTime+" MST"))
+	if e.Step != "" {
+		msg += ", now at " + e.Step.Title()
+	}
+	if l.Reason != "" {
+		msg += fmt.Sprintf(" (reason: %s)", l.Reason)
+	}
+	if l.DeployID != 0 {
+		msg += fmt.Sprintf("; /deploy status %s says more", l.Service)
+	}
+	return msg
 }
 
 func lockHolder(l deployer.Lock) string {
@@ -344,22 +363,27 @@ func (r *Router) status(ctx context.Context, user, service string) Reply {
 	return r.say(user, LevelInfo, strings.TrimRight(b.String(), "\n"))
 }
 
-// StatusText renders one service's status.
+// StatusText renders one service's status: where traffic is first, then
+// what is kept for a rollback, the lock, the deploy in flight and the last.
 func StatusText(st deployer.Status, now time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: ", st.Service)
-	if len(st.Live.Servers) == 0 {
-		b.WriteString("no live set yet\n")
+	t := TrafficOf(st)
+	if len(t.Servers) == 0 {
+		fmt.Fprintf(&b, "%s: no live set yet\n", st.Service)
 	} else {
-		fmt.Fprintf(&b, "live on image %s — ", st.Live.Image)
-		for i, s := range st.Live.Servers {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%s (%s)", s.Name, s.Addr)
+		fmt.Fprintf(&b, "%s: traffic on %s, image %s", st.Service, serversWithAddrs(t.Servers), t.Image)
+		if t.DeployID != 0 {
+			fmt.Fprintf(&b, " (deploy #%d)", t.DeployID)
 		}
-		if st.Live.DeployID != 0 {
-			fmt.Fprintf(&b, " since deploy #%d", st.Live.DeployID)
+		b.WriteString("\n")
+	}
+	if t.Moving != "" {
+		fmt.Fprintf(&b, "  ! %s\n", t.Moving)
+	}
+	if len(t.Kept) > 0 {
+		fmt.Fprintf(&b, "  kept for rollback until %s: %s, image %s", clock(t.KeptUntil), serverList(t.Kept), t.KeptImage)
+		if t.Moving == "" {
+			fmt.Fprintf(&b, " (/deploy rollback %s switches back)", st.Service)
 		}
 		b.WriteString("\n")
 	}
@@ -373,14 +397,7 @@ func StatusText(st deployer.Status, now time.Time) string {
 		b.WriteString("\n")
 	}
 	if d := st.Active; d != nil {
-		fmt.Fprintf(&b, "  in flight: deploy #%d by %s", d.ID, d.Requester)
-		if d.ImageNew != "" {
-			fmt.Fprintf(&b, ", %s → %s", orNone(d.ImageOld), d.ImageNew)
-		}
-		fmt.Fprintf(&b, ", %s, step %s, for %s\n", d.Phase, d.CurrentStep(), Round(d.Duration(now)))
-		if d.Phase == deployer.PhaseRollbackWindow && len(d.Next) > 0 {
-			fmt.Fprintf(&b, "  traffic is on %s; the old set %s is kept until %s\n", serverList(d.Next), serverList(d.Old), clock(d.RollbackDeadline))
-		}
+		fmt.Fprintf(&b, "  in flight: %s\n", inFlight(*d, now))
 	}
 	if d := st.Last; d != nil {
 		fmt.Fprintf(&b, "  last: %s\n", historyLine(*d, now))
@@ -388,14 +405,37 @@ func StatusText(st deployer.Status, now time.Time) string {
 	return b.String()
 }
 
+// inFlight says where an active deployment stands.
+func inFlight(d deployer.Deployment, now time.Time) string {
+	s := fmt.Sprintf("deploy #%d by %s", d.ID, d.Requester)
+	if d.ImageNew != "" {
+		s += fmt.Sprintf(", %s → %s", orNone(d.ImageOld), d.ImageNew)
+	}
+	switch d.Phase {
+	case deployer.PhaseAwaitingApproval:
+		s += fmt.Sprintf(", waiting for approval until %s", clock(d.ApprovalDeadline))
+	case deployer.PhaseRollbackWindow:
+		s += ", live, in its rollback window"
+	default:
+		if step := d.CurrentStep(); step != "" {
+			s += ", at " + step.Title()
+		}
+	}
+	return s + fmt.Sprintf(", for %s", Round(d.Duration(now)))
+}
+
+// historyLine is one deployment in a line: its outcome, and why it failed.
 func historyLine(d deployer.Deployment, now time.Time) string {
 	line := fmt.Sprintf("#%d %s %s by %s, %s → %s, %s in %s", d.ID, d.Created.UTC().Format("2006-01-02 15:04"), d.Service, d.Requester,
-		orNone(d.ImageOld), orNone(d.ImageNew), d.Phase, Round(d.Duration(now)))
+		orNone(d.ImageOld), orNone(d.ImageNew), PhaseText(d.Phase), Round(d.Duration(now)))
+	if d.Phase == deployer.PhaseRollbackWindow {
+		line += fmt.Sprintf(": traffic on %s, %s kept until %s", serverList(d.Next), serverList(d.Old), clock(d.RollbackDeadline))
+	}
+	if d.Phase == deployer.PhaseFailed {
+		line += " at " + FailureText(d)
+	}
 	for _, z := range d.Diffs {
 		line += " · " + z.Summary
-	}
-	if d.Error != "" {
-		line += ": " + d.Error
 	}
 	return line
 }
@@ -442,7 +482,7 @@ func (r *Router) diff(ctx context.Context, user string, cmd commands.Command) Re
 		return r.fail(user, err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Deploy #%d of %s: %s → %s (%s)\n", d.ID, d.Service, orNone(d.ImageOld), orNone(d.ImageNew), d.Phase)
+	fmt.Fprintf(&b, "Deploy #%d of %s: %s → %s (%s)\n", d.ID, d.Service, orNone(d.ImageOld), orNone(d.ImageNew), PhaseText(d.Phase))
 	if len(d.Diffs) == 0 {
 		b.WriteString("No zone comparison was recorded for this deploy (it had no live set, or did not reach the check).\n")
 	}

@@ -139,7 +139,7 @@ func TestRouterDeployErrorsReachThePerson(t *testing.T) {
 	}}
 	r := &bot.Router{Deployer: fd}
 	reply := r.Handle(context.Background(), bot.Request{User: "alice", Text: "/deploy ns"})
-	want := `ns is locked by deploy #3 by bob since 2026-11-23 09:00:00 UTC, now on step "approval"`
+	want := `ns is locked by deploy #3 by bob since 2026-11-23 09:00:00 UTC, now at Approval; /deploy status ns says more`
 	if got := reply.Messages[0].Text; got != want {
 		t.Fatalf("reply %q, want %q", got, want)
 	}

@@ -309,10 +309,10 @@ func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 		return err
 	}
 	addr := svc.Switch.Endpoints()[0]
-	servers, image, note := st.Live.Servers, st.Live.Image, ""
-	if d := st.Active; d != nil && d.Phase == deployer.PhaseRollbackWindow {
-		servers, image = d.Next, d.ImageNew
-		note = fmt.Sprintf("; deploy #%d is in its rollback window", d.ID)
+	t := bot.TrafficOf(st)
+	servers, image, note := t.Servers, t.Image, ""
+	if len(t.Kept) > 0 {
+		note = fmt.Sprintf("; deploy #%d keeps %s for rollback until %s", t.DeployID, serverNames(t.Kept), t.KeptUntil.UTC().Format("15:04:05 MST"))
 	}
 	host, port, _ := net.SplitHostPort(addr)
 	fmt.Fprintf(m.Stdout, "%s: %s serves %s on image %s%s (dig @%s -p %s %s SOA +nsid)\n",
