@@ -177,11 +177,20 @@ type keyError struct{ key, msg string }
 
 func (e *keyError) Error() string { return e.key + ": " + e.msg }
 
+// checkLogLevel accepts the levels the log knows, in the config and as a flag.
+func checkLogLevel(v string) error {
+	switch v {
+	case "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("%q is not a level (debug, info, warn, error)", v)
+}
+
 func (c *Config) validate() error {
-	switch c.Log.Level {
-	case "", "debug", "info", "warn", "error":
-	default:
-		return &keyError{"log.level", fmt.Sprintf("%q is not a level (debug, info, warn, error)", c.Log.Level)}
+	if c.Log.Level != "" {
+		if err := checkLogLevel(c.Log.Level); err != nil {
+			return &keyError{"log.level", err.Error()}
+		}
 	}
 	switch c.Log.Format {
 	case "", "text", "json":

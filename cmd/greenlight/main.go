@@ -10,11 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -50,8 +52,9 @@ type Main struct {
 	ConfigPath string
 	DataDir    string
 	Listen     string
-	BootDelay  time.Duration
+	BootDelay  time.Duration // with --boot-delay
 	LogLevel   string
+	LogFile    string // "" = the default for the terminal or pipe, "-" = standard error
 
 	Config *Config
 	Log    *slog.Logger
@@ -67,6 +70,7 @@ type Main struct {
 	home     *slack.Home
 	Getenv   func(string) string // default os.Getenv
 	cancel   context.CancelFunc
+	logOut   *os.File                  // the log file, when the log goes to one
 	bakers   map[string]deployer.Baker // by service
 	refresh  refreshers
 	// background runs the reconciler and the image refresh until Close.
@@ -89,7 +93,7 @@ func NewMain() *Main {
 // Main runs the whole program and returns its exit code.
 func (m *Main) Main(ctx context.Context, args []string) int {
 	if err := m.ParseFlags(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, errVersion) {
 			return 0
 		}
 		fmt.Fprintln(m.Stderr, "greenlight:", err)
@@ -115,21 +119,48 @@ func (m *Main) Main(ctx context.Context, args []string) int {
 	return 0
 }
 
-// ParseFlags reads the command line and the configuration.
+// errVersion ends ParseFlags after --version printed the version.
+var errVersion = errors.New("version printed")
+
+// ParseFlags reads the command line and the configuration. Flag values are
+// checked like the configuration's.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("greenlight", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+	bootDelaySet, version := false, false
 	fs.StringVar(&m.ConfigPath, "config", "", "configuration `file` (default: the embedded local mode, configs/local.yaml)")
 	fs.StringVar(&m.DataDir, "data", "", "data `directory` (default ./data, or the config's data)")
-	fs.StringVar(&m.Listen, "listen", "", "address of the local load balancer, UDP and TCP (default 127.0.0.1:5300)")
-	fs.DurationVar(&m.BootDelay, "boot-delay", -1, "how long a local server takes to start (default from the config, 2s)")
-	fs.StringVar(&m.LogLevel, "log-level", "", "debug, info, warn or error (default from the config)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: greenlight [flags]\n\nWith no --config, greenlight runs the embedded local mode: type /deploy help.\n\n")
-		fs.PrintDefaults()
-	}
+	fs.StringVar(&m.Listen, "listen", "", "`address` of the local load balancer, UDP and TCP (default 127.0.0.1:5300)")
+	fs.Func("boot-delay", "how long a local server takes to start, a `duration` (default 2s, from the config)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration (write it like 2s or 500ms)", v)
+		}
+		m.BootDelay, bootDelaySet = d, true
+		return nil
+	})
+	fs.Func("log-level", "`level` of the log: debug, info, warn or error (default info, from the config)", func(v string) error {
+		if err := checkLogLevel(v); err != nil {
+			return err
+		}
+		m.LogLevel = v
+		return nil
+	})
+	fs.StringVar(&m.LogFile, "log-file", "", "where the log goes: a `file`, or - for standard error (default: DATA/greenlight.log at a terminal, standard error otherwise)")
+	fs.BoolVar(&version, "version", false, "print the version and exit")
+	fs.SetOutput(io.Discard) // a mistake is said once, by Main
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(m.Stderr, "usage: greenlight [flags]\n\nWith no --config, greenlight runs the embedded local mode: type /deploy help.\n\n")
+			fs.SetOutput(m.Stderr)
+			fs.PrintDefaults()
+			return err
+		}
+		return fmt.Errorf("%w (see greenlight -h)", err)
+	}
+	if version {
+		fmt.Fprintln(m.Stdout, versionString())
+		return errVersion
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see greenlight -h)", fs.Arg(0))
@@ -167,7 +198,7 @@ func (m *Main) ParseFlags(args []string) error {
 			s.Listen = m.Listen
 		}
 	}
-	if m.BootDelay >= 0 {
+	if bootDelaySet {
 		m.Config.Local.BootDelay = Duration(m.BootDelay)
 	}
 	if m.LogLevel != "" {
@@ -176,29 +207,77 @@ func (m *Main) ParseFlags(args []string) error {
 	return nil
 }
 
-func (m *Main) logger() *slog.Logger {
+// logger builds the log as --log-level, --log-file and the config say. At
+// a terminal the log goes to DATA/greenlight.log unless --log-file says
+// otherwise, so it never writes over the chat.
+func (m *Main) logger() (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(m.Config.Log.Level)); err != nil {
 		level = slog.LevelInfo
 	}
+	var out io.Writer = m.Stderr
+	switch path := m.logPath(); path {
+	case "":
+	default:
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, dataDirError("create the directory of the log", filepath.Dir(path), err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, dataDirError("open the log", path, err)
+		}
+		m.logOut, out = f, f
+	}
 	opts := &slog.HandlerOptions{Level: level}
 	if m.Config.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(m.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(out, opts)), nil
 	}
-	return slog.New(slog.NewTextHandler(m.Stderr, opts))
+	return slog.New(slog.NewTextHandler(out, opts)), nil
+}
+
+// logPath is the file the log goes to, or "" for standard error.
+func (m *Main) logPath() string {
+	switch {
+	case m.LogFile == "-":
+		return ""
+	case m.LogFile != "":
+		return m.LogFile
+	case m.Interactive && m.Config.Slack == nil:
+		return filepath.Join(m.DataDir, "greenlight.log")
+	}
+	return ""
+}
+
+// dataDirError says what could not be done with a path and, when the
+// system refused, which user greenlight runs as.
+func dataDirError(what, path string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	who := "this user"
+	if u, uerr := user.Current(); uerr == nil {
+		who = fmt.Sprintf("user %s (uid %s)", u.Username, u.Uid)
+	}
+	return fmt.Errorf("%s %s: permission denied for %s; give that user access to the data directory, or choose another with --data", what, path, who)
 }
 
 // Open wires storage, the cloud, the load balancers, the deployer and the
 // chat, then restores traffic and resumes deploys left in flight.
 func (m *Main) Open(ctx context.Context) error {
 	if m.Log == nil {
-		m.Log = m.logger()
+		var err error
+		if m.Log, err = m.logger(); err != nil {
+			return err
+		}
 	}
 	if m.Clock == nil {
 		m.Clock = deployer.SystemClock{}
 	}
 	var err error
 	m.db, err = storage.Open(filepath.Join(m.DataDir, "greenlight.db"), storage.Options{Clock: m.Clock})
+	if errors.Is(err, fs.ErrPermission) {
+		return dataDirError("open the data file", filepath.Join(m.DataDir, "greenlight.db"), err)
+	}
 	if err != nil {
 		return err
 	}
@@ -264,7 +343,10 @@ func (m *Main) Open(ctx context.Context) error {
 		m.background.Go(func() { r.Run(runCtx) })
 	}
 	if m.Interactive && m.Slack == nil {
-		fmt.Fprintln(m.Stdout, "Type /deploy help for commands, /deploy ns to deploy, quit to leave.")
+		fmt.Fprintf(m.Stdout, "Type /deploy help for commands, /deploy %s to deploy, quit to leave.\n", services[0].Name)
+		if path := m.logPath(); path != "" {
+			fmt.Fprintf(m.Stdout, "The log is in %s (--log-file - shows it here).\n", path)
+		}
 	}
 	return nil
 }
@@ -352,6 +434,9 @@ func (m *Main) Close() error {
 	}
 	if m.db != nil {
 		errs = append(errs, m.db.Close())
+	}
+	if m.logOut != nil {
+		errs = append(errs, m.logOut.Close())
 	}
 	return errors.Join(errs...)
 }
