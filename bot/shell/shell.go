@@ -6,12 +6,14 @@ package shell
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 
 	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/commands"
 	"github.com/greenlight/greenlight/deployer"
 )
 
@@ -53,20 +55,26 @@ func (e *ErrLastDeployFailed) Error() string {
 // *ErrLastDeployFailed when the last deploy it started failed. (Aborted and
 // rolled-back deploys were someone's decision, not a failure.)
 func (s *Shell) Run(ctx context.Context) error {
-	lines := make(chan string)
+	lines := make(chan inputLine)
 	readErr := make(chan error, 1)
 	go func() {
-		sc := bufio.NewScanner(s.In)
-		sc.Buffer(make([]byte, 64*1024), 64*1024)
-		for sc.Scan() {
+		r := bufio.NewReader(s.In)
+		for {
+			line, err := readLine(r, maxLine)
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				readErr <- err
+				close(lines)
+				return
+			}
 			select {
-			case lines <- sc.Text():
+			case lines <- line:
 			case <-ctx.Done():
 				return
 			}
 		}
-		readErr <- sc.Err()
-		close(lines)
 	}()
 	s.prompt()
 	for {
@@ -88,6 +96,47 @@ func (s *Shell) Run(ctx context.Context) error {
 	}
 }
 
+// maxLine is how much of one input line is kept; a longer line is answered
+// as too long (its length counted, its bytes dropped) and reading goes on.
+const maxLine = 64 * 1024
+
+// inputLine is one line read, without its end; Size is its length in bytes.
+// A line longer than the reader keeps has no Text.
+type inputLine struct {
+	Text    string
+	Size    int
+	TooLong bool
+}
+
+// readLine reads one line, keeping at most max bytes of it.
+func readLine(r *bufio.Reader, max int) (inputLine, error) {
+	var buf []byte
+	n := 0
+	for {
+		chunk, err := r.ReadSlice('\n')
+		n += len(chunk)
+		if len(buf) <= max {
+			buf = append(buf, chunk...)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil && (n == 0 || !errors.Is(err, io.EOF)) {
+			return inputLine{}, err
+		}
+		if strings.HasSuffix(string(chunk), "\n") {
+			n--
+			if strings.HasSuffix(string(buf), "\r\n") {
+				n--
+			}
+		}
+		if n > max {
+			return inputLine{Size: n, TooLong: true}, nil
+		}
+		return inputLine{Text: strings.TrimRight(string(buf), "\r\n"), Size: n}, nil
+	}
+}
+
 func (s *Shell) prompt() {
 	if s.Interactive {
 		s.print(prompt)
@@ -95,8 +144,15 @@ func (s *Shell) prompt() {
 }
 
 // handle runs one line; it reports whether the user asked to quit.
-func (s *Shell) handle(ctx context.Context, line string) bool {
-	text := strings.TrimSpace(line)
+func (s *Shell) handle(ctx context.Context, line inputLine) bool {
+	if line.TooLong {
+		if !s.Interactive {
+			s.print(fmt.Sprintf("> (a line of %d bytes)\n", line.Size))
+		}
+		s.print(renderText(bot.Message{Level: bot.LevelError, Text: bot.ErrorText(commands.TooLong(line.Size))}))
+		return false
+	}
+	text := strings.TrimSpace(line.Text)
 	switch text {
 	case "":
 		return false
@@ -104,7 +160,11 @@ func (s *Shell) handle(ctx context.Context, line string) bool {
 		return true
 	}
 	if !s.Interactive {
-		s.print("> " + text + "\n")
+		echo := text
+		if len(echo) > commands.MaxTextBytes {
+			echo = fmt.Sprintf("(a line of %d bytes)", len(text))
+		}
+		s.print("> " + echo + "\n")
 	}
 	reply := s.Router.Handle(ctx, bot.Request{User: s.User, Text: text})
 	if reply.DeployID != 0 {

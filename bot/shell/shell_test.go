@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -180,4 +181,54 @@ func TestRefreshAnnouncements(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOverlongLinesAreRefusedAndReadingGoesOn: a line longer than the
+// reader keeps is answered like any command over the limit, and the next
+// line still runs.
+func TestOverlongLinesAreRefusedAndReadingGoesOn(t *testing.T) {
+	in := "/deploy help\n" + strings.Repeat("x", 70000) + "\n" + strings.Repeat("y", 5000) + "\r\n/deploy help\n" + strings.Repeat("z", 65537)
+	var out bytes.Buffer
+	s := &Shell{In: strings.NewReader(in), Out: &out, User: "alice",
+		Router: &bot.Router{Deployer: routerDeployer{}}, Deployer: &fakeDeployments{}}
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	got := out.String()
+	usage := "usage: /deploy SERVICE [flags] | /deploy COMMAND [args] — /deploy help lists every command\n"
+	want := "> (a line of 70000 bytes)\n✗ that command is too long: 70000 bytes, the limit is 4000\n" + usage +
+		"> (a line of 5000 bytes)\n✗ that command is too long: 5000 bytes, the limit is 4000\n" + usage +
+		"> /deploy help\n"
+	if !strings.Contains(got, want) {
+		t.Errorf("output lacks\n%s\n---\n%s", want, got)
+	}
+	if !strings.HasSuffix(got, "> (a line of 65537 bytes)\n✗ that command is too long: 65537 bytes, the limit is 4000\n"+usage) {
+		t.Errorf("the last line, without a line end, is not answered:\n%s", got[max(0, len(got)-300):])
+	}
+	if n := strings.Count(got, "> /deploy help\n"); n != 2 {
+		t.Errorf("%d helps answered, want 2", n)
+	}
+}
+
+func FuzzReadLine(f *testing.F) {
+	for _, s := range []string{"", "a\n", "a\r\nb", "\n\n", strings.Repeat("x", 40) + "\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		r := bufio.NewReaderSize(strings.NewReader(in), 16)
+		total := 0
+		for {
+			l, err := readLine(r, 32)
+			if err != nil {
+				break
+			}
+			if l.TooLong != (l.Size > 32) || l.TooLong && l.Text != "" || len(l.Text) > l.Size {
+				t.Fatalf("line %q of size %d from %q", l.Text, l.Size, in)
+			}
+			total += l.Size
+		}
+		if total > len(in) {
+			t.Fatalf("%d bytes read from %d", total, len(in))
+		}
+	})
 }
