@@ -148,6 +148,9 @@ func LoadConfig(r io.Reader, name string) (*Config, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, syntaxError(err))
+	}
+	if err := checkShape(&root); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	cfg := &Config{}
@@ -157,7 +160,8 @@ func LoadConfig(r io.Reader, name string) (*Config, error) {
 		if ve, ok := errors.AsType[*valueError](err); ok {
 			return nil, fmt.Errorf("%s: %s: line %d: %s", name, keyAt(&root, ve.line), ve.line, ve.msg)
 		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+		// checkShape has said what it knows; anything else is kept short.
+		return nil, fmt.Errorf("%s: %w", name, &configError{msg: "a value does not fit its key"})
 	}
 	if err := cfg.validate(); err != nil {
 		var ke *keyError
