@@ -85,9 +85,17 @@ func (n *Notifier) Messages(ev deployer.Event) []Message {
 			Confirm: fmt.Sprintf("Switch %s back to %s?", d.Service, serverList(d.Old))}}
 		return []Message{checklist, m}
 	case deployer.EventProblem:
+		if st := d.Step(ev.Step); st != nil && st.Status == deployer.StatusFailed && st.Detail != "" {
+			// The checklist line says why; this says what happens now.
+			return []Message{reply(LevelError, fmt.Sprintf("Deploy #%d failed at %s; cleaning up.", d.ID, ev.Step.Title()))}
+		}
 		return []Message{reply(LevelError, ev.Text)}
 	case deployer.EventFinished:
-		out := []Message{checklist, reply(phaseLevel(d.Phase), ev.Text)}
+		text := ev.Text
+		if d.Phase == deployer.PhaseFailed {
+			text = failedSummary(d, n.now())
+		}
+		out := []Message{checklist, reply(phaseLevel(d.Phase), text)}
 		if !d.ApprovalDeadline.IsZero() {
 			out = append(out, n.approvalMessage(d, false, closingText(d)))
 		}
@@ -209,4 +217,36 @@ func mentionList(ids []string) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// failedSummary is the line that ends a failed deployment: where it failed
+// (the checklist says why), and what was done about it — where traffic is,
+// what was deleted or kept, and whether the lock is free.
+func failedSummary(d deployer.Deployment, now time.Time) string {
+	step := failedStep(d)
+	text := fmt.Sprintf("Deploy #%d of %s failed after %s", d.ID, d.Service, Round(d.Duration(now)))
+	if step != "" {
+		text += fmt.Sprintf(" at %s (the checklist says why)", step.Title())
+	}
+	note := ""
+	if st := d.Step(step); st != nil {
+		note = strings.TrimSpace(strings.TrimPrefix(d.Error, fmt.Sprintf("%s failed: %s", step, st.Detail)))
+	}
+	if step == "" || note == d.Error {
+		// Not the shape a step's failure leaves: say the recorded error.
+		return text + ": " + d.Error
+	}
+	switched := d.Step(deployer.StepSwitch).Status == deployer.StatusDone || step == deployer.StepSwitch || step == deployer.StepCheckLive
+	var after string
+	switch {
+	case note != "":
+		after = note
+	case len(d.Next) == 0 && !switched:
+		after = fmt.Sprintf("Nothing was built; the lock is released and %s stays on %s.", d.Service, orNone(serverList(d.Old)))
+	case switched:
+		after = fmt.Sprintf("Traffic is back on %s; the next set (%s) was deleted and the lock released.", orNone(serverList(d.Old)), serverList(d.Next))
+	default:
+		after = fmt.Sprintf("Traffic never moved from %s; the next set (%s) was deleted and the lock released.", orNone(serverList(d.Old)), serverList(d.Next))
+	}
+	return text + ". " + after
 }

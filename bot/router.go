@@ -267,7 +267,11 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		if err != nil {
 			return r.fail(user, err)
 		}
-		return r.say(user, LevelWarning, fmt.Sprintf("Rolling back deploy #%d of %s: checking %s still answers.", d.ID, d.Service, serverList(d.Old)))
+		verb := "answer"
+		if len(d.Old) == 1 {
+			verb = "answers"
+		}
+		return r.say(user, LevelWarning, fmt.Sprintf("Rolling back deploy #%d of %s: checking that %s still %s, then switching traffic back.", d.ID, d.Service, serverList(d.Old), verb))
 	case commands.VerbLock:
 		l, err := r.Deployer.Lock(ctx, cmd.Service, user, cmd.Reason)
 		if err != nil {

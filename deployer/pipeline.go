@@ -194,7 +194,7 @@ func (p *Deployer) Start(ctx context.Context) error {
 		}
 		p.log.Info("resuming deployment", "deploy", d.ID, "service", d.Service, "step", d.CurrentStep(), "phase", d.Phase)
 		p.reporter.Report(ctx, Event{Kind: EventInfo, Deployment: d, Step: d.CurrentStep(),
-			Text: fmt.Sprintf("greenlight restarted; resuming deploy #%d at step %s", d.ID, d.CurrentStep())})
+			Text: fmt.Sprintf("greenlight restarted; resuming deploy #%d at %s", d.ID, d.CurrentStep().Title())})
 		p.launch(svc, d)
 	}
 	return nil

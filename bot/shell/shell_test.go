@@ -80,8 +80,9 @@ func TestChecklistPrintsChangesThenWhole(t *testing.T) {
 	report(deployer.EventStep, "")
 	st = d.Step(deployer.StepCreate)
 	st.Status, st.Started, st.Finished, st.Detail = deployer.StatusFailed, now, now.Add(time.Second), "create ns1-4: quota"
-	d.Phase, d.Finished, d.Error = deployer.PhaseFailed, now.Add(2*time.Second), "create failed: quota"
-	report(deployer.EventFinished, "Deploy #4 of ns failed after 2s: create failed: quota")
+	d.Phase, d.Finished, d.Error = deployer.PhaseFailed, now.Add(2*time.Second), "create failed: create ns1-4: quota"
+	d.Old, d.Next = []deployer.Server{{Name: "ns1-3"}, {Name: "ns2-3"}}, []deployer.Server{{Name: "ns1-4"}, {Name: "ns2-4"}}
+	report(deployer.EventFinished, "Deploy #4 of ns failed after 2s: create failed: create ns1-4: quota")
 
 	want := []string{
 		"Deploy #4 of ns by alice\n",
@@ -90,7 +91,8 @@ func TestChecklistPrintsChangesThenWhole(t *testing.T) {
 		"  #4 ✗ Create the next set                    1s  create ns1-4: quota\n",
 		"┌ Deploy #4 of ns by alice\n",
 		"└ failed after 2s\n",
-		"#4 ✗ Deploy #4 of ns failed after 2s: create failed: quota\n",
+		"#4 ✗ Deploy #4 of ns failed after 2s at Create the next set (the checklist says why). " +
+			"Traffic never moved from ns1-3, ns2-3; the next set (ns1-4, ns2-4) was deleted and the lock released.\n",
 	}
 	got := out.String()
 	last := -1
