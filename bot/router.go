@@ -41,6 +41,9 @@ type Router struct {
 	// Refresher bakes images on request and lists the schedules; nil
 	// answers /deploy refresh and /deploy schedule with "not configured".
 	Refresher Refresher
+	// AnnounceIn says where announcements appear, in the chat's words
+	// ("in <#C123>"); "" = "here", the terminal.
+	AnnounceIn string
 }
 
 // Request is one command typed by a person.

@@ -36,11 +36,15 @@ type Shell struct {
 	shown       map[string]*bot.Message // last rendering of each keyed message
 	last        uint64                  // the last deploy started here
 	runningLine string                  // the last line printed, when it says a step started
+	// While a typed command runs, what the pipeline reports meanwhile is
+	// held and printed after the command's answer, so the answer comes first.
+	holding bool
+	held    []string
 }
 
 var _ bot.Chat = (*Shell)(nil)
 
-const prompt = "greenlight> "
+const promptText = "greenlight> "
 
 // ErrLastDeployFailed is returned by Run when input ended and the last
 // deploy started from this shell failed.
@@ -139,7 +143,7 @@ func readLine(r *bufio.Reader, max int) (inputLine, error) {
 
 func (s *Shell) prompt() {
 	if s.Interactive {
-		s.print(prompt)
+		s.print(promptText)
 	}
 }
 
@@ -166,22 +170,26 @@ func (s *Shell) handle(ctx context.Context, line inputLine) bool {
 		}
 		s.print("> " + echo + "\n")
 	}
+	s.mu.Lock()
+	s.holding = true
+	s.mu.Unlock()
 	reply := s.Router.Handle(ctx, bot.Request{User: s.User, Text: text})
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if reply.DeployID != 0 {
-		s.mu.Lock()
 		s.last = reply.DeployID
-		s.mu.Unlock()
 	}
 	for _, m := range reply.Messages {
 		if s.Interactive {
-			s.print("\r\x1b[2K" + renderText(m)) // a message shown meanwhile may have left a prompt
-			continue
+			io.WriteString(s.Out, "\r\x1b[2K") // a message shown meanwhile may have left a prompt
 		}
-		s.print(renderText(m))
+		io.WriteString(s.Out, renderText(m))
 	}
-	s.mu.Lock()
 	s.runningLine = ""
-	s.mu.Unlock()
+	for _, out := range s.held {
+		s.showLocked(out, false)
+	}
+	s.holding, s.held = false, nil
 	return false
 }
 
@@ -233,6 +241,10 @@ func (s *Shell) Send(ctx context.Context, m bot.Message) error {
 	switch {
 	case m.Checklist != nil:
 		out = renderChecklistChange(prev, m, s.Interactive)
+	case prev == nil && m.Key != "" && m.Thread != "" && len(m.Actions) == 0:
+		// A question closed before it was asked here (an abort before the
+		// approval gate): the decision is printed as its own reply.
+		return nil
 	case prev != nil && (m.Thread != "" || prev.Text == m.Text):
 		// An update of a message already shown in a deploy (the approval
 		// question once decided): the decision itself is printed as its
@@ -252,12 +264,21 @@ func (s *Shell) Send(ctx context.Context, m bot.Message) error {
 // just typed). At a terminal it clears the prompt first and prints it again
 // after, and a step's end overwrites the line that said it started.
 func (s *Shell) show(out string) {
-	if !s.Interactive {
-		s.print(out)
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.holding {
+		s.held = append(s.held, out)
+		return
+	}
+	s.showLocked(out, true)
+}
+
+// showLocked prints out, and the prompt again when prompt is set; s.mu is held.
+func (s *Shell) showLocked(out string, prompt bool) {
+	if !s.Interactive {
+		io.WriteString(s.Out, out)
+		return
+	}
 	first, _, _ := strings.Cut(out, "\n")
 	clear := "\r\x1b[2K"
 	if endsStep(s.runningLine, first) {
@@ -267,7 +288,10 @@ func (s *Shell) show(out string) {
 	if strings.Count(out, "\n") == 1 && strings.Contains(first, " "+bot.StatusIcon(deployer.StatusRunning)+" ") {
 		s.runningLine = first
 	}
-	io.WriteString(s.Out, clear+out+prompt)
+	if prompt {
+		out += promptText
+	}
+	io.WriteString(s.Out, clear+out)
 }
 
 // endsStep reports whether line reports the end of the step that running

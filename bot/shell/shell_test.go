@@ -210,6 +210,11 @@ func TestOverlongLinesAreRefusedAndReadingGoesOn(t *testing.T) {
 	if n := strings.Count(got, "> /deploy help\n"); n != 2 {
 		t.Errorf("%d helps answered, want 2", n)
 	}
+	for _, slackWord := range []string{"channel", "button", "click"} {
+		if strings.Contains(got, slackWord) {
+			t.Errorf("the terminal's help speaks of a %s:\n%s", slackWord, got)
+		}
+	}
 }
 
 func FuzzReadLine(f *testing.F) {
@@ -233,4 +238,48 @@ func FuzzReadLine(f *testing.F) {
 			t.Fatalf("%d bytes read from %d", total, len(in))
 		}
 	})
+}
+
+// reportingDeployer reports as the real deployer does: from inside Deploy
+// and Abort, before they return.
+type reportingDeployer struct {
+	bot.Deployer
+	n *bot.Notifier
+	d deployer.Deployment
+}
+
+func (r *reportingDeployer) Services() []string { return []string{"ns"} }
+func (r *reportingDeployer) Deploy(ctx context.Context, req deployer.Request) (deployer.Deployment, error) {
+	st := r.d.Step(deployer.StepLock)
+	st.Status, st.Detail = deployer.StatusDone, "ns locked by deploy #1"
+	r.n.Report(ctx, deployer.Event{Kind: deployer.EventStep, Deployment: r.d.Clone(), Step: deployer.StepLock})
+	return r.d, nil
+}
+func (r *reportingDeployer) Abort(ctx context.Context, service string, id uint64, user, reason string) (deployer.Deployment, error) {
+	r.d.Approval = &deployer.Decision{Kind: deployer.DecisionAbort, By: user}
+	r.n.Report(ctx, deployer.Event{Kind: deployer.EventDecision, Deployment: r.d.Clone(), Step: deployer.StepProvision, Text: "Aborted by " + user + "; deleting the next set."})
+	return r.d, nil
+}
+
+// TestAnswersComeBeforeWhatTheyCause: the answer to a typed command is
+// printed before the messages the command caused.
+func TestAnswersComeBeforeWhatTheyCause(t *testing.T) {
+	var out bytes.Buffer
+	s := &Shell{In: strings.NewReader("/deploy ns\n/deploy abort ns\n"), Out: &out, User: "alice", Deployer: &fakeDeployments{}}
+	n := &bot.Notifier{Chats: []bot.Chat{s}}
+	rd := &reportingDeployer{n: n, d: deployer.Deployment{ID: 1, Service: "ns", Requester: "alice", Steps: deployer.NewSteps(), Phase: deployer.PhaseRunning}}
+	s.Router = &bot.Router{Deployer: rd}
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := "> /deploy ns\n" +
+		"Started deploy #1 of ns.\n" +
+		"Deploy #1 of ns by alice\n" +
+		"  #1 ✓ Take the deploy lock                   0s  ns locked by deploy #1\n" +
+		"> /deploy abort ns\n" +
+		"! Aborting deploy #1 of ns.\n" +
+		"#1 Aborted by alice; deleting the next set.\n"
+	if got := out.String(); got != want {
+		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
+	}
 }

@@ -374,6 +374,7 @@ func (m *Main) openSlack(auth *bot.Authorizer) error {
 		}
 	}
 	m.Notifier.Chats = []bot.Chat{m.Slack.Chat(), m.home}
+	m.Router.AnnounceIn = "in the announcements channel"
 	return nil
 }
 
