@@ -352,7 +352,12 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 // plan is not recorded. The returned deployment (ID 0, phase planned) shows
 // what a real deploy would do.
 func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deployment, error) {
-	live, image, next, detail, err := p.planSet(ctx, svc, 0, req.Options)
+	// Named as the deploy started next would name its servers.
+	var id uint64 = 1
+	if last, err := p.store.Deployments("", 1); err == nil && len(last) == 1 {
+		id = last[0].ID + 1
+	}
+	live, image, next, detail, err := p.planSet(ctx, svc, id, req.Options)
 	if err != nil {
 		return Deployment{}, err
 	}

@@ -3,6 +3,7 @@ package deployer_test
 import (
 	"context"
 	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/greenlight/greenlight/deployer"
@@ -21,5 +22,26 @@ func TestAbortDuringTheRollbackWindowSaysItIsLive(t *testing.T) {
 	}
 	if got := h.deployment(d.ID); got.Phase != deployer.PhaseRollbackWindow || got.Approval.Kind != deployer.DecisionApprove {
 		t.Fatalf("abort changed the deploy: %s, %+v", got.Phase, got.Approval)
+	}
+}
+
+// TestDryRunNamesTheServersTheDeployBuilds: the dry run's plan names the
+// servers the next deploy really creates.
+func TestDryRunNamesTheServersTheDeployBuilds(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	first := h.deploy("alice", deployer.Options{})
+	if _, err := h.dep.Abort(ctx, "ns", first.ID, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	h.waitPhase(first.ID, deployer.PhaseAborted)
+	dry, err := h.dep.Deploy(ctx, deployer.Request{Service: "ns", User: "bob", Options: deployer.Options{DryRun: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := h.deploy("bob", deployer.Options{})
+	got := h.waitStep(d.ID, deployer.StepPlan, deployer.StatusDone)
+	if names := serverNames(got.Next); !slices.Equal(serverNames(dry.Next), names) || !containsAll(dry.Step(deployer.StepPlan).Detail, names...) {
+		t.Fatalf("the dry run planned %v (%q); the deploy builds %v", serverNames(dry.Next), dry.Step(deployer.StepPlan).Detail, names)
 	}
 }
