@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/commands"
@@ -21,6 +22,8 @@ import (
 type Deployments interface {
 	WaitIdle(ctx context.Context) error
 	Deployment(ctx context.Context, id uint64) (deployer.Deployment, error)
+	Services() []string
+	Status(ctx context.Context, service string) (deployer.Status, error)
 }
 
 // Shell reads commands from In and prints to Out.
@@ -84,6 +87,7 @@ func (s *Shell) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			s.leaving(context.WithoutCancel(ctx))
 			return nil
 		case line, ok := <-lines:
 			if !ok {
@@ -98,6 +102,51 @@ func (s *Shell) Run(ctx context.Context) error {
 			s.prompt()
 		}
 	}
+}
+
+// leaving says, for each deploy still in flight, where it is left and that
+// the next start picks it up.
+func (s *Shell) leaving(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var b strings.Builder
+	for _, name := range s.Deployer.Services() {
+		st, err := s.Deployer.Status(ctx, name)
+		if err != nil || st.Active == nil {
+			continue
+		}
+		b.WriteString(LeavingText(*st.Active) + "\n")
+	}
+	if b.Len() == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Interactive {
+		io.WriteString(s.Out, "\r\x1b[2K")
+	}
+	io.WriteString(s.Out, b.String())
+}
+
+// LeavingText says where a deploy in flight is left when greenlight stops.
+func LeavingText(d deployer.Deployment) string {
+	head := fmt.Sprintf("Deploy #%d of %s", d.ID, d.Service)
+	switch d.Phase {
+	case deployer.PhaseAwaitingApproval:
+		return fmt.Sprintf("%s is left waiting for approval (until %s); it is saved, and the next start asks again.", head, d.ApprovalDeadline.UTC().Format("15:04:05 MST"))
+	case deployer.PhaseRollbackWindow:
+		return fmt.Sprintf("%s is left live on %s, in its rollback window until %s; it is saved, and the next start resumes it (then the old set is retired).",
+			head, serverNames(d.Next), d.RollbackDeadline.UTC().Format("15:04:05 MST"))
+	}
+	return fmt.Sprintf("%s is left at %s; it stops at a safe point, and the next start runs that step again.", head, d.CurrentStep().Title())
+}
+
+func serverNames(servers []deployer.Server) string {
+	names := make([]string, len(servers))
+	for i, s := range servers {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // maxLine is how much of one input line is kept; a longer line is answered
@@ -196,11 +245,14 @@ func (s *Shell) handle(ctx context.Context, line inputLine) bool {
 func (s *Shell) finish(ctx context.Context) error {
 	if s.Interactive {
 		s.print("\n")
+		s.leaving(ctx)
 		return nil
 	}
 	if err := s.Deployer.WaitIdle(ctx); err != nil {
+		s.leaving(context.WithoutCancel(ctx))
 		return nil // interrupted: state is persisted, nothing failed
 	}
+	s.leaving(ctx)
 	s.mu.Lock()
 	last := s.last
 	s.mu.Unlock()

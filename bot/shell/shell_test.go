@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +16,20 @@ import (
 )
 
 type fakeDeployments struct {
-	phase deployer.Phase
-	idle  int // WaitIdle calls
+	active *deployer.Deployment // in flight when the shell stops
+	phase  deployer.Phase
+	idle   int // WaitIdle calls
 }
 
 func (f *fakeDeployments) WaitIdle(context.Context) error { f.idle++; return nil }
+func (f *fakeDeployments) Services() []string             { return []string{"ns"} }
+func (f *fakeDeployments) Status(_ context.Context, service string) (deployer.Status, error) {
+	st := deployer.Status{Service: service}
+	if f.active != nil {
+		st.Active = f.active
+	}
+	return st, nil
+}
 func (f *fakeDeployments) Deployment(_ context.Context, id uint64) (deployer.Deployment, error) {
 	return deployer.Deployment{ID: id, Phase: f.phase}, nil
 }
@@ -282,4 +292,67 @@ func TestAnswersComeBeforeWhatTheyCause(t *testing.T) {
 	if got := out.String(); got != want {
 		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// TestQuittingSaysWhereDeploysAreLeft: quit (or Ctrl-C, or the end of
+// piped input) with a deploy in flight says what state it is left in and
+// that the next start resumes it.
+func TestQuittingSaysWhereDeploysAreLeft(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	steps := func(done int) []deployer.StepState {
+		s := deployer.NewSteps()
+		for i := range s[:done] {
+			s[i].Status = deployer.StatusDone
+		}
+		return s
+	}
+	next := []deployer.Server{{Name: "ns1-4"}, {Name: "ns2-4"}}
+	tests := []struct {
+		name        string
+		interactive bool
+		in          string
+		d           deployer.Deployment
+		want        string
+	}{
+		{"quit while a step runs", true, "quit\n",
+			deployer.Deployment{ID: 4, Service: "ns", Phase: deployer.PhaseRunning, Steps: steps(3)},
+			"Deploy #4 of ns is left at Wait until running; it stops at a safe point, and the next start runs that step again.\n"},
+		{"quit at the approval gate", true, "quit\n",
+			deployer.Deployment{ID: 4, Service: "ns", Phase: deployer.PhaseAwaitingApproval, Steps: steps(6), ApprovalDeadline: at.Add(30 * time.Minute)},
+			"Deploy #4 of ns is left waiting for approval (until 10:30:00 UTC); it is saved, and the next start asks again.\n"},
+		{"end of piped input in the rollback window", false, "",
+			deployer.Deployment{ID: 4, Service: "ns", Phase: deployer.PhaseRollbackWindow, Steps: steps(9), Next: next, RollbackDeadline: at.Add(15 * time.Minute)},
+			"Deploy #4 of ns is left live on ns1-4, ns2-4, in its rollback window until 10:15:00 UTC; it is saved, and the next start resumes it (then the old set is retired).\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			d := tc.d
+			s := &Shell{In: strings.NewReader(tc.in), Out: &out, User: "alice", Interactive: tc.interactive,
+				Router: &bot.Router{Deployer: routerDeployer{}}, Deployer: &fakeDeployments{active: &d}}
+			if err := s.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := out.String(); !strings.HasSuffix(got, tc.want) {
+				t.Errorf("output:\n%q\nwant it to end with:\n%q", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("Ctrl-C", func(t *testing.T) {
+		var out bytes.Buffer
+		d := tests[0].d
+		r, w := io.Pipe()
+		defer w.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &Shell{In: r, Out: &out, User: "alice", Interactive: true,
+			Router: &bot.Router{Deployer: routerDeployer{}}, Deployer: &fakeDeployments{active: &d}}
+		cancel()
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := out.String(); !strings.HasSuffix(got, tests[0].want) {
+			t.Errorf("output:\n%q\nwant it to end with:\n%q", got, tests[0].want)
+		}
+	})
 }
