@@ -114,8 +114,12 @@ func (n *Notifier) approvalMessage(d deployer.Deployment, open bool, decided str
 	m := Message{Key: approvalKey(d.ID), Thread: threadKey(d.ID), DeployID: d.ID, Service: d.Service, User: d.Requester, Refs: d.Refs}
 	var b strings.Builder
 	if open {
-		fmt.Fprintf(&b, "Deploy #%d of %s is ready to switch: %s → %s (%s replaces %s).\n", d.ID, d.Service,
-			orNone(d.ImageOld), d.ImageNew, serverList(d.Next), orNone(serverList(d.Old)))
+		replace := "replace"
+		if len(d.Next) == 1 {
+			replace = "replaces"
+		}
+		fmt.Fprintf(&b, "Deploy #%d of %s is ready to switch: %s → %s (%s %s %s).\n", d.ID, d.Service,
+			orNone(d.ImageOld), d.ImageNew, serverList(d.Next), replace, orNone(serverList(d.Old)))
 		for _, c := range d.Checks {
 			fmt.Fprintf(&b, "• %s\n", c)
 		}

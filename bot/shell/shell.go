@@ -1,6 +1,6 @@
 // Package shell is the terminal chat adapter: commands typed (or piped) one
 // per line, messages printed as they come. A checklist updated in place is
-// printed as one line per step change, and whole when the deploy ends.
+// printed as one line per step change (whole when only its end is seen).
 package shell
 
 import (
@@ -34,18 +34,47 @@ type Shell struct {
 	Interactive bool // print a prompt; otherwise (a pipe) wait for deploys at end of input
 	Router      *bot.Router
 	Deployer    Deployments
+	// Line, when set, is the terminal's line editor (golang.org/x/term's
+	// Terminal): lines are read through it, with editing and history, and
+	// it redraws the prompt around what is printed; Out writes through it.
+	Line LineEditor
+	// Color marks ✓ green, ✗ red and ! yellow (a terminal without NO_COLOR).
+	Color bool
+	// Tick, when set, rewrites the line of a running step with its elapsed
+	// time at each tick (a terminal, once a second); Now tells the time.
+	Tick <-chan time.Time
+	Now  func() time.Time
 
-	mu          sync.Mutex
-	shown       map[string]*bot.Message // last rendering of each keyed message
-	last        uint64                  // the last deploy started here
-	runningLine string                  // the last line printed, when it says a step started
+	mu      sync.Mutex
+	shown   map[string]*bot.Message // last rendering of each keyed message
+	last    uint64                  // the last deploy started here
+	running *runningStep            // the step the last line printed says started
 	// While a typed command runs, what the pipeline reports meanwhile is
 	// held and printed after the command's answer, so the answer comes first.
 	holding bool
-	held    []string
+	held    []heldOutput
+}
+
+// heldOutput is output waiting for a command's answer.
+type heldOutput struct {
+	out    string
+	deploy uint64
+	item   *bot.Item // the one step the output shows, if it is one line
 }
 
 var _ bot.Chat = (*Shell)(nil)
+
+// LineEditor reads lines a person types at a terminal.
+type LineEditor interface {
+	ReadLine() (string, error)
+	SetPrompt(prompt string)
+}
+
+// runningStep is a step whose start is the last line on the screen.
+type runningStep struct {
+	deploy uint64
+	item   bot.Item
+}
 
 const promptText = "greenlight> "
 
@@ -63,11 +92,12 @@ func (e *ErrLastDeployFailed) Error() string {
 // rolled-back deploys were someone's decision, not a failure.)
 func (s *Shell) Run(ctx context.Context) error {
 	lines := make(chan inputLine)
+	next := make(chan struct{}) // the line was handled: read the next one
 	readErr := make(chan error, 1)
 	go func() {
 		r := bufio.NewReader(s.In)
 		for {
-			line, err := readLine(r, maxLine)
+			line, err := s.readLine(r)
 			if err != nil {
 				if errors.Is(err, io.EOF) {
 					err = nil
@@ -81,12 +111,32 @@ func (s *Shell) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			}
+			select {
+			case <-next:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
+	if s.Tick != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-s.Tick:
+					s.tick()
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
 	s.prompt()
 	for {
 		select {
 		case <-ctx.Done():
+			s.endPrompt()
 			s.leaving(context.WithoutCancel(ctx))
 			return nil
 		case line, ok := <-lines:
@@ -100,6 +150,10 @@ func (s *Shell) Run(ctx context.Context) error {
 				return s.finish(ctx)
 			}
 			s.prompt()
+			select {
+			case next <- struct{}{}:
+			case <-ctx.Done():
+			}
 		}
 	}
 }
@@ -120,12 +174,7 @@ func (s *Shell) leaving(ctx context.Context) {
 	if b.Len() == 0 {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.Interactive {
-		io.WriteString(s.Out, "\r\x1b[2K")
-	}
-	io.WriteString(s.Out, b.String())
+	s.print(b.String())
 }
 
 // LeavingText says where a deploy in flight is left when greenlight stops.
@@ -190,8 +239,40 @@ func readLine(r *bufio.Reader, max int) (inputLine, error) {
 	}
 }
 
+// readLine reads the next line from the terminal's editor, or from In.
+func (s *Shell) readLine(r *bufio.Reader) (inputLine, error) {
+	if s.Line == nil {
+		return readLine(r, maxLine)
+	}
+	text, err := s.Line.ReadLine()
+	if err != nil {
+		return inputLine{}, err
+	}
+	if len(text) > maxLine {
+		return inputLine{Size: len(text), TooLong: true}, nil
+	}
+	return inputLine{Text: text, Size: len(text)}, nil
+}
+
+// manualPrompt reports whether the shell draws the prompt itself: at a
+// terminal without a line editor.
+func (s *Shell) manualPrompt() bool { return s.Interactive && s.Line == nil }
+
+func (s *Shell) style() style { return style{color: s.Color} }
+
+// endPrompt takes the prompt off the screen for good.
+func (s *Shell) endPrompt() {
+	switch {
+	case s.Line != nil:
+		s.Line.SetPrompt("")
+		s.print("") // the editor clears its line and draws the empty prompt
+	case s.Interactive:
+		s.print("\r\x1b[2K")
+	}
+}
+
 func (s *Shell) prompt() {
-	if s.Interactive {
+	if s.manualPrompt() {
 		s.print(promptText)
 	}
 }
@@ -202,7 +283,7 @@ func (s *Shell) handle(ctx context.Context, line inputLine) bool {
 		if !s.Interactive {
 			s.print(fmt.Sprintf("> (a line of %d bytes)\n", line.Size))
 		}
-		s.print(renderText(bot.Message{Level: bot.LevelError, Text: bot.ErrorText(commands.TooLong(line.Size))}))
+		s.print(s.style().text(bot.Message{Level: bot.LevelError, Text: bot.ErrorText(commands.TooLong(line.Size))}))
 		return false
 	}
 	text := strings.TrimSpace(line.Text)
@@ -229,14 +310,14 @@ func (s *Shell) handle(ctx context.Context, line inputLine) bool {
 		s.last = reply.DeployID
 	}
 	for _, m := range reply.Messages {
-		if s.Interactive {
+		if s.manualPrompt() {
 			io.WriteString(s.Out, "\r\x1b[2K") // a message shown meanwhile may have left a prompt
 		}
-		io.WriteString(s.Out, renderText(m))
+		io.WriteString(s.Out, s.style().text(m))
 	}
-	s.runningLine = ""
-	for _, out := range s.held {
-		s.showLocked(out, false)
+	s.running = nil
+	for _, h := range s.held {
+		s.showLocked(h, false)
 	}
 	s.holding, s.held = false, nil
 	return false
@@ -244,7 +325,7 @@ func (s *Shell) handle(ctx context.Context, line inputLine) bool {
 
 func (s *Shell) finish(ctx context.Context) error {
 	if s.Interactive {
-		s.print("\n")
+		s.endPrompt()
 		s.leaving(ctx)
 		return nil
 	}
@@ -290,9 +371,10 @@ func (s *Shell) Send(ctx context.Context, m bot.Message) error {
 	s.mu.Unlock()
 
 	var out string
+	var item *bot.Item
 	switch {
 	case m.Checklist != nil:
-		out = renderChecklistChange(prev, m, s.Interactive)
+		out, item = s.style().checklistChange(prev, m, s.Interactive)
 	case prev == nil && m.Key != "" && m.Thread != "" && len(m.Actions) == 0:
 		// A question closed before it was asked here (an abort before the
 		// approval gate): the decision is printed as its own reply.
@@ -303,150 +385,68 @@ func (s *Shell) Send(ctx context.Context, m bot.Message) error {
 		// own reply. Announcements (a bake's outcome) print each change.
 		return nil
 	default:
-		out = renderText(m)
+		out = s.style().text(m)
 	}
 	if out == "" {
 		return nil
 	}
-	s.show(out)
+	s.show(heldOutput{out: out, deploy: m.DeployID, item: item})
 	return nil
 }
 
 // show prints output that arrives on its own (not as the answer to a line
-// just typed). At a terminal it clears the prompt first and prints it again
+// just typed). At a terminal the prompt is cleared first and drawn again
 // after, and a step's end overwrites the line that said it started.
-func (s *Shell) show(out string) {
+func (s *Shell) show(h heldOutput) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.holding {
-		s.held = append(s.held, out)
+		s.held = append(s.held, h)
 		return
 	}
-	s.showLocked(out, true)
+	s.showLocked(h, true)
 }
 
-// showLocked prints out, and the prompt again when prompt is set; s.mu is held.
-func (s *Shell) showLocked(out string, prompt bool) {
+// showLocked prints h, and the prompt again when prompt is set; s.mu is held.
+func (s *Shell) showLocked(h heldOutput, prompt bool) {
 	if !s.Interactive {
-		io.WriteString(s.Out, out)
+		io.WriteString(s.Out, h.out)
 		return
 	}
-	first, _, _ := strings.Cut(out, "\n")
-	clear := "\r\x1b[2K"
-	if endsStep(s.runningLine, first) {
-		clear = "\r\x1b[2K\x1b[1A\x1b[2K"
+	clear := ""
+	if s.manualPrompt() {
+		clear = "\r\x1b[2K"
 	}
-	s.runningLine = ""
-	if strings.Count(out, "\n") == 1 && strings.Contains(first, " "+bot.StatusIcon(deployer.StatusRunning)+" ") {
-		s.runningLine = first
+	if r := s.running; r != nil && h.item != nil && h.deploy == r.deploy && h.item.Step == r.item.Step {
+		clear += "\x1b[1A\x1b[2K" // the line that said it started
 	}
-	if prompt {
+	s.running = nil
+	if h.item != nil && h.item.Status == deployer.StatusRunning {
+		s.running = &runningStep{deploy: h.deploy, item: *h.item}
+	}
+	out := h.out
+	if prompt && s.manualPrompt() {
 		out += promptText
 	}
 	io.WriteString(s.Out, clear+out)
 }
 
-// endsStep reports whether line reports the end of the step that running
-// said had started ("  #1 … Plan" then "  #1 ✓ Plan   3ms …").
-func endsStep(running, line string) bool {
-	deploy, title, ok := strings.Cut(running, " "+bot.StatusIcon(deployer.StatusRunning)+" ")
-	if !ok || !strings.HasPrefix(line, deploy+" ") {
-		return false
+// tick rewrites the running step's line with how long it has run.
+func (s *Shell) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.running
+	if r == nil || s.holding || s.Now == nil || r.item.Started.IsZero() {
+		return
 	}
-	rest := strings.TrimLeft(line[len(deploy)+1:], "✓✗–·… ")
-	return strings.HasPrefix(rest, strings.TrimSpace(title))
-}
-
-// renderChecklistChange prints the steps that changed. Steps that have only
-// started are shown at a terminal, where a person watches a slow step; a pipe
-// gets each step once, when it ends.
-func renderChecklistChange(prev *bot.Message, m bot.Message, interactive bool) string {
-	c := m.Checklist
-	var b strings.Builder
-	if prev == nil || prev.Checklist == nil {
-		fmt.Fprintf(&b, "%s\n", c.Title)
+	it := r.item
+	it.Duration = s.Now().Sub(it.Started)
+	if it.Duration < time.Second {
+		return
 	}
-	old := map[deployer.StepName]bot.Item{}
-	if prev != nil && prev.Checklist != nil {
-		for _, it := range prev.Checklist.Items {
-			old[it.Step] = it
-		}
+	clear, out := "\x1b[1A\x1b[2K", fmt.Sprintf("  #%d %s\n", r.deploy, s.style().itemLine(it))
+	if s.manualPrompt() {
+		clear, out = "\r\x1b[2K"+clear, out+promptText
 	}
-	for _, it := range c.Items {
-		was, seen := old[it.Step]
-		if it.Status == deployer.StatusPending || (seen && was.Status == it.Status && was.Detail == it.Detail) {
-			continue
-		}
-		if it.Status == deployer.StatusRunning && !interactive {
-			continue
-		}
-		if it.Status == deployer.StatusSkipped && (prev == nil || prev.Checklist == nil) {
-			continue
-		}
-		fmt.Fprintf(&b, "  #%d %s\n", m.DeployID, itemLine(it))
-	}
-	if m.Level != bot.LevelInfo && c.Footer != "" && (prev == nil || prev.Checklist == nil || prev.Checklist.Footer != c.Footer) {
-		b.WriteString(RenderChecklist(c))
-	}
-	return b.String()
-}
-
-func itemLine(it bot.Item) string {
-	line := fmt.Sprintf("%s %-32s", bot.StatusIcon(it.Status), it.Title)
-	if it.Status != deployer.StatusRunning && it.Status != deployer.StatusSkipped {
-		line += fmt.Sprintf(" %8s", bot.Round(it.Duration))
-	}
-	if it.Detail != "" {
-		line += "  " + it.Detail
-	}
-	return strings.TrimRight(line, " ")
-}
-
-// RenderChecklist prints a whole checklist.
-func RenderChecklist(c *bot.Checklist) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "┌ %s\n", c.Title)
-	for _, it := range c.Items {
-		fmt.Fprintf(&b, "│ %s\n", itemLine(it))
-	}
-	if c.Footer != "" {
-		fmt.Fprintf(&b, "└ %s\n", c.Footer)
-	}
-	return b.String()
-}
-
-func renderText(m bot.Message) string {
-	var b strings.Builder
-	prefix := ""
-	switch m.Level {
-	case bot.LevelError:
-		prefix = "✗ "
-	case bot.LevelWarning:
-		prefix = "! "
-	case bot.LevelSuccess:
-		prefix = "✓ "
-	}
-	if m.DeployID != 0 && m.Thread != "" {
-		prefix = fmt.Sprintf("#%d %s", m.DeployID, prefix)
-	}
-	b.WriteString(prefix + m.Text + "\n")
-	for _, a := range m.Actions {
-		if a.ID == bot.ActionDeployNow {
-			if service, image, err := bot.ParseDeployNowValue(a.Value); err == nil {
-				fmt.Fprintf(&b, "   type %s to deploy it\n", bot.DeployNowCommand(service, image))
-				continue
-			}
-		}
-		fmt.Fprintf(&b, "   [%s] type: %s\n", a.Label, actionCommand(a))
-	}
-	return b.String()
-}
-
-// actionCommand is the command a button stands for, so a shell user can type it.
-func actionCommand(a bot.Action) string {
-	service, id, err := bot.ParseActionValue(a.Value)
-	if err != nil {
-		return a.ID
-	}
-	return fmt.Sprintf("/deploy %s %s #%d", a.ID, service, id)
+	io.WriteString(s.Out, clear+out)
 }

@@ -70,7 +70,9 @@ func TestPipeExitReflectsLastDeploy(t *testing.T) {
 	}
 }
 
-func TestChecklistPrintsChangesThenWhole(t *testing.T) {
+// TestChecklistPrintsChanges: a deploy followed here prints each step once,
+// as it ends, then the summary; a deploy seen only at its end, whole.
+func TestChecklistPrintsChanges(t *testing.T) {
 	var out bytes.Buffer
 	s := &Shell{Out: &out}
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -96,11 +98,9 @@ func TestChecklistPrintsChangesThenWhole(t *testing.T) {
 
 	want := []string{
 		"Deploy #4 of ns by alice\n",
-		"  #4 ✓ Take the deploy lock                   0s  ns locked by deploy #4\n",
-		"  #4 ✓ Plan                                 12ms  image a → b\n",
-		"  #4 ✗ Create the next set                    1s  create ns1-4: quota\n",
-		"┌ Deploy #4 of ns by alice\n",
-		"└ failed after 2s\n",
+		"  #4 10:00:00 ✓ Take the deploy lock                   0s  ns locked by deploy #4\n",
+		"  #4 10:00:00 ✓ Plan                                 12ms  image a → b\n",
+		"  #4 10:00:01 ✗ Create the next set                    1s  create ns1-4: quota\n",
 		"#4 ✗ Deploy #4 of ns failed after 2s at Create the next set (the checklist says why). " +
 			"Traffic never moved from ns1-3, ns2-3; the next set (ns1-4, ns2-4) was deleted and the lock released.\n",
 	}
@@ -113,8 +113,17 @@ func TestChecklistPrintsChangesThenWhole(t *testing.T) {
 		}
 		last = i
 	}
-	if strings.Count(got, "Take the deploy lock") != 2 { // once as a change, once in the whole list
-		t.Errorf("the lock step was printed %d times:\n%s", strings.Count(got, "Take the deploy lock"), got)
+	if strings.Count(got, "Take the deploy lock") != 1 || strings.Count(got, "quota") != 1 || strings.Contains(got, "Approval") {
+		t.Errorf("a step printed twice, or a skipped one printed:\n%s", got)
+	}
+
+	var whole bytes.Buffer
+	late := &Shell{Out: &whole}
+	(&bot.Notifier{Chats: []bot.Chat{late}, Now: n.Now}).Report(context.Background(), deployer.Event{Kind: deployer.EventFinished, Deployment: d.Clone()})
+	for _, w := range []string{"┌ Deploy #4 of ns by alice\n", "│ 10:00:01 ✗ Create the next set", "└ failed after 2s\n"} {
+		if !strings.Contains(whole.String(), w) {
+			t.Errorf("a deploy seen only at its end lacks %q:\n%s", w, whole.String())
+		}
 	}
 }
 
@@ -134,34 +143,70 @@ func TestApprovalShowsTheCommandsForTheButtons(t *testing.T) {
 	}
 }
 
+// TestTerminalOverwritesStartedStep: at a terminal a step's end replaces
+// the line that said it started, and while it runs that line shows how long
+// it has run, at most once a tick; colour marks done and failed steps.
 func TestTerminalOverwritesStartedStep(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	now := at
 	var out bytes.Buffer
-	s := &Shell{Out: &out, Interactive: true}
-	s.show("  #1 … Wait until running\n")
-	s.show("  #1 ✓ Wait until running                     1s  running: ns1-1\n")
-	s.show("  #1 … Provision\n")
-	s.show("#1 ! an unrelated message\n")
-	s.show("  #1 ✓ Provision                             5ms\n")
-	got := out.String()
-	if strings.Count(got, "\x1b[1A") != 1 {
-		t.Fatalf("want exactly one line overwritten (the started wait step), got %q", got)
-	}
-	i := strings.Index(got, "\x1b[1A")
-	if !strings.HasPrefix(got[i:], "\x1b[1A\x1b[2K  #1 ✓ Wait until running") {
-		t.Fatalf("the overwrite is not the end of the same step: %q", got[i:])
-	}
-	for _, tc := range []struct {
-		running, line string
-		want          bool
-	}{
-		{"  #1 … Plan", "  #1 ✓ Plan   3ms", true},
-		{"  #1 … Plan", "  #2 ✓ Plan   3ms", false},
-		{"  #1 … Plan", "  #1 ✓ Provision 3ms", false},
-		{"", "  #1 ✓ Plan", false},
-	} {
-		if got := endsStep(tc.running, tc.line); got != tc.want {
-			t.Errorf("endsStep(%q, %q) = %v, want %v", tc.running, tc.line, got, tc.want)
+	s := &Shell{Out: &out, Interactive: true, Line: noLines{}, Color: true, Now: func() time.Time { return now }}
+	d := deployer.Deployment{ID: 1, Service: "ns", Requester: "alice", Steps: deployer.NewSteps(), Phase: deployer.PhaseRunning, Created: at}
+	n := &bot.Notifier{Chats: []bot.Chat{s}, Now: func() time.Time { return now }}
+	step := func(name deployer.StepName, status deployer.StepStatus, detail string) {
+		st := d.Step(name)
+		st.Status, st.Detail = status, detail
+		if status == deployer.StatusRunning {
+			st.Started = now
+		} else {
+			st.Finished = now
 		}
+		n.Report(context.Background(), deployer.Event{Kind: deployer.EventStep, Deployment: d.Clone(), Step: name})
+	}
+	step(deployer.StepLock, deployer.StatusDone, "")
+	step(deployer.StepWaitRunning, deployer.StatusRunning, "")
+	out.Reset()
+	s.tick() // under a second: nothing to say yet
+	now = now.Add(1500 * time.Millisecond)
+	s.tick()
+	now = now.Add(time.Second)
+	s.tick()
+	step(deployer.StepWaitRunning, deployer.StatusDone, "running: ns1-1")
+	step(deployer.StepProvision, deployer.StatusRunning, "")
+	n.Report(context.Background(), deployer.Event{Kind: deployer.EventInfo, Deployment: d.Clone(), Text: "an unrelated message"})
+	s.tick()
+	now = now.Add(time.Second)
+	step(deployer.StepProvision, deployer.StatusFailed, "hook failed")
+
+	up := "\x1b[1A\x1b[2K"
+	want := up + "  #1 10:00:00 … Wait until running                     2s\n" +
+		up + "  #1 10:00:00 … Wait until running                     3s\n" +
+		up + "  #1 10:00:02 \x1b[32m✓\x1b[0m Wait until running                   2.5s  running: ns1-1\n" +
+		"  #1 10:00:02 … Provision\n" +
+		"#1 an unrelated message\n" +
+		"  #1 10:00:03 \x1b[31m✗\x1b[0m Provision                              1s  hook failed\n"
+	if got := out.String(); got != want {
+		t.Errorf("terminal output:\n%q\nwant:\n%q", got, want)
+	}
+}
+
+// noLines is a line editor with nothing typed.
+type noLines struct{}
+
+func (noLines) ReadLine() (string, error) { return "", io.EOF }
+func (noLines) SetPrompt(string)          {}
+
+// TestPipeHasNoColour: piped output carries no escape sequences.
+func TestPipeHasNoColour(t *testing.T) {
+	var out bytes.Buffer
+	s := &Shell{Out: &out}
+	n := &bot.Notifier{Chats: []bot.Chat{s}}
+	d := deployer.Deployment{ID: 1, Service: "ns", Requester: "alice", Steps: deployer.NewSteps(), Phase: deployer.PhaseFailed}
+	d.Step(deployer.StepLock).Status = deployer.StatusDone
+	d.Step(deployer.StepPlan).Status = deployer.StatusFailed
+	n.Report(context.Background(), deployer.Event{Kind: deployer.EventFinished, Deployment: d, Text: "failed"})
+	if strings.Contains(out.String(), "\x1b") {
+		t.Fatalf("escape sequences in piped output: %q", out.String())
 	}
 }
 

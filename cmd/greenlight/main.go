@@ -24,6 +24,8 @@ import (
 	"time"
 	_ "time/tzdata" // CRON_TZ zones of refresh schedules, on hosts without a zone database
 
+	"golang.org/x/term"
+
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/bot/shell"
 	"github.com/greenlight/greenlight/bot/slack"
@@ -407,6 +409,11 @@ func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 // commands until input ends or ctx is cancelled.
 func (m *Main) Run(ctx context.Context) error {
 	if m.Slack == nil {
+		restore, err := m.attachTerminal()
+		if err != nil {
+			m.Log.Warn("the terminal has no line editing", "err", err)
+		}
+		defer restore()
 		return m.Shell.Run(ctx)
 	}
 	go m.home.Run(ctx)
@@ -440,6 +447,43 @@ func (m *Main) Close() error {
 		errs = append(errs, m.logOut.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// attachTerminal gives the shell golang.org/x/term's line editor when
+// standard input and output are a terminal: line editing, history kept in
+// the data directory, colour (unless NO_COLOR is set) and the elapsed time
+// of a running step. restore puts the terminal back as it was.
+func (m *Main) attachTerminal() (restore func(), err error) {
+	restore = func() {}
+	in, ok := m.Stdin.(*os.File)
+	out, ok2 := m.Stdout.(*os.File)
+	if !m.Interactive || !ok || !ok2 || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) {
+		return restore, nil
+	}
+	history, err := shell.OpenHistory(filepath.Join(m.DataDir, "history"), 1000)
+	if err != nil {
+		return restore, err
+	}
+	state, err := term.MakeRaw(int(in.Fd()))
+	if err != nil {
+		return restore, err
+	}
+	t := term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{in, out}, "greenlight> ")
+	if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
+		t.SetSize(w, h)
+	}
+	t.History = history
+	ticker := time.NewTicker(time.Second)
+	m.Shell.Line, m.Shell.Out = t, t
+	m.Shell.Color = m.getenv("NO_COLOR") == ""
+	m.Shell.Tick, m.Shell.Now = ticker.C, m.Clock.Now
+	return func() {
+		ticker.Stop()
+		_ = term.Restore(int(in.Fd()), state)
+	}, nil
 }
 
 func serverNames(servers []deployer.Server) string {
