@@ -90,3 +90,24 @@ func TestFailureIsSaidOncePerMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusReachesSlackTrafficFirst: /deploy status in Slack reads the
+// same as in the terminal: where traffic is, then what is kept for rollback.
+func TestStatusReachesSlackTrafficFirst(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	old := []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}}
+	next := []deployer.Server{{Name: "ns1-5"}, {Name: "ns2-5"}}
+	d := deployer.Deployment{ID: 5, Service: "ns", Requester: "U1", Phase: deployer.PhaseRollbackWindow, Steps: deployer.NewSteps(),
+		Created: at, Old: old, Next: next, ImageOld: "local/ns-v1", ImageNew: "local/ns-v3", RollbackDeadline: at.Add(15 * time.Minute)}
+	for i := range d.Steps[:9] {
+		d.Steps[i].Status = deployer.StatusDone
+	}
+	st := deployer.Status{Service: "ns", Live: deployer.ServiceState{Image: "local/ns-v1", Servers: old}, Active: &d}
+	m := bot.Message{Level: bot.LevelInfo, Text: bot.StatusText(st, at.Add(time.Minute)), Ephemeral: true, User: "U1"}
+	text := strings.Join(blockTexts(t, Blocks(m)), "\n")
+	traffic := strings.Index(text, "ns: traffic on ns1-5, ns2-5, image local/ns-v3 (deploy #5)")
+	kept := strings.Index(text, "kept for rollback until 10:15:00 UTC: ns1-0, ns2-0, image local/ns-v1")
+	if traffic < 0 || kept < traffic {
+		t.Fatalf("Slack status does not say where traffic is first:\n%s", text)
+	}
+}

@@ -142,3 +142,26 @@ func TestInteractiveLogGoesToAFile(t *testing.T) {
 		})
 	}
 }
+
+func TestNoColor(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want bool
+	}{{nil, true}, {map[string]string{"NO_COLOR": "1"}, false}} {
+		m := &Main{Getenv: func(k string) string { return tc.env[k] }}
+		if got := m.wantColor(); got != tc.want {
+			t.Errorf("NO_COLOR %q: colour %v, want %v", tc.env["NO_COLOR"], got, tc.want)
+		}
+	}
+}
+
+// TestPipedOutputHasNoColour: a deploy run from a pipe prints no escape
+// sequences, even with a terminal's environment.
+func TestPipedOutputHasNoColour(t *testing.T) {
+	p := start(t, t.TempDir())
+	p.typeLine("/deploy ns --image local/ns-broken")
+	p.waitOutput(`failed after`)
+	if strings.Contains(p.out.String(), "\x1b") {
+		t.Fatalf("escape sequences in piped output: %q", p.out.String())
+	}
+}

@@ -478,13 +478,17 @@ func (m *Main) attachTerminal() (restore func(), err error) {
 	t.History = history
 	ticker := time.NewTicker(time.Second)
 	m.Shell.Line, m.Shell.Out = t, t
-	m.Shell.Color = m.getenv("NO_COLOR") == ""
+	m.Shell.Color = m.wantColor()
 	m.Shell.Tick, m.Shell.Now = ticker.C, m.Clock.Now
 	return func() {
 		ticker.Stop()
 		_ = term.Restore(int(in.Fd()), state)
 	}, nil
 }
+
+// wantColor reports whether a terminal should get colour: unless NO_COLOR
+// is set to anything (https://no-color.org).
+func (m *Main) wantColor() bool { return m.getenv("NO_COLOR") == "" }
 
 func serverNames(servers []deployer.Server) string {
 	var out string
