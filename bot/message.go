@@ -115,7 +115,7 @@ func ChecklistOf(d deployer.Deployment, now time.Time) *Checklist {
 	case d.Phase == deployer.PhaseRollbackWindow:
 		c.Footer = fmt.Sprintf("Live; rollback possible until %s", clock(d.RollbackDeadline))
 	case d.Phase.Final():
-		c.Footer = fmt.Sprintf("%s after %s", d.Phase, Round(d.Duration(now)))
+		c.Footer = fmt.Sprintf("%s after %s", PhaseText(d.Phase), Round(d.Duration(now)))
 	}
 	return c
 }

@@ -156,7 +156,7 @@ func closingText(d deployer.Deployment) string {
 	case d.Approval != nil:
 		return fmt.Sprintf("Approved by %s at %s.", d.Approval.By, clock(d.Approval.At))
 	}
-	return fmt.Sprintf("Ended: %s.", d.Phase)
+	return fmt.Sprintf("Ended: %s.", PhaseText(d.Phase))
 }
 
 func phaseLevel(p deployer.Phase) Level {
