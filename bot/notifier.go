@@ -92,8 +92,11 @@ func (n *Notifier) Messages(ev deployer.Event) []Message {
 		return []Message{reply(LevelError, ev.Text)}
 	case deployer.EventFinished:
 		text := ev.Text
-		if d.Phase == deployer.PhaseFailed {
+		switch d.Phase {
+		case deployer.PhaseFailed:
 			text = failedSummary(d, n.now())
+		case deployer.PhaseAborted:
+			text = abortedSummary(d, n.now())
 		}
 		out := []Message{checklist, reply(phaseLevel(d.Phase), text)}
 		if !d.ApprovalDeadline.IsZero() {
@@ -253,4 +256,24 @@ func failedSummary(d deployer.Deployment, now time.Time) string {
 		after = fmt.Sprintf("Traffic never moved from %s; the next set (%s) was deleted and the lock released.", orNone(serverList(d.Old)), serverList(d.Next))
 	}
 	return text + ". " + after
+}
+
+// abortedSummary ends an aborted deployment: who aborted it, and what was
+// done — traffic never moved, the next set was deleted, the lock is free.
+func abortedSummary(d deployer.Deployment, now time.Time) string {
+	text := fmt.Sprintf("Deploy #%d of %s was aborted", d.ID, d.Service)
+	if d.Approval != nil {
+		text += " by " + d.Approval.By
+		if d.Approval.Reason != "" {
+			text += " (" + d.Approval.Reason + ")"
+		}
+	}
+	text += fmt.Sprintf(" after %s; traffic stayed on %s", Round(d.Duration(now)), orNone(serverList(d.Old)))
+	if _, left, ok := strings.Cut(d.Error, ". Could not delete"); ok {
+		return text + ". Could not delete" + left + " The lock is released."
+	}
+	if len(d.Next) == 0 {
+		return text + "; nothing had been built, and the lock is released."
+	}
+	return text + fmt.Sprintf("; the next set (%s) was deleted and the lock released.", serverList(d.Next))
 }

@@ -111,3 +111,28 @@ func TestStatusReachesSlackTrafficFirst(t *testing.T) {
 		t.Fatalf("Slack status does not say where traffic is first:\n%s", text)
 	}
 }
+
+func TestAbortSummarySaysWhatWasDone(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	base := deployer.Deployment{ID: 4, Service: "ns", Requester: "U1", Phase: deployer.PhaseAborted, Steps: deployer.NewSteps(),
+		Created: at, Finished: at.Add(3 * time.Second), Old: []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}},
+		Approval: &deployer.Decision{Kind: deployer.DecisionAbort, By: "bob", Reason: "wrong image"}, Error: "aborted by bob: wrong image"}
+	withNext := base
+	withNext.Next = []deployer.Server{{Name: "ns1-4"}, {Name: "ns2-4"}}
+	leftOver := withNext
+	leftOver.Error += ". Could not delete every server of the next set (delete ns2-4: 503); the reconciler will report them."
+	tests := []struct {
+		d    deployer.Deployment
+		want string
+	}{
+		{withNext, "Deploy #4 of ns was aborted by bob (wrong image) after 3s; traffic stayed on ns1-0, ns2-0; the next set (ns1-4, ns2-4) was deleted and the lock released."},
+		{base, "Deploy #4 of ns was aborted by bob (wrong image) after 3s; traffic stayed on ns1-0, ns2-0; nothing had been built, and the lock is released."},
+		{leftOver, "Deploy #4 of ns was aborted by bob (wrong image) after 3s; traffic stayed on ns1-0, ns2-0. Could not delete every server of the next set (delete ns2-4: 503); the reconciler will report them. The lock is released."},
+	}
+	for _, tc := range tests {
+		msgs := (&bot.Notifier{}).Messages(deployer.Event{Kind: deployer.EventFinished, Deployment: tc.d, Text: "Deploy #4 of ns was aborted"})
+		if got := strings.Join(blockTexts(t, Blocks(msgs[1])), "\n"); !strings.Contains(got, tc.want) {
+			t.Errorf("summary:\n%s\nwant:\n%s", got, tc.want)
+		}
+	}
+}
