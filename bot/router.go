@@ -433,10 +433,14 @@ func inFlight(d deployer.Deployment, now time.Time) string {
 
 // historyLine is one deployment in a line: its outcome, and why it failed.
 func historyLine(d deployer.Deployment, now time.Time) string {
-	line := fmt.Sprintf("#%d %s %s by %s, %s → %s, %s in %s", d.ID, d.Created.UTC().Format("2006-01-02 15:04"), d.Service, d.Requester,
-		orNone(d.ImageOld), orNone(d.ImageNew), PhaseText(d.Phase), Round(d.Duration(now)))
+	outcome := fmt.Sprintf("%s in %s", PhaseText(d.Phase), Round(d.Duration(now)))
+	if !d.Phase.Final() {
+		outcome = fmt.Sprintf("%s, %s so far", PhaseText(d.Phase), Round(d.Duration(now)))
+	}
+	line := fmt.Sprintf("#%d %s %s by %s, %s → %s, %s", d.ID, d.Created.UTC().Format("2006-01-02 15:04"), d.Service, d.Requester,
+		orNone(d.ImageOld), orNone(d.ImageNew), outcome)
 	if d.Phase == deployer.PhaseRollbackWindow {
-		line += fmt.Sprintf(": traffic on %s, %s kept until %s", serverList(d.Next), serverList(d.Old), clock(d.RollbackDeadline))
+		line += fmt.Sprintf(": traffic on %s; %s kept until %s", serverList(d.Next), serverList(d.Old), clock(d.RollbackDeadline))
 	}
 	if d.Phase == deployer.PhaseFailed {
 		line += " at " + FailureText(d)

@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -84,5 +85,23 @@ func TestStatusTextSaysWhereTrafficIsFirst(t *testing.T) {
 				t.Errorf("status:\n%s\nwant:\n%s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestHistoryLines(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	old := []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}}
+	next := []deployer.Server{{Name: "ns1-5"}, {Name: "ns2-5"}}
+	live := deployer.Deployment{ID: 5, Service: "ns", Requester: "alice", Phase: deployer.PhaseRollbackWindow, Created: at,
+		ImageOld: "local/ns-v1", ImageNew: "local/ns-v3", Old: old, Next: next, RollbackDeadline: at.Add(15 * time.Minute)}
+	done := live
+	done.ID, done.Phase, done.Finished = 4, deployer.PhaseRolledBack, at.Add(-time.Minute)
+	done.Created = at.Add(-2 * time.Minute)
+	r := &bot.Router{Deployer: &fakeDeployer{services: []string{"ns"}, history: []deployer.Deployment{live, done}}}
+	reply := r.Handle(context.Background(), bot.Request{User: "U1", Text: "/deploy history ns"})
+	want := "#5 2026-11-23 10:00 ns by alice, local/ns-v1 → local/ns-v3, live, in its rollback window, 0s so far: traffic on ns1-5, ns2-5; ns1-0, ns2-0 kept until 10:15:00 UTC\n" +
+		"#4 2026-11-23 09:58 ns by alice, local/ns-v1 → local/ns-v3, rolled back in 1m0s"
+	if got := reply.Messages[0].Text; got != want {
+		t.Errorf("history:\n%s\nwant:\n%s", got, want)
 	}
 }
