@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -95,11 +97,25 @@ func TestPortClashSuggestsListen(t *testing.T) {
 }
 
 func TestDataDirErrorNamesTheUser(t *testing.T) {
-	err := dataDirError("open the data file", "/srv/data/greenlight.db", &fs.PathError{Op: "open", Path: "/srv/data/greenlight.db", Err: syscall.EACCES})
-	got := err.Error()
-	if !strings.HasPrefix(got, "open the data file /srv/data/greenlight.db: permission denied for user ") ||
-		!strings.HasSuffix(got, "; give that user access to the data directory, or choose another with --data") {
-		t.Fatalf("got %q", got)
+	denied := &fs.PathError{Op: "open", Path: "/srv/data/greenlight.db", Err: syscall.EACCES}
+	tests := []struct {
+		name string
+		err  error
+		want string // prefix, then the hint
+	}{
+		{"data file", dataDirError("open the data file", "/srv/data/greenlight.db", denied), "open the data file /srv/data/greenlight.db: permission denied; "},
+		{"anything else", explainAccess(fmt.Errorf("start the local cloud: %w", denied)), "start the local cloud: open /srv/data/greenlight.db: permission denied; "},
+		{"said once", explainAccess(dataDirError("open the log", "/srv/data/greenlight.log", denied)), "open the log /srv/data/greenlight.log: permission denied; "},
+	}
+	for _, tc := range tests {
+		got := tc.err.Error()
+		if !strings.HasPrefix(got, tc.want+"greenlight runs as user ") || strings.Count(got, "greenlight runs as") != 1 ||
+			!strings.HasSuffix(got, ": give that user access to the data directory, or choose another with --data") {
+			t.Errorf("%s: got %q", tc.name, got)
+		}
+	}
+	if err := explainAccess(errors.New("disk full")); err.Error() != "disk full" {
+		t.Errorf("a refusal of another kind changed: %v", err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -102,7 +103,7 @@ func (m *Main) Main(ctx context.Context, args []string) int {
 		return 2
 	}
 	if err := m.Open(ctx); err != nil {
-		fmt.Fprintln(m.Stderr, "greenlight:", err)
+		fmt.Fprintln(m.Stderr, "greenlight:", explainAccess(err))
 		m.Close()
 		return 1
 	}
@@ -256,11 +257,25 @@ func dataDirError(what, path string, err error) error {
 	if !errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("%s %s: %w", what, path, err)
 	}
+	return fmt.Errorf("%s %s: permission denied; %s", what, path, accessHint())
+}
+
+// accessHint names the user greenlight runs as and what to do.
+func accessHint() string {
 	who := "this user"
-	if u, uerr := user.Current(); uerr == nil {
+	if u, err := user.Current(); err == nil {
 		who = fmt.Sprintf("user %s (uid %s)", u.Username, u.Uid)
 	}
-	return fmt.Errorf("%s %s: permission denied for %s; give that user access to the data directory, or choose another with --data", what, path, who)
+	return fmt.Sprintf("greenlight runs as %s: give that user access to the data directory, or choose another with --data", who)
+}
+
+// explainAccess adds who greenlight runs as to a refusal by the system
+// that does not say it yet.
+func explainAccess(err error) error {
+	if err == nil || !errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "greenlight runs as") {
+		return err
+	}
+	return fmt.Errorf("%w; %s", err, accessHint())
 }
 
 // Open wires storage, the cloud, the load balancers, the deployer and the
