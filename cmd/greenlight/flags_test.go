@@ -31,6 +31,8 @@ func TestCommandLineIsSaidOnce(t *testing.T) {
 			wantErr: "greenlight: invalid value \"verbose\" for flag -log-level: \"verbose\" is not a level (debug, info, warn, error) (see greenlight -h)\n"},
 		{name: "bad boot delay", args: []string{"--boot-delay", "soon"}, code: 2,
 			wantErr: "greenlight: invalid value \"soon\" for flag -boot-delay: \"soon\" is not a duration (write it like 2s or 500ms) (see greenlight -h)\n"},
+		{name: "bad listen", args: []string{"--listen", "localhost"}, code: 2,
+			wantErr: "greenlight: invalid value \"localhost\" for flag -listen: \"localhost\" is not host:port (like 127.0.0.1:5353) (see greenlight -h)\n"},
 		{name: "unknown flag", args: []string{"--colour"}, code: 2,
 			wantErr: "greenlight: flag provided but not defined: -colour (see greenlight -h)\n"},
 		{name: "help", args: []string{"-h"}, code: 0,

@@ -132,7 +132,13 @@ func (m *Main) ParseFlags(args []string) error {
 	bootDelaySet, version := false, false
 	fs.StringVar(&m.ConfigPath, "config", "", "configuration `file` (default: the embedded local mode, configs/local.yaml)")
 	fs.StringVar(&m.DataDir, "data", "", "data `directory` (default ./data, or the config's data)")
-	fs.StringVar(&m.Listen, "listen", "", "`address` of the local load balancer, UDP and TCP (default 127.0.0.1:5300)")
+	fs.Func("listen", "`address` of the local load balancer, UDP and TCP (default 127.0.0.1:5300)", func(v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("%q is not host:port (like 127.0.0.1:5353)", v)
+		}
+		m.Listen = v
+		return nil
+	})
 	fs.Func("boot-delay", "how long a local server takes to start, a `duration` (default 2s, from the config)", func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
