@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +105,39 @@ func TestHistoryLines(t *testing.T) {
 	if got := reply.Messages[0].Text; got != want {
 		t.Errorf("history:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// TestRepliesAgreeInNumber: "1 server answers", "2 servers answer".
+func TestRepliesAgreeInNumber(t *testing.T) {
+	one := []deployer.Server{{Name: "ns1-0"}}
+	two := []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}}
+	for _, tc := range []struct {
+		old, next []deployer.Server
+		rollback  string
+		approval  string
+	}{
+		{one, []deployer.Server{{Name: "ns1-1"}}, "Rolling back deploy #7 of ns: checking that ns1-0 still answers, then switching traffic back.",
+			"Deploy #7 of ns is ready to switch: local/ns-v1 → local/ns-v2 (ns1-1 replaces ns1-0)."},
+		{two, []deployer.Server{{Name: "ns1-1"}, {Name: "ns2-1"}}, "Rolling back deploy #7 of ns: checking that ns1-0, ns2-0 still answer, then switching traffic back.",
+			"Deploy #7 of ns is ready to switch: local/ns-v1 → local/ns-v2 (ns1-1, ns2-1 replace ns1-0, ns2-0)."},
+	} {
+		d := deployer.Deployment{ID: 7, Service: "ns", Old: tc.old, Next: tc.next, ImageOld: "local/ns-v1", ImageNew: "local/ns-v2", Steps: deployer.NewSteps()}
+		r := &bot.Router{Deployer: &rollbackDeployer{fakeDeployer: fakeDeployer{services: []string{"ns"}}, d: d}}
+		if got := r.Handle(context.Background(), bot.Request{User: "U1", Text: "/deploy rollback ns"}).Messages[0].Text; got != tc.rollback {
+			t.Errorf("rollback reply %q, want %q", got, tc.rollback)
+		}
+		msgs := (&bot.Notifier{}).Messages(deployer.Event{Kind: deployer.EventApproval, Deployment: d})
+		if got, _, _ := strings.Cut(msgs[1].Text, "\n"); got != tc.approval {
+			t.Errorf("approval %q, want %q", got, tc.approval)
+		}
+	}
+}
+
+type rollbackDeployer struct {
+	fakeDeployer
+	d deployer.Deployment
+}
+
+func (r *rollbackDeployer) Rollback(context.Context, string, uint64, string) (deployer.Deployment, error) {
+	return r.d, nil
 }

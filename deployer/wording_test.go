@@ -45,3 +45,20 @@ func TestDryRunNamesTheServersTheDeployBuilds(t *testing.T) {
 		t.Fatalf("the dry run planned %v (%q); the deploy builds %v", serverNames(dry.Next), dry.Step(deployer.StepPlan).Detail, names)
 	}
 }
+
+// TestRefusalsNameStepsByTitle: a decision refused mid-deploy names the
+// step the way the checklist does.
+func TestRefusalsNameStepsByTitle(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	d := h.deploy("alice", deployer.Options{})
+	h.waitPhase(d.ID, deployer.PhaseAwaitingApproval)
+	_, err := h.dep.Rollback(ctx, "ns", d.ID, "bob")
+	if want := "deploy #1 has not switched traffic yet (it is at Approval); use /deploy abort ns"; err == nil || err.Error() != want {
+		t.Errorf("rollback before the switch = %v, want %q", err, want)
+	}
+	_, err = h.dep.Unlock(ctx, "ns", "bob", true)
+	if want := "deploy #1 of ns is still in flight (at Approval); abort it or roll it back instead of forcing the lock"; err == nil || err.Error() != want {
+		t.Errorf("unlock --force = %v, want %q", err, want)
+	}
+}
