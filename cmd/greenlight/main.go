@@ -74,6 +74,7 @@ type Main struct {
 	Getenv   func(string) string // default os.Getenv
 	cancel   context.CancelFunc
 	logOut   *os.File                  // the log file, when the log goes to one
+	logSink  *sink                     // a log on standard error writes here: through the line editor at a terminal
 	bakers   map[string]deployer.Baker // by service
 	refresh  refreshers
 	// background runs the reconciler and the image refresh until Close.
@@ -224,7 +225,8 @@ func (m *Main) logger() (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(m.Config.Log.Level)); err != nil {
 		level = slog.LevelInfo
 	}
-	var out io.Writer = m.Stderr
+	m.logSink = &sink{w: m.Stderr}
+	var out io.Writer = m.logSink
 	switch path := m.logPath(); path {
 	case "":
 	default:
@@ -501,10 +503,34 @@ func (m *Main) attachTerminal() (restore func(), err error) {
 	m.Shell.Line, m.Shell.Out = t, t
 	m.Shell.Color = m.wantColor()
 	m.Shell.Tick, m.Shell.Now = ticker.C, m.Clock.Now
+	if m.logSink != nil {
+		m.logSink.set(t) // log lines above the prompt, not through it
+	}
 	return func() {
+		if m.logSink != nil {
+			m.logSink.set(m.Stderr)
+		}
 		ticker.Stop()
 		_ = term.Restore(int(in.Fd()), state)
 	}, nil
+}
+
+// sink is a writer that can be pointed elsewhere while it is in use.
+type sink struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *sink) set(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.w = w
 }
 
 // wantColor reports whether a terminal should get colour: unless NO_COLOR
