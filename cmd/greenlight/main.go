@@ -495,9 +495,25 @@ func (m *Main) attachTerminal() (restore func(), err error) {
 		io.Reader
 		io.Writer
 	}{in, out}, "greenlight> ")
-	if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
-		t.SetSize(w, h)
+	resize := func() {
+		if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
+			t.SetSize(w, h)
+		}
 	}
+	resize()
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	stopResize := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-winch:
+				resize()
+			case <-stopResize:
+				return
+			}
+		}
+	}()
 	t.History = history
 	ticker := time.NewTicker(time.Second)
 	m.Shell.Line, m.Shell.Out = t, t
@@ -510,6 +526,8 @@ func (m *Main) attachTerminal() (restore func(), err error) {
 		if m.logSink != nil {
 			m.logSink.set(m.Stderr)
 		}
+		signal.Stop(winch)
+		close(stopResize)
 		ticker.Stop()
 		_ = term.Restore(int(in.Fd()), state)
 	}, nil
