@@ -501,19 +501,7 @@ func (m *Main) attachTerminal() (restore func(), err error) {
 		}
 	}
 	resize()
-	winch := make(chan os.Signal, 1)
-	signal.Notify(winch, syscall.SIGWINCH)
-	stopResize := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-winch:
-				resize()
-			case <-stopResize:
-				return
-			}
-		}
-	}()
+	stopResize := onResize(resize)
 	t.History = history
 	ticker := time.NewTicker(time.Second)
 	m.Shell.Line, m.Shell.Out = t, t
@@ -526,8 +514,7 @@ func (m *Main) attachTerminal() (restore func(), err error) {
 		if m.logSink != nil {
 			m.logSink.set(m.Stderr)
 		}
-		signal.Stop(winch)
-		close(stopResize)
+		stopResize()
 		ticker.Stop()
 		_ = term.Restore(int(in.Fd()), state)
 	}, nil
