@@ -9,6 +9,7 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -221,7 +222,7 @@ func (c *Config) validate() error {
 	listens := map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
 		s := c.Services[name]
-		key := "services." + name
+		key := "services." + keyName(name)
 		if s == nil {
 			return &keyError{key, "the service is empty"}
 		}
@@ -348,6 +349,9 @@ func lineOf(root *yaml.Node, key string) int {
 	line := 0
 	for _, part := range strings.Split(key, ".") {
 		part, _, _ = strings.Cut(part, "[")
+		if u, err := strconv.Unquote(part); err == nil {
+			part = u
+		}
 		if n == nil || n.Kind != yaml.MappingNode {
 			return line
 		}

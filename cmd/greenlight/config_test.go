@@ -65,6 +65,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"text for true or false", minimal + "    four_eyes: yes please\n", `test.yaml: services.ns.four_eyes: line 8: "yes please" is not true or false`},
 		{"a list for text", minimal + "    listen: [a, b]\n", `test.yaml: services.ns.listen: line 8: a list where text belongs`},
 		{"a section for a list of services", "services: [ns]\n", `test.yaml: services: line 1: a list where a section of keys (key: value, one per line) belongs`},
+		{"an odd key", "\"a b!!\": 1\n" + minimal, `test.yaml: "a b!!": line 1: no such key; the keys here are`},
+		{"an odd service name", "services:\n  \"N S\": {}\n", `test.yaml: services."N S": line 2: a service name is lower-case letters, digits and dashes`},
 		{"misspelt nested key", strings.Replace(minimal, "    check:", "    chekc:", 1), "test.yaml: services.ns.chekc: line 6: no such key; did you mean check?"},
 		{"not yaml", "services: [\n", "test.yaml: line 1: not valid YAML: did not find expected node content"},
 		{"bad percentage", minimal + "      max_update_pct: 130\n", "services.ns.check.max_update_pct: line 8: a percentage is between 0 and 100"},
@@ -80,7 +82,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), "test.yaml: ") {
 				t.Fatalf("error %q does not name the file", err)
 			}
-			if goWords.MatchString(err.Error()) {
+			if goWords.MatchString(quoted.ReplaceAllString(err.Error(), `""`)) {
 				t.Fatalf("error %q speaks of Go or the YAML library", err)
 			}
 		})
@@ -132,6 +134,8 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("log: {level: debug}\nservices: [1, 2]")
 	f.Add("a: &x [*x]")
 	f.Add("services: &x {ns: *x}")
+	f.Add("0!!:")
+	f.Add("services: {0!!}")
 	f.Add("x: &a [a, a, a, a, a, a, a, a, a]\ny: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nservices: &c {a: *b, b: *b, c: *b, d: *b, e: *b, f: *b, g: *b}\n")
 	f.Add(minimal + "    four_eyes: maybe\n")
 	f.Fuzz(func(t *testing.T, src string) {

@@ -86,7 +86,7 @@ func shapeOf(n *yaml.Node, t reflect.Type, path string, depth int, visits *int) 
 			}
 			ft, ok := fields[k.Value]
 			if !ok {
-				return unknownKey(k, joinKey(path, k.Value), slices.Sorted(mapKeys(fields)))
+				return unknownKey(k, joinKey(path, keyName(k.Value)), slices.Sorted(mapKeys(fields)))
 			}
 			if err := shapeOf(v, ft, joinKey(path, k.Value), depth+1, visits); err != nil {
 				return err
@@ -97,7 +97,7 @@ func shapeOf(n *yaml.Node, t reflect.Type, path string, depth int, visits *int) 
 			return kindError(n, t, path)
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := shapeOf(n.Content[i+1], t.Elem(), joinKey(path, n.Content[i].Value), depth+1, visits); err != nil {
+			if err := shapeOf(n.Content[i+1], t.Elem(), joinKey(path, keyName(n.Content[i].Value)), depth+1, visits); err != nil {
 				return err
 			}
 		}
@@ -119,6 +119,16 @@ func shapeOf(n *yaml.Node, t reflect.Type, path string, depth int, visits *int) 
 		}
 	}
 	return nil
+}
+
+var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// keyName is a key as a path shows it: quoted unless it is a plain word.
+func keyName(k string) string {
+	if plainKey.MatchString(k) {
+		return k
+	}
+	return shownValue(&yaml.Node{Value: k})
 }
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {
