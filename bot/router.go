@@ -42,7 +42,7 @@ type Router struct {
 	// answers /deploy refresh and /deploy schedule with "not configured".
 	Refresher Refresher
 	// AnnounceIn says where announcements appear, in the chat's words
-	// ("in <#C123>"); "" = "here", the terminal.
+	// ("in the announcements channel"); "" = "here", the terminal.
 	AnnounceIn string
 }
 
