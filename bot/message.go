@@ -54,6 +54,8 @@ type Item struct {
 	Status   deployer.StepStatus
 	Duration time.Duration
 	Detail   string
+	Started  time.Time // zero until the step starts
+	Finished time.Time // zero until it ends
 }
 
 // Action is a button. Value carries the service and deployment it acts on.
@@ -100,7 +102,8 @@ func StatusIcon(s deployer.StepStatus) string {
 func ChecklistOf(d deployer.Deployment, now time.Time) *Checklist {
 	c := &Checklist{Title: DeployTitle(d)}
 	for _, s := range d.Steps {
-		it := Item{Step: s.Name, Title: s.Name.Title(), Status: s.Status, Detail: s.Detail, Duration: s.Duration()}
+		it := Item{Step: s.Name, Title: s.Name.Title(), Status: s.Status, Detail: s.Detail, Duration: s.Duration(),
+			Started: s.Started, Finished: s.Finished}
 		if s.Status == deployer.StatusRunning && !s.Started.IsZero() {
 			it.Duration = now.Sub(s.Started)
 		}
@@ -112,7 +115,7 @@ func ChecklistOf(d deployer.Deployment, now time.Time) *Checklist {
 	case d.Phase == deployer.PhaseRollbackWindow:
 		c.Footer = fmt.Sprintf("Live; rollback possible until %s", clock(d.RollbackDeadline))
 	case d.Phase.Final():
-		c.Footer = fmt.Sprintf("%s after %s", d.Phase, Round(d.Duration(now)))
+		c.Footer = fmt.Sprintf("%s after %s", PhaseText(d.Phase), Round(d.Duration(now)))
 	}
 	return c
 }

@@ -85,9 +85,20 @@ func (n *Notifier) Messages(ev deployer.Event) []Message {
 			Confirm: fmt.Sprintf("Switch %s back to %s?", d.Service, serverList(d.Old))}}
 		return []Message{checklist, m}
 	case deployer.EventProblem:
+		if st := d.Step(ev.Step); st != nil && st.Status == deployer.StatusFailed && st.Detail != "" {
+			// The checklist line says why; this says what happens now.
+			return []Message{reply(LevelError, fmt.Sprintf("Deploy #%d failed at %s; cleaning up.", d.ID, ev.Step.Title()))}
+		}
 		return []Message{reply(LevelError, ev.Text)}
 	case deployer.EventFinished:
-		out := []Message{checklist, reply(phaseLevel(d.Phase), ev.Text)}
+		text := ev.Text
+		switch d.Phase {
+		case deployer.PhaseFailed:
+			text = failedSummary(d, n.now())
+		case deployer.PhaseAborted:
+			text = abortedSummary(d, n.now())
+		}
+		out := []Message{checklist, reply(phaseLevel(d.Phase), text)}
 		if !d.ApprovalDeadline.IsZero() {
 			out = append(out, n.approvalMessage(d, false, closingText(d)))
 		}
@@ -106,8 +117,12 @@ func (n *Notifier) approvalMessage(d deployer.Deployment, open bool, decided str
 	m := Message{Key: approvalKey(d.ID), Thread: threadKey(d.ID), DeployID: d.ID, Service: d.Service, User: d.Requester, Refs: d.Refs}
 	var b strings.Builder
 	if open {
-		fmt.Fprintf(&b, "Deploy #%d of %s is ready to switch: %s → %s (%s replaces %s).\n", d.ID, d.Service,
-			orNone(d.ImageOld), d.ImageNew, serverList(d.Next), orNone(serverList(d.Old)))
+		replace := "replace"
+		if len(d.Next) == 1 {
+			replace = "replaces"
+		}
+		fmt.Fprintf(&b, "Deploy #%d of %s is ready to switch: %s → %s (%s %s %s).\n", d.ID, d.Service,
+			orNone(d.ImageOld), d.ImageNew, serverList(d.Next), replace, orNone(serverList(d.Old)))
 		if d.Zones != nil {
 			fmt.Fprintf(&b, "• ships %s\n", d.Zones.Summary())
 		}
@@ -147,7 +162,7 @@ func closingText(d deployer.Deployment) string {
 	case d.Approval != nil:
 		return fmt.Sprintf("Approved by %s at %s.", d.Approval.By, clock(d.Approval.At))
 	}
-	return fmt.Sprintf("Ended: %s.", d.Phase)
+	return fmt.Sprintf("Ended: %s.", PhaseText(d.Phase))
 }
 
 func phaseLevel(p deployer.Phase) Level {
@@ -212,4 +227,56 @@ func mentionList(ids []string) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// failedSummary is the line that ends a failed deployment: where it failed
+// (the checklist says why), and what was done about it — where traffic is,
+// what was deleted or kept, and whether the lock is free.
+func failedSummary(d deployer.Deployment, now time.Time) string {
+	step := failedStep(d)
+	text := fmt.Sprintf("Deploy #%d of %s failed after %s", d.ID, d.Service, Round(d.Duration(now)))
+	if step != "" {
+		text += fmt.Sprintf(" at %s (the checklist says why)", step.Title())
+	}
+	note := ""
+	if st := d.Step(step); st != nil {
+		note = strings.TrimSpace(strings.TrimPrefix(d.Error, fmt.Sprintf("%s failed: %s", step, st.Detail)))
+	}
+	if step == "" || note == d.Error {
+		// Not the shape a step's failure leaves: say the recorded error.
+		return text + ": " + d.Error
+	}
+	switched := d.Step(deployer.StepSwitch).Status == deployer.StatusDone || step == deployer.StepSwitch || step == deployer.StepCheckLive
+	var after string
+	switch {
+	case note != "":
+		after = note
+	case len(d.Next) == 0 && !switched:
+		after = fmt.Sprintf("Nothing was built; the lock is released and %s stays on %s.", d.Service, orNone(serverList(d.Old)))
+	case switched:
+		after = fmt.Sprintf("Traffic is back on %s; the next set (%s) was deleted and the lock released.", orNone(serverList(d.Old)), serverList(d.Next))
+	default:
+		after = fmt.Sprintf("Traffic never moved from %s; the next set (%s) was deleted and the lock released.", orNone(serverList(d.Old)), serverList(d.Next))
+	}
+	return text + ". " + after
+}
+
+// abortedSummary ends an aborted deployment: who aborted it, and what was
+// done — traffic never moved, the next set was deleted, the lock is free.
+func abortedSummary(d deployer.Deployment, now time.Time) string {
+	text := fmt.Sprintf("Deploy #%d of %s was aborted", d.ID, d.Service)
+	if d.Approval != nil {
+		text += " by " + d.Approval.By
+		if d.Approval.Reason != "" {
+			text += " (" + d.Approval.Reason + ")"
+		}
+	}
+	text += fmt.Sprintf(" after %s; traffic stayed on %s", Round(d.Duration(now)), orNone(serverList(d.Old)))
+	if _, left, ok := strings.Cut(d.Error, ". Could not delete"); ok {
+		return text + ". Could not delete" + left + " The lock is released."
+	}
+	if len(d.Next) == 0 {
+		return text + "; nothing had been built, and the lock is released."
+	}
+	return text + fmt.Sprintf("; the next set (%s) was deleted and the lock released.", serverList(d.Next))
 }

@@ -43,7 +43,11 @@ func (r *Router) refresh(ctx context.Context, user, service string) Reply {
 		detail += ", build " + ev.BuildID
 	}
 	r.audit(user, "refresh", service, 0, detail)
-	return r.say(user, LevelInfo, fmt.Sprintf("Baking a new image of %s; I will announce it in the channel.", service))
+	where := r.AnnounceIn
+	if where == "" {
+		where = "here"
+	}
+	return r.say(user, LevelInfo, fmt.Sprintf("Baking a new image of %s; it is announced %s when it is ready, with the command that deploys it.", service, where))
 }
 
 // schedule shows every service's bake schedule.

@@ -78,9 +78,9 @@ func TestRouterRefreshAndSchedule(t *testing.T) {
 		wantAudit   string // the audited action, "" for none
 	}{
 		{name: "deployer bakes", user: "U_DEP", channel: "C_OPS", text: "/deploy refresh ns",
-			wantCalls: "refresh ns by U_DEP", wantText: "Baking a new image of ns; I will announce it in the channel.", wantLevel: bot.LevelInfo, wantAudit: "refresh"},
+			wantCalls: "refresh ns by U_DEP", wantText: "Baking a new image of ns; it is announced here when it is ready, with the command that deploys it.", wantLevel: bot.LevelInfo, wantAudit: "refresh"},
 		{name: "admin bakes", user: "U_ADMIN", channel: "C_OPS", text: "refresh ns",
-			wantCalls: "refresh ns by U_ADMIN", wantText: "Baking a new image of ns; I will announce it in the channel.", wantLevel: bot.LevelInfo, wantAudit: "refresh"},
+			wantCalls: "refresh ns by U_ADMIN", wantText: "Baking a new image of ns; it is announced here when it is ready, with the command that deploys it.", wantLevel: bot.LevelInfo, wantAudit: "refresh"},
 		{name: "stranger refused", user: "U_X", channel: "C_OPS", text: "/deploy refresh ns",
 			wantText: "not allowed: you are not among the deployers of ns", wantLevel: bot.LevelError, wantAudit: "refused refresh"},
 		{name: "approver is no deployer", user: "U_APP", channel: "C_OPS", text: "/deploy refresh ns",

@@ -41,6 +41,9 @@ type Router struct {
 	// Refresher bakes images on request and lists the schedules; nil
 	// answers /deploy refresh and /deploy schedule with "not configured".
 	Refresher Refresher
+	// AnnounceIn says where announcements appear, in the chat's words
+	// ("in the announcements channel"); "" = "here", the terminal.
+	AnnounceIn string
 }
 
 // Request is one command typed by a person.
@@ -112,6 +115,89 @@ func ParseActionValue(v string) (string, uint64, error) {
 	return service, id, nil
 }
 
+// decision reports whether verb is a decision about one deploy.
+func decision(verb commands.Verb) bool {
+	switch verb {
+	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback:
+		return true
+	}
+	return false
+}
+
+// resolve names the service a decision is about when the command leaves it
+// out: the service of deploy #N, the one service there is, or that of the
+// one deploy in flight (preferring one waiting for this decision), which it
+// then names by number too.
+func (r *Router) resolve(ctx context.Context, cmd commands.Command) (commands.Command, error) {
+	if cmd.Service != "" {
+		return cmd, nil // the deployer refuses #N of another service
+	}
+	if cmd.DeployID != 0 {
+		d, err := r.Deployer.Deployment(ctx, cmd.DeployID)
+		if err != nil {
+			return cmd, err
+		}
+		cmd.Service = d.Service
+		return cmd, nil
+	}
+	names := r.Deployer.Services()
+	if len(names) == 1 {
+		cmd.Service = names[0]
+		return cmd, nil
+	}
+	var want deployer.Phase // abort: any active deploy
+	switch cmd.Verb {
+	case commands.VerbApprove:
+		want = deployer.PhaseAwaitingApproval
+	case commands.VerbRollback:
+		want = deployer.PhaseRollbackWindow
+	}
+	var active, waiting []deployer.Deployment
+	for _, name := range names {
+		st, err := r.Deployer.Status(ctx, name)
+		if err != nil {
+			return cmd, err
+		}
+		if st.Active == nil {
+			continue
+		}
+		active = append(active, *st.Active)
+		if want != "" && st.Active.Phase == want {
+			waiting = append(waiting, *st.Active)
+		}
+	}
+	if len(waiting) > 0 {
+		active = waiting
+	}
+	switch len(active) {
+	case 0:
+		return cmd, errors.New("no deploy is in flight")
+	case 1:
+		cmd.Service, cmd.DeployID = active[0].Service, active[0].ID
+		return cmd, nil
+	}
+	list := make([]string, len(active))
+	for i, d := range active {
+		list[i] = fmt.Sprintf("#%d (%s)", d.ID, d.Service)
+	}
+	return cmd, fmt.Errorf("%d deploys are in flight: %s; name the service or the deploy, like /deploy %s %s #%d",
+		len(active), strings.Join(list, ", "), cmd.Verb, active[0].Service, active[0].ID)
+}
+
+// authorize checks every permission cmd needs. A deploy that approves
+// itself (--auto-approve) needs approve permission as well as deploy.
+func (r *Router) authorize(ctx context.Context, user, channel string, cmd commands.Command) error {
+	if err := r.Auth.Allow(ctx, user, channel, cmd.Service, permission(cmd)); err != nil {
+		return err
+	}
+	if cmd.Verb == commands.VerbDeploy && cmd.AutoApprove && !cmd.DryRun {
+		if err := r.Auth.Allow(ctx, user, channel, cmd.Service, PermApprove); err != nil {
+			return fmt.Errorf("--auto-approve approves the deploy as you: %w", err)
+		}
+	}
+	return nil
+}
+
 func permission(cmd commands.Command) Permission {
 	switch cmd.Verb {
 	case commands.VerbDeploy, commands.VerbLock, commands.VerbRefresh:
@@ -129,15 +215,18 @@ func permission(cmd commands.Command) Permission {
 
 // Run executes a parsed command for user.
 func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Command) Reply {
-	service := cmd.Service
-	if service == "" && permission(cmd) != PermView {
-		// A bare approve/abort/rollback: authorise against the service it resolves to.
-		if names := r.Deployer.Services(); len(names) == 1 {
-			service = names[0]
+	if decision(cmd.Verb) {
+		// approve, abort and rollback act on one deploy: find it first, so
+		// the person is authorised against the service it belongs to and
+		// the deployer is asked about exactly that deploy.
+		resolved, err := r.resolve(ctx, cmd)
+		if err != nil {
+			return r.fail(user, err)
 		}
+		cmd = resolved
 	}
-	if err := r.Auth.Allow(ctx, user, channel, service, permission(cmd)); err != nil {
-		r.audit(user, "refused "+string(cmd.Verb), service, cmd.DeployID, err.Error())
+	if err := r.authorize(ctx, user, channel, cmd); err != nil {
+		r.audit(user, "refused "+string(cmd.Verb), cmd.Service, cmd.DeployID, err.Error())
 		return r.fail(user, fmt.Errorf("not allowed: %w", err))
 	}
 	switch cmd.Verb {
@@ -182,7 +271,11 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		if err != nil {
 			return r.fail(user, err)
 		}
-		return r.say(user, LevelWarning, fmt.Sprintf("Rolling back deploy #%d of %s: checking %s still answers.", d.ID, d.Service, serverList(d.Old)))
+		verb := "answer"
+		if len(d.Old) == 1 {
+			verb = "answers"
+		}
+		return r.say(user, LevelWarning, fmt.Sprintf("Rolling back deploy #%d of %s: checking that %s still %s, then switching traffic back.", d.ID, d.Service, serverList(d.Old), verb))
 	case commands.VerbLock:
 		l, err := r.Deployer.Lock(ctx, cmd.Service, user, cmd.Reason)
 		if err != nil {
@@ -229,7 +322,26 @@ func ErrorText(err error) string {
 	if ue, ok := errors.AsType[*commands.UsageError](err); ok {
 		return ue.Error()
 	}
+	if le, ok := errors.AsType[*deployer.LockedError](err); ok {
+		return lockedText(le)
+	}
 	return err.Error()
+}
+
+// lockedText says who holds a lock and, for a deploy, where it stands.
+func lockedText(e *deployer.LockedError) string {
+	l := e.Lock
+	msg := fmt.Sprintf("%s is locked by %s since %s", l.Service, lockHolder(l), l.Since.UTC().Format(time.DateTime+" MST"))
+	if e.Step != "" {
+		msg += ", now at " + e.Step.Title()
+	}
+	if l.Reason != "" {
+		msg += fmt.Sprintf(" (reason: %s)", l.Reason)
+	}
+	if l.DeployID != 0 {
+		msg += fmt.Sprintf("; /deploy status %s says more", l.Service)
+	}
+	return msg
 }
 
 func lockHolder(l deployer.Lock) string {
@@ -259,22 +371,27 @@ func (r *Router) status(ctx context.Context, user, service string) Reply {
 	return r.say(user, LevelInfo, strings.TrimRight(b.String(), "\n"))
 }
 
-// StatusText renders one service's status.
+// StatusText renders one service's status: where traffic is first, then
+// what is kept for a rollback, the lock, the deploy in flight and the last.
 func StatusText(st deployer.Status, now time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: ", st.Service)
-	if len(st.Live.Servers) == 0 {
-		b.WriteString("no live set yet\n")
+	t := TrafficOf(st)
+	if len(t.Servers) == 0 {
+		fmt.Fprintf(&b, "%s: no live set yet\n", st.Service)
 	} else {
-		fmt.Fprintf(&b, "live on image %s — ", st.Live.Image)
-		for i, s := range st.Live.Servers {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%s (%s)", s.Name, s.Addr)
+		fmt.Fprintf(&b, "%s: traffic on %s, image %s", st.Service, serversWithAddrs(t.Servers), t.Image)
+		if t.DeployID != 0 {
+			fmt.Fprintf(&b, " (deploy #%d)", t.DeployID)
 		}
-		if st.Live.DeployID != 0 {
-			fmt.Fprintf(&b, " since deploy #%d", st.Live.DeployID)
+		b.WriteString("\n")
+	}
+	if t.Moving != "" {
+		fmt.Fprintf(&b, "  ! %s\n", t.Moving)
+	}
+	if len(t.Kept) > 0 {
+		fmt.Fprintf(&b, "  kept for rollback until %s: %s, image %s", clock(t.KeptUntil), serverList(t.Kept), t.KeptImage)
+		if t.Moving == "" {
+			fmt.Fprintf(&b, " (/deploy rollback %s switches back)", st.Service)
 		}
 		b.WriteString("\n")
 	}
@@ -288,14 +405,7 @@ func StatusText(st deployer.Status, now time.Time) string {
 		b.WriteString("\n")
 	}
 	if d := st.Active; d != nil {
-		fmt.Fprintf(&b, "  in flight: deploy #%d by %s", d.ID, d.Requester)
-		if d.ImageNew != "" {
-			fmt.Fprintf(&b, ", %s → %s", orNone(d.ImageOld), d.ImageNew)
-		}
-		fmt.Fprintf(&b, ", %s, step %s, for %s\n", d.Phase, d.CurrentStep(), Round(d.Duration(now)))
-		if d.Phase == deployer.PhaseRollbackWindow && len(d.Next) > 0 {
-			fmt.Fprintf(&b, "  traffic is on %s; the old set %s is kept until %s\n", serverList(d.Next), serverList(d.Old), clock(d.RollbackDeadline))
-		}
+		fmt.Fprintf(&b, "  in flight: %s\n", inFlight(*d, now))
 	}
 	if d := st.Last; d != nil {
 		fmt.Fprintf(&b, "  last: %s\n", historyLine(*d, now))
@@ -303,14 +413,41 @@ func StatusText(st deployer.Status, now time.Time) string {
 	return b.String()
 }
 
+// inFlight says where an active deployment stands.
+func inFlight(d deployer.Deployment, now time.Time) string {
+	s := fmt.Sprintf("deploy #%d by %s", d.ID, d.Requester)
+	if d.ImageNew != "" {
+		s += fmt.Sprintf(", %s → %s", orNone(d.ImageOld), d.ImageNew)
+	}
+	switch d.Phase {
+	case deployer.PhaseAwaitingApproval:
+		s += fmt.Sprintf(", waiting for approval until %s", clock(d.ApprovalDeadline))
+	case deployer.PhaseRollbackWindow:
+		s += ", live, in its rollback window"
+	default:
+		if step := d.CurrentStep(); step != "" {
+			s += ", at " + step.Title()
+		}
+	}
+	return s + fmt.Sprintf(", for %s", Round(d.Duration(now)))
+}
+
+// historyLine is one deployment in a line: its outcome, and why it failed.
 func historyLine(d deployer.Deployment, now time.Time) string {
-	line := fmt.Sprintf("#%d %s %s by %s, %s → %s, %s in %s", d.ID, d.Created.UTC().Format("2006-01-02 15:04"), d.Service, d.Requester,
-		orNone(d.ImageOld), orNone(d.ImageNew), d.Phase, Round(d.Duration(now)))
+	outcome := fmt.Sprintf("%s in %s", PhaseText(d.Phase), Round(d.Duration(now)))
+	if !d.Phase.Final() {
+		outcome = fmt.Sprintf("%s, %s so far", PhaseText(d.Phase), Round(d.Duration(now)))
+	}
+	line := fmt.Sprintf("#%d %s %s by %s, %s → %s, %s", d.ID, d.Created.UTC().Format("2006-01-02 15:04"), d.Service, d.Requester,
+		orNone(d.ImageOld), orNone(d.ImageNew), outcome)
+	if d.Phase == deployer.PhaseRollbackWindow {
+		line += fmt.Sprintf(": traffic on %s; %s kept until %s", serverList(d.Next), serverList(d.Old), clock(d.RollbackDeadline))
+	}
+	if d.Phase == deployer.PhaseFailed {
+		line += " at " + FailureText(d)
+	}
 	for _, z := range d.Diffs {
 		line += " · " + z.Summary
-	}
-	if d.Error != "" {
-		line += ": " + d.Error
 	}
 	return line
 }
@@ -357,7 +494,7 @@ func (r *Router) diff(ctx context.Context, user string, cmd commands.Command) Re
 		return r.fail(user, err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Deploy #%d of %s: %s → %s (%s)\n", d.ID, d.Service, orNone(d.ImageOld), orNone(d.ImageNew), d.Phase)
+	fmt.Fprintf(&b, "Deploy #%d of %s: %s → %s (%s)\n", d.ID, d.Service, orNone(d.ImageOld), orNone(d.ImageNew), PhaseText(d.Phase))
 	if len(d.Diffs) == 0 {
 		b.WriteString("No zone comparison was recorded for this deploy (it had no live set, or did not reach the check).\n")
 	}

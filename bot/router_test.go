@@ -69,6 +69,9 @@ func (f *fakeDeployer) History(context.Context, string, int) ([]deployer.Deploym
 	return f.history, nil
 }
 func (f *fakeDeployer) Deployment(_ context.Context, id uint64) (deployer.Deployment, error) {
+	if id == 7 {
+		return deployer.Deployment{ID: 7, Service: "ns"}, nil
+	}
 	return deployer.Deployment{}, &deployer.NotFoundError{What: "deployment #1"}
 }
 func (f *fakeDeployer) Now() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }
@@ -105,7 +108,7 @@ func TestRouter(t *testing.T) {
 		{"force needs admin", "U_DEP", "C_OPS", "/deploy unlock ns --force", policy, "", "not an admin of ns", bot.LevelError, true},
 		{"admin forces", "U_ADMIN", "C_OPS", "/deploy unlock ns --force", policy, "unlock ns by U_ADMIN", "is unlocked", bot.LevelInfo, false},
 		{"status needs nothing", "U_X", "C_RANDOM", "/deploy status ns", policy, "", "ns: no live set yet", bot.LevelInfo, false},
-		{"bare rollback", "U1", "", "rollback", nil, "rollback  by U1", "Rolling back", bot.LevelWarning, false},
+		{"bare rollback", "U1", "", "rollback", nil, "rollback ns by U1", "Rolling back", bot.LevelWarning, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +139,7 @@ func TestRouterDeployErrorsReachThePerson(t *testing.T) {
 	}}
 	r := &bot.Router{Deployer: fd}
 	reply := r.Handle(context.Background(), bot.Request{User: "alice", Text: "/deploy ns"})
-	want := `ns is locked by deploy #3 by bob since 2026-11-23 09:00:00 UTC, now on step "approval"`
+	want := `ns is locked by deploy #3 by bob since 2026-11-23 09:00:00 UTC, now at Approval; /deploy status ns says more`
 	if got := reply.Messages[0].Text; got != want {
 		t.Fatalf("reply %q, want %q", got, want)
 	}

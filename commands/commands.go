@@ -184,7 +184,7 @@ func specOf(v Verb) (verbSpec, bool) {
 	case VerbRefresh:
 		return verbSpec{
 			usage:   "/deploy refresh SERVICE",
-			desc:    "bake a fresh golden image of a service now; it is announced in the channel with a Deploy now button",
+			desc:    "bake a fresh golden image of a service now; it is announced, with the command that deploys it, when it is ready",
 			service: requiredService,
 		}, true
 	case VerbSchedule:

@@ -10,13 +10,18 @@ import (
 	"unicode/utf8"
 )
 
+// TooLong is the answer to a command of n bytes, over MaxTextBytes.
+func TooLong(n int) error {
+	return usageError("", "", "that command is too long: %d bytes, the limit is %d", n, MaxTextBytes)
+}
+
 // Parse parses text. services lists the known service names; nil accepts any
 // well-formed name ([a-z0-9][a-z0-9-]{0,62}), while an empty, non-nil list
 // accepts none. Verbs win over service names: a service called like a verb is
 // deployed with "/deploy deploy NAME".
 func Parse(text string, services []string) (Command, error) {
 	if len(text) > MaxTextBytes {
-		return Command{}, usageError("", "", "that command is too long: %d bytes, the limit is %d", len(text), MaxTextBytes)
+		return Command{}, TooLong(len(text))
 	}
 	if !utf8.ValidString(text) {
 		return Command{}, usageError("", "", "that command is not valid UTF-8 text")

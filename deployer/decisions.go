@@ -60,7 +60,7 @@ func (p *Deployer) Abort(ctx context.Context, service string, id uint64, user, r
 				return Errorf(CodeConflict, "deploy #%d was already aborted by %s at %s", x.ID, x.Approval.By, clock(x.Approval.At))
 			}
 			if x.Phase == PhaseRollbackWindow {
-				return Errorf(CodeConflict, "deploy #%d is live since it was approved by %s at %s; /deploy rollback %s switches back to the old set", x.ID, x.Approval.By, clock(x.Approval.At), x.Service)
+				return Errorf(CodeConflict, "deploy #%d is live (approved by %s at %s), so there is nothing to abort; /deploy rollback %s switches back to %s", x.ID, x.Approval.By, clock(x.Approval.At), x.Service, serverNames(x.Old))
 			}
 			return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and traffic is moving; use /deploy rollback %s once it is live", x.ID, x.Approval.By, clock(x.Approval.At), x.Service)
 		}
@@ -130,9 +130,9 @@ func notWaiting(x *Deployment, what string) error {
 	case x.Phase.Final():
 		return Errorf(CodeConflict, "deploy #%d already ended: %s", x.ID, x.Phase)
 	case what == "rollback" && x.Step(StepSwitch).Status == StatusPending:
-		return Errorf(CodeConflict, "deploy #%d has not switched traffic yet (it is on step %s); use /deploy abort %s", x.ID, x.CurrentStep(), x.Service)
+		return Errorf(CodeConflict, "deploy #%d has not switched traffic yet (it is at %s); use /deploy abort %s", x.ID, x.CurrentStep().Title(), x.Service)
 	}
-	return Errorf(CodeConflict, "deploy #%d is not waiting for %s; it is on step %s", x.ID, what, x.CurrentStep())
+	return Errorf(CodeConflict, "deploy #%d is not waiting for %s; it is at %s", x.ID, what, x.CurrentStep().Title())
 }
 
 func clock(t time.Time) string { return t.UTC().Format("15:04:05 MST") }

@@ -197,7 +197,7 @@ func (p *Deployer) Start(ctx context.Context) error {
 		case ok:
 			p.log.Info("resuming deployment", "deploy", d.ID, "service", d.Service, "step", d.CurrentStep(), "phase", d.Phase)
 			p.emit(ctx, EventInfo, d, d.CurrentStep(),
-				fmt.Sprintf("greenlight restarted; resuming deploy #%d at step %s", d.ID, d.CurrentStep().Title()))
+				fmt.Sprintf("greenlight restarted; resuming deploy #%d at %s", d.ID, d.CurrentStep().Title()))
 			live, err := p.store.Service(name)
 			if err != nil {
 				return fmt.Errorf("read %s's live set: %w", name, err)
@@ -342,7 +342,7 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 		return Deployment{}, Errorf(CodeInvalid, "a deploy needs a requester")
 	}
 	if req.Options.AutoApprove && svc.FourEyes && !req.Options.DryRun {
-		return Deployment{}, Errorf(CodeForbidden, "%s follows the four-eyes rule: --auto-approve is refused; deploy without it and ask another approver", svc.Name)
+		return Deployment{}, Errorf(CodeForbidden, "%s follows the four-eyes rule: a deploy cannot approve itself, so --auto-approve is refused; deploy without it and ask another approver", svc.Name)
 	}
 	if req.Options.Image != "" {
 		if _, err := p.findImage(ctx, svc, req.Options.Image); err != nil {
@@ -383,7 +383,12 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 // plan is not recorded. The returned deployment (ID 0, phase planned) shows
 // what a real deploy would do.
 func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deployment, error) {
-	live, image, next, detail, err := p.planSet(ctx, svc, 0, req.Options)
+	// Named as the deploy started next would name its servers.
+	var id uint64 = 1
+	if last, err := p.store.Deployments("", 1); err == nil && len(last) == 1 {
+		id = last[0].ID + 1
+	}
+	live, image, next, detail, err := p.planSet(ctx, svc, id, req.Options)
 	if err != nil {
 		return Deployment{}, err
 	}

@@ -714,8 +714,8 @@ func TestDryRun(t *testing.T) {
 				t.Errorf("dry run = deploy #%d %s, want #0 %s", d.ID, d.Phase, deployer.PhasePlanned)
 			}
 			plan := d.Step(deployer.StepPlan)
-			if plan.Status != deployer.StatusDone || !containsAll(plan.Detail, imageV2, "ns1-next", "ns2-next") {
-				t.Errorf("plan step = %s %q, want done naming %s, ns1-next and ns2-next", plan.Status, plan.Detail, imageV2)
+			if plan.Status != deployer.StatusDone || !containsAll(plan.Detail, imageV2, "ns1-1", "ns2-1") {
+				t.Errorf("plan step = %s %q, want done naming %s, ns1-1 and ns2-1", plan.Status, plan.Detail, imageV2)
 			}
 			if got := serverNames(h.all()); !slices.Equal(got, oldSet) {
 				t.Errorf("cloud has %v after a dry run, want %v", got, oldSet)

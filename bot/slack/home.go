@@ -112,10 +112,17 @@ func (h *Home) View(ctx context.Context) (slackapi.HomeTabViewRequest, error) {
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "*%s*\n", name)
-		if len(st.Live.Servers) == 0 {
+		t := bot.TrafficOf(st)
+		if len(t.Servers) == 0 {
 			b.WriteString("No live set yet.\n")
 		} else {
-			fmt.Fprintf(&b, "Live: `%s` on %s\n", st.Live.Image, homeServers(st.Live.Servers))
+			fmt.Fprintf(&b, "Traffic on %s, `%s`\n", homeServers(t.Servers), t.Image)
+		}
+		if t.Moving != "" {
+			fmt.Fprintf(&b, ":warning: %s\n", t.Moving)
+		}
+		if len(t.Kept) > 0 {
+			fmt.Fprintf(&b, "Kept for rollback until %s: %s, `%s`\n", t.KeptUntil.UTC().Format("15:04 MST"), homeServers(t.Kept), t.KeptImage)
 		}
 		if st.Lock == nil {
 			b.WriteString("Lock: free\n")
@@ -127,7 +134,11 @@ func (h *Home) View(ctx context.Context) (slackapi.HomeTabViewRequest, error) {
 			fmt.Fprintf(&b, "Lock: held by %s since %s\n", holder, st.Lock.Since.UTC().Format("15:04 MST"))
 		}
 		if d := st.Active; d != nil {
-			fmt.Fprintf(&b, "In flight: deploy #%d by %s, %s, step *%s* (%s)\n", d.ID, homeMention(d.Requester), d.Phase, d.CurrentStep().Title(), bot.Round(d.Duration(now)))
+			where := bot.PhaseText(d.Phase)
+			if d.Phase == deployer.PhaseRunning {
+				where = "at *" + d.CurrentStep().Title() + "*"
+			}
+			fmt.Fprintf(&b, "In flight: deploy #%d by %s, %s (%s)\n", d.ID, homeMention(d.Requester), where, bot.Round(d.Duration(now)))
 		}
 		history, err := h.deployer.History(ctx, name, 5)
 		if err != nil {
@@ -137,7 +148,11 @@ func (h *Home) View(ctx context.Context) (slackapi.HomeTabViewRequest, error) {
 			b.WriteString("Last deploys:\n")
 		}
 		for _, d := range history {
-			fmt.Fprintf(&b, "• #%d %s %s → %s, %s in %s\n", d.ID, homeMention(d.Requester), homeOrDash(d.ImageOld), homeOrDash(d.ImageNew), d.Phase, bot.Round(d.Duration(now)))
+			fmt.Fprintf(&b, "• #%d %s %s → %s, %s in %s", d.ID, homeMention(d.Requester), homeOrDash(d.ImageOld), homeOrDash(d.ImageNew), bot.PhaseText(d.Phase), bot.Round(d.Duration(now)))
+			if d.Phase == deployer.PhaseFailed {
+				b.WriteString(" at " + homeClip(bot.FailureText(d), 300))
+			}
+			b.WriteString("\n")
 		}
 		blocks = append(blocks, slackapi.NewDividerBlock(),
 			slackapi.NewSectionBlock(slackapi.NewTextBlockObject(slackapi.MarkdownType, homeClip(b.String(), 3000), false, false), nil, nil))

@@ -80,6 +80,39 @@ func newHomeAPI(t *testing.T) (*homeAPI, *slackapi.Client) {
 	return api, slackapi.New("xoxb-test", slackapi.OptionAPIURL(srv.URL+"/"))
 }
 
+// TestHomeViewRollbackWindow: once traffic has moved, the App Home says
+// where it is first, then what is kept for a rollback and until when.
+func TestHomeViewRollbackWindow(t *testing.T) {
+	api, client := newHomeAPI(t)
+	since := time.Date(2026, 11, 23, 9, 58, 0, 0, time.UTC)
+	old := []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}}
+	next := []deployer.Server{{Name: "ns1-5"}, {Name: "ns2-5"}}
+	active := deployer.Deployment{ID: 5, Service: "ns", Requester: "U123", Phase: deployer.PhaseRollbackWindow,
+		Steps: deployer.NewSteps(), Created: since, Old: old, Next: next, ImageOld: "local/ns-v1", ImageNew: "local/ns-v3",
+		RollbackDeadline: since.Add(15 * time.Minute)}
+	for i := range active.Steps[:9] {
+		active.Steps[i].Status = deployer.StatusDone
+	}
+	d := homeDeployer{status: deployer.Status{Service: "ns",
+		Live:   deployer.ServiceState{Image: "local/ns-v1", Servers: old},
+		Lock:   &deployer.Lock{Service: "ns", DeployID: 5, Holder: "U123", Since: since},
+		Active: &active}}
+	h := NewHome(client, d, nil)
+	if err := h.Opened(t.Context(), "U555"); err != nil {
+		t.Fatal(err)
+	}
+	api.mu.Lock()
+	body := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(api.calls["views.publish"][0])
+	api.mu.Unlock()
+	want := "*ns*\\nTraffic on ns1-5, ns2-5, `local/ns-v3`\\nKept for rollback until 10:13 UTC: ns1-0, ns2-0, `local/ns-v1`\\n"
+	if !strings.Contains(body, want) {
+		t.Errorf("published view lacks %q:\n%s", want, body)
+	}
+	if !strings.Contains(body, "In flight: deploy #5 by <@U123>, live, in its rollback window") {
+		t.Errorf("published view lacks the deploy in flight:\n%s", body)
+	}
+}
+
 func TestHomeView(t *testing.T) {
 	api, client := newHomeAPI(t)
 	since := time.Date(2026, 11, 23, 9, 58, 0, 0, time.UTC)
@@ -106,8 +139,8 @@ func TestHomeView(t *testing.T) {
 	api.mu.Lock()
 	body := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(api.calls["views.publish"][0])
 	api.mu.Unlock()
-	for _, want := range []string{`"user_id":"U555"`, `"type":"home"`, "Live: `local/ns-v1` on ns1-6, ns2-6",
-		"Lock: held by deploy #7 by <@U123> since 09:58 UTC", "In flight: deploy #7 by <@U123>, awaiting-approval, step *Approval* (2m0s)",
+	for _, want := range []string{`"user_id":"U555"`, `"type":"home"`, "Traffic on ns1-6, ns2-6, `local/ns-v1`",
+		"Lock: held by deploy #7 by <@U123> since 09:58 UTC", "In flight: deploy #7 by <@U123>, waiting for approval (2m0s)",
 		"• #6 <@U9> local/ns-v1 → local/ns-v1, succeeded in 3s"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("published view lacks %q:\n%s", want, body)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -159,6 +160,9 @@ func LoadConfig(r io.Reader, name string) (*Config, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, syntaxError(err))
+	}
+	if err := checkShape(&root); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	cfg := &Config{}
@@ -168,7 +172,8 @@ func LoadConfig(r io.Reader, name string) (*Config, error) {
 		if ve, ok := errors.AsType[*valueError](err); ok {
 			return nil, fmt.Errorf("%s: %s: line %d: %s", name, keyAt(&root, ve.line), ve.line, ve.msg)
 		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+		// checkShape has said what it knows; anything else is kept short.
+		return nil, fmt.Errorf("%s: %w", name, &configError{msg: "a value does not fit its key"})
 	}
 	if err := cfg.validate(); err != nil {
 		var ke *keyError
@@ -188,11 +193,20 @@ type keyError struct{ key, msg string }
 
 func (e *keyError) Error() string { return e.key + ": " + e.msg }
 
+// checkLogLevel accepts the levels the log knows, in the config and as a flag.
+func checkLogLevel(v string) error {
+	switch v {
+	case "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("%q is not a level (debug, info, warn, error)", v)
+}
+
 func (c *Config) validate() error {
-	switch c.Log.Level {
-	case "", "debug", "info", "warn", "error":
-	default:
-		return &keyError{"log.level", fmt.Sprintf("%q is not a level (debug, info, warn, error)", c.Log.Level)}
+	if c.Log.Level != "" {
+		if err := checkLogLevel(c.Log.Level); err != nil {
+			return &keyError{"log.level", err.Error()}
+		}
 	}
 	switch c.Log.Format {
 	case "", "text", "json":
@@ -219,7 +233,7 @@ func (c *Config) validate() error {
 	listens := map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
 		s := c.Services[name]
-		key := "services." + name
+		key := "services." + keyName(name)
 		if s == nil {
 			return &keyError{key, "the service is empty"}
 		}
@@ -349,6 +363,9 @@ func lineOf(root *yaml.Node, key string) int {
 	line := 0
 	for _, part := range strings.Split(key, ".") {
 		part, _, _ = strings.Cut(part, "[")
+		if u, err := strconv.Unquote(part); err == nil {
+			part = u
+		}
 		if n == nil || n.Kind != yaml.MappingNode {
 			return line
 		}

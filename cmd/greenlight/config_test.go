@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +46,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		yaml string
 		want string // fragment of the error
 	}{
-		{"unknown top key", "colour: blue\n" + minimal, "line 1: field colour not found"},
-		{"unknown service key", strings.Replace(minimal, "    listen:", "    lisen: x\n    listen:", 1), "line 5: field lisen not found"},
+		{"unknown top key", "colour: blue\n" + minimal, "test.yaml: colour: line 1: no such key; the keys here are data, local, log, reconcile, services, slack"},
+		{"unknown service key", strings.Replace(minimal, "    listen:", "    lisen: x\n    listen:", 1), "test.yaml: services.ns.lisen: line 5: no such key; did you mean listen?"},
 		{"bad duration", minimal + "    approval_timeout: 30 minutes\n", `services.ns.approval_timeout: line 8: "30 minutes" is not a duration`},
 		{"negative duration", minimal + "    rollback_window: -5m\n", `services.ns.rollback_window: line 8`},
 		{"no services", "data: x\n", "test.yaml: services: no services are defined"},
@@ -57,8 +58,17 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad level", "log: {level: loud}\n" + minimal, `log.level: line 1: "loud" is not a level`},
 		{"bad cloud", minimal + "    cloud: aws\n", `services.ns.cloud: line 8: "aws" is not a cloud`},
 		{"bad service name", strings.Replace(minimal, "  ns:", "  NS:", 1), "services.NS: line 3"},
-		{"wrong type", strings.Replace(minimal, "[ns1, ns2]", "{a: b}", 1), "cannot unmarshal"},
-		{"not yaml", "services: [\n", "did not find expected"},
+		{"wrong type", strings.Replace(minimal, "[ns1, ns2]", "{a: b}", 1),
+			`test.yaml: services.ns.servers: line 4: a section of keys where a list ([a, b] or one "- item" per line) belongs`},
+		{"misspelt key", minimal + "    rollback_windw: 15m\n", "test.yaml: services.ns.rollback_windw: line 8: no such key; did you mean rollback_window?"},
+		{"text for a number", minimal + "      passes: three\n", `test.yaml: services.ns.check.passes: line 8: "three" is not a whole number`},
+		{"text for true or false", minimal + "    four_eyes: yes please\n", `test.yaml: services.ns.four_eyes: line 8: "yes please" is not true or false`},
+		{"a list for text", minimal + "    listen: [a, b]\n", `test.yaml: services.ns.listen: line 8: a list where text belongs`},
+		{"a section for a list of services", "services: [ns]\n", `test.yaml: services: line 1: a list where a section of keys (key: value, one per line) belongs`},
+		{"an odd key", "\"a b!!\": 1\n" + minimal, `test.yaml: "a b!!": line 1: no such key; the keys here are`},
+		{"an odd service name", "services:\n  \"N S\": {}\n", `test.yaml: services."N S": line 2: a service name is lower-case letters, digits and dashes`},
+		{"misspelt nested key", strings.Replace(minimal, "    check:", "    chekc:", 1), "test.yaml: services.ns.chekc: line 6: no such key; did you mean check?"},
+		{"not yaml", "services: [\n", "test.yaml: line 1: not valid YAML: did not find expected node content"},
 		{"bad percentage", minimal + "      max_update_pct: 130\n", "services.ns.check.max_update_pct: line 8: a percentage is between 0 and 100"},
 		{"tsig without secret_env", minimal + "      tsig: {name: k.}\n", "services.ns.check.tsig: line 8: a TSIG key needs a name and secret_env"},
 		{"expect without type", minimal + "      expect: [{name: www.example.test.}]\n", "services.ns.check.expect[0]"},
@@ -72,9 +82,18 @@ func TestLoadConfigErrors(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), "test.yaml: ") {
 				t.Fatalf("error %q does not name the file", err)
 			}
+			if goWords.MatchString(quoted.ReplaceAllString(err.Error(), `""`)) {
+				t.Fatalf("error %q speaks of Go or the YAML library", err)
+			}
 		})
 	}
 }
+
+// goWords are words of the code, not of the configuration.
+// quoted is a value the configuration wrote, quoted in a message.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+var goWords = regexp.MustCompile(`main\.|!!|unmarshal|\bint\b|float64|\[\]string|(^|\s)yaml:`)
 
 func TestParseFlags(t *testing.T) {
 	tests := []struct {
@@ -115,11 +134,19 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("log: {level: debug}\nservices: [1, 2]")
 	f.Add("a: &x [*x]")
 	f.Add("services: {ns: {cloud: linode, servers: [a], linode: {region: r, type: t, image: i}, switch: {kind: nodebalancer, nodebalancer_id: 1}, check: {zones: [z], transfer_from: [192.0.2.1/32]}, zones: {dir: /z, files: {z: db.z}}}}")
+	f.Add("services: &x {ns: *x}")
+	f.Add("0!!:")
+	f.Add("services: {0!!}")
+	f.Add("x: &a [a, a, a, a, a, a, a, a, a]\ny: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nservices: &c {a: *b, b: *b, c: *b, d: *b, e: *b, f: *b, g: *b}\n")
+	f.Add(minimal + "    four_eyes: maybe\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		cfg, err := LoadConfig(strings.NewReader(src), "fuzz.yaml")
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
 				t.Fatalf("error %q does not name the file", err)
+			}
+			if goWords.MatchString(quoted.ReplaceAllString(err.Error(), `""`)) {
+				t.Fatalf("error %q speaks of Go or the YAML library", err)
 			}
 			return
 		}
@@ -206,7 +233,7 @@ services:
 		{"zones without dir", linode + "    zones: {files: {example.com: db.example}}\n", "services.ns.zones.dir: line 9: name the directory"},
 		{"zones file of an unlisted zone", linode + "    zones: {dir: /z, files: {other.com: db.other}}\n", "services.ns.zones.files: line 9: other.com is not one of check.zones"},
 		{"zones file outside dir", linode + "    zones: {dir: /z, files: {example.com: ../etc/passwd}}\n", `must be a file name in zones.dir, not "../etc/passwd"`},
-		{"unknown linode key", strings.Replace(linode, "image: linode/debian12", "image: linode/debian12, size: big", 1), "field size not found"},
+		{"unknown linode key", strings.Replace(linode, "image: linode/debian12", "image: linode/debian12, size: big", 1), "services.ns.linode.size: line 6: no such key; the keys here are"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -234,7 +261,7 @@ func TestLoadConfigRefresh(t *testing.T) {
 		{"four fields", `{schedule: "0 4 * *"}`, `services.ns.refresh.schedule: line 8: "0 4 * *" is not a cron schedule`},
 		{"bad zone", `{schedule: "CRON_TZ=Mars/Olympus 0 4 * * 1"}`, `services.ns.refresh.schedule: line 8`},
 		{"negative keep", `{keep: -1}`, `services.ns.refresh.keep: line 8: keep at least 1`},
-		{"unknown key", `{scheduel: "@daily"}`, `field scheduel not found`},
+		{"unknown key", `{scheduel: "@daily"}`, `services.ns.refresh.scheduel: line 8: no such key; did you mean schedule?`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

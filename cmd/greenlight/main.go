@@ -10,17 +10,22 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 	_ "time/tzdata" // CRON_TZ zones of refresh schedules, on hosts without a zone database
+
+	"golang.org/x/term"
 
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/bot/shell"
@@ -50,8 +55,9 @@ type Main struct {
 	ConfigPath string
 	DataDir    string
 	Listen     string
-	BootDelay  time.Duration
+	BootDelay  time.Duration // with --boot-delay
 	LogLevel   string
+	LogFile    string // "" = the default for the terminal or pipe, "-" = standard error
 
 	Config *Config
 	Log    *slog.Logger
@@ -67,6 +73,8 @@ type Main struct {
 	home     *slack.Home
 	Getenv   func(string) string // default os.Getenv
 	cancel   context.CancelFunc
+	logOut   *os.File                  // the log file, when the log goes to one
+	logSink  *sink                     // a log on standard error writes here: through the line editor at a terminal
 	bakers   map[string]deployer.Baker // by service
 	refresh  refreshers
 	// background runs the reconciler and the image refresh until Close.
@@ -89,14 +97,14 @@ func NewMain() *Main {
 // Main runs the whole program and returns its exit code.
 func (m *Main) Main(ctx context.Context, args []string) int {
 	if err := m.ParseFlags(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, errVersion) {
 			return 0
 		}
 		fmt.Fprintln(m.Stderr, "greenlight:", err)
 		return 2
 	}
 	if err := m.Open(ctx); err != nil {
-		fmt.Fprintln(m.Stderr, "greenlight:", err)
+		fmt.Fprintln(m.Stderr, "greenlight:", explainAccess(err))
 		m.Close()
 		return 1
 	}
@@ -115,21 +123,54 @@ func (m *Main) Main(ctx context.Context, args []string) int {
 	return 0
 }
 
-// ParseFlags reads the command line and the configuration.
+// errVersion ends ParseFlags after --version printed the version.
+var errVersion = errors.New("version printed")
+
+// ParseFlags reads the command line and the configuration. Flag values are
+// checked like the configuration's.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("greenlight", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+	bootDelaySet, version := false, false
 	fs.StringVar(&m.ConfigPath, "config", "", "configuration `file` (default: the embedded local mode, configs/local.yaml)")
 	fs.StringVar(&m.DataDir, "data", "", "data `directory` (default ./data, or the config's data)")
-	fs.StringVar(&m.Listen, "listen", "", "address of the local load balancer, UDP and TCP (default 127.0.0.1:5300)")
-	fs.DurationVar(&m.BootDelay, "boot-delay", -1, "how long a local server takes to start (default from the config, 2s)")
-	fs.StringVar(&m.LogLevel, "log-level", "", "debug, info, warn or error (default from the config)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: greenlight [flags]\n\nWith no --config, greenlight runs the embedded local mode: type /deploy help.\n\n")
-		fs.PrintDefaults()
-	}
+	fs.Func("listen", "`address` of the local load balancer, UDP and TCP (default 127.0.0.1:5300)", func(v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("%q is not host:port (like 127.0.0.1:5353)", v)
+		}
+		m.Listen = v
+		return nil
+	})
+	fs.Func("boot-delay", "how long a local server takes to start, a `duration` (default 2s, from the config)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration (write it like 2s or 500ms)", v)
+		}
+		m.BootDelay, bootDelaySet = d, true
+		return nil
+	})
+	fs.Func("log-level", "`level` of the log: debug, info, warn or error (default info, from the config)", func(v string) error {
+		if err := checkLogLevel(v); err != nil {
+			return err
+		}
+		m.LogLevel = v
+		return nil
+	})
+	fs.StringVar(&m.LogFile, "log-file", "", "where the log goes: a `file`, or - for standard error (default: DATA/greenlight.log at a terminal, standard error otherwise)")
+	fs.BoolVar(&version, "version", false, "print the version and exit")
+	fs.SetOutput(io.Discard) // a mistake is said once, by Main
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(m.Stderr, "usage: greenlight [flags]\n\nWith no --config, greenlight runs the embedded local mode: type /deploy help.\n\n")
+			fs.SetOutput(m.Stderr)
+			fs.PrintDefaults()
+			return err
+		}
+		return fmt.Errorf("%w (see greenlight -h)", err)
+	}
+	if version {
+		fmt.Fprintln(m.Stdout, versionString())
+		return errVersion
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see greenlight -h)", fs.Arg(0))
@@ -167,7 +208,7 @@ func (m *Main) ParseFlags(args []string) error {
 			s.Listen = m.Listen
 		}
 	}
-	if m.BootDelay >= 0 {
+	if bootDelaySet {
 		m.Config.Local.BootDelay = Duration(m.BootDelay)
 	}
 	if m.LogLevel != "" {
@@ -176,29 +217,92 @@ func (m *Main) ParseFlags(args []string) error {
 	return nil
 }
 
-func (m *Main) logger() *slog.Logger {
+// logger builds the log as --log-level, --log-file and the config say. At
+// a terminal the log goes to DATA/greenlight.log unless --log-file says
+// otherwise, so it never writes over the chat.
+func (m *Main) logger() (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(m.Config.Log.Level)); err != nil {
 		level = slog.LevelInfo
 	}
+	m.logSink = &sink{w: m.Stderr}
+	var out io.Writer = m.logSink
+	switch path := m.logPath(); path {
+	case "":
+	default:
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, dataDirError("create the directory of the log", filepath.Dir(path), err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, dataDirError("open the log", path, err)
+		}
+		m.logOut, out = f, f
+	}
 	opts := &slog.HandlerOptions{Level: level}
 	if m.Config.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(m.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(out, opts)), nil
 	}
-	return slog.New(slog.NewTextHandler(m.Stderr, opts))
+	return slog.New(slog.NewTextHandler(out, opts)), nil
+}
+
+// logPath is the file the log goes to, or "" for standard error.
+func (m *Main) logPath() string {
+	switch {
+	case m.LogFile == "-":
+		return ""
+	case m.LogFile != "":
+		return m.LogFile
+	case m.Interactive && m.Config.Slack == nil:
+		return filepath.Join(m.DataDir, "greenlight.log")
+	}
+	return ""
+}
+
+// dataDirError says what could not be done with a path and, when the
+// system refused, which user greenlight runs as.
+func dataDirError(what, path string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return fmt.Errorf("%s %s: permission denied; %s", what, path, accessHint())
+}
+
+// accessHint names the user greenlight runs as and what to do.
+func accessHint() string {
+	who := "this user"
+	if u, err := user.Current(); err == nil {
+		who = fmt.Sprintf("user %s (uid %s)", u.Username, u.Uid)
+	}
+	return fmt.Sprintf("greenlight runs as %s: give that user access to the data directory, or choose another with --data", who)
+}
+
+// explainAccess adds who greenlight runs as to a refusal by the system
+// that does not say it yet.
+func explainAccess(err error) error {
+	if err == nil || !errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "greenlight runs as") {
+		return err
+	}
+	return fmt.Errorf("%w; %s", err, accessHint())
 }
 
 // Open wires storage, the cloud, the load balancers, the deployer and the
 // chat, then restores traffic and resumes deploys left in flight.
 func (m *Main) Open(ctx context.Context) error {
 	if m.Log == nil {
-		m.Log = m.logger()
+		var err error
+		if m.Log, err = m.logger(); err != nil {
+			return err
+		}
 	}
 	if m.Clock == nil {
 		m.Clock = deployer.SystemClock{}
 	}
 	var err error
 	m.db, err = storage.Open(filepath.Join(m.DataDir, "greenlight.db"), storage.Options{Clock: m.Clock})
+	if errors.Is(err, fs.ErrPermission) {
+		return dataDirError("open the data file", filepath.Join(m.DataDir, "greenlight.db"), err)
+	}
 	if err != nil {
 		return err
 	}
@@ -264,7 +368,10 @@ func (m *Main) Open(ctx context.Context) error {
 		m.background.Go(func() { r.Run(runCtx) })
 	}
 	if m.Interactive && m.Slack == nil {
-		fmt.Fprintln(m.Stdout, "Type /deploy help for commands, /deploy ns to deploy, quit to leave.")
+		fmt.Fprintf(m.Stdout, "Type /deploy help for commands, /deploy %s to deploy, quit to leave.\n", services[0].Name)
+		if path := m.logPath(); path != "" {
+			fmt.Fprintf(m.Stdout, "The log is in %s (--log-file - shows it here).\n", path)
+		}
 	}
 	return nil
 }
@@ -292,6 +399,7 @@ func (m *Main) openSlack(auth *bot.Authorizer) error {
 		}
 	}
 	m.Notifier.Chats = []bot.Chat{m.Slack.Chat(), m.home}
+	m.Router.AnnounceIn = "in the announcements channel"
 	return nil
 }
 
@@ -309,10 +417,10 @@ func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 		return err
 	}
 	addr := svc.Switch.Endpoints()[0]
-	servers, image, note := st.Live.Servers, st.Live.Image, ""
-	if d := st.Active; d != nil && d.Phase == deployer.PhaseRollbackWindow {
-		servers, image = d.Next, d.ImageNew
-		note = fmt.Sprintf("; deploy #%d is in its rollback window", d.ID)
+	t := bot.TrafficOf(st)
+	servers, image, note := t.Servers, t.Image, ""
+	if len(t.Kept) > 0 {
+		note = fmt.Sprintf("; deploy #%d keeps %s for rollback until %s", t.DeployID, serverNames(t.Kept), t.KeptUntil.UTC().Format("15:04:05 MST"))
 	}
 	host, port, _ := net.SplitHostPort(addr)
 	fmt.Fprintf(m.Stdout, "%s: %s serves %s on image %s%s (dig @%s -p %s %s SOA +nsid)\n",
@@ -324,6 +432,11 @@ func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 // commands until input ends or ctx is cancelled.
 func (m *Main) Run(ctx context.Context) error {
 	if m.Slack == nil {
+		restore, err := m.attachTerminal()
+		if err != nil {
+			m.Log.Warn("the terminal has no line editing", "err", err)
+		}
+		defer restore()
 		return m.Shell.Run(ctx)
 	}
 	go m.home.Run(ctx)
@@ -353,8 +466,81 @@ func (m *Main) Close() error {
 	if m.db != nil {
 		errs = append(errs, m.db.Close())
 	}
+	if m.logOut != nil {
+		errs = append(errs, m.logOut.Close())
+	}
 	return errors.Join(errs...)
 }
+
+// attachTerminal gives the shell golang.org/x/term's line editor when
+// standard input and output are a terminal: line editing, history kept in
+// the data directory, colour (unless NO_COLOR is set) and the elapsed time
+// of a running step. restore puts the terminal back as it was.
+func (m *Main) attachTerminal() (restore func(), err error) {
+	restore = func() {}
+	in, ok := m.Stdin.(*os.File)
+	out, ok2 := m.Stdout.(*os.File)
+	if !m.Interactive || !ok || !ok2 || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) {
+		return restore, nil
+	}
+	history, err := shell.OpenHistory(filepath.Join(m.DataDir, "history"), 1000)
+	if err != nil {
+		return restore, err
+	}
+	state, err := term.MakeRaw(int(in.Fd()))
+	if err != nil {
+		return restore, err
+	}
+	t := term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{in, out}, "greenlight> ")
+	resize := func() {
+		if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
+			t.SetSize(w, h)
+		}
+	}
+	resize()
+	stopResize := onResize(resize)
+	t.History = history
+	ticker := time.NewTicker(time.Second)
+	m.Shell.Line, m.Shell.Out = t, t
+	m.Shell.Color = m.wantColor()
+	m.Shell.Tick, m.Shell.Now = ticker.C, m.Clock.Now
+	if m.logSink != nil {
+		m.logSink.set(t) // log lines above the prompt, not through it
+	}
+	return func() {
+		if m.logSink != nil {
+			m.logSink.set(m.Stderr)
+		}
+		stopResize()
+		ticker.Stop()
+		_ = term.Restore(int(in.Fd()), state)
+	}, nil
+}
+
+// sink is a writer that can be pointed elsewhere while it is in use.
+type sink struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *sink) set(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.w = w
+}
+
+// wantColor reports whether a terminal should get colour: unless NO_COLOR
+// is set to anything (https://no-color.org).
+func (m *Main) wantColor() bool { return m.getenv("NO_COLOR") == "" }
 
 func serverNames(servers []deployer.Server) string {
 	var out string

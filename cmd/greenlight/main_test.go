@@ -176,13 +176,13 @@ func TestLocalDeployApproveRollback(t *testing.T) {
 	// The approver sees what changes for clients: v2 adds api and changes the version TXT.
 	p.waitOutput(`(?s)ready to switch.*example\.test\.: serial 2026110101 → 2026110102 · 1 added · 1 changed.*\+ api\.example\.test\.\s+300\s+IN\s+A\s+192\.0\.2\.20`)
 	p.typeLine("/deploy diff ns")
-	p.waitOutput(`(?s)Deploy #1 of ns: local/ns-v1 → local/ns-v2 \(awaiting-approval\)\nexample\.test\.: serial .*\(AXFR\)\n\+ api\.example\.test\..*\n- version\.example\.test\..*"image v1"\n\+ version\.example\.test\..*"image v2"`)
+	p.waitOutput(`(?s)Deploy #1 of ns: local/ns-v1 → local/ns-v2 \(waiting for approval\)\nexample\.test\.: serial .*\(AXFR\)\n\+ api\.example\.test\..*\n- version\.example\.test\..*"image v1"\n\+ version\.example\.test\..*"image v2"`)
 	if got := nsid(t, p.addr(), "tcp"); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("before approval, traffic reached %q", got)
 	}
 
 	p.typeLine("/deploy ns")
-	p.waitOutput(`ns is locked by deploy #1 by alice since .*step "approval"`)
+	p.waitOutput(`ns is locked by deploy #1 by alice since .*now at Approval`)
 
 	p.typeLine("approve")
 	p.waitOutput(`ns is live on ns1-1, ns2-1`)
@@ -196,7 +196,8 @@ func TestLocalDeployApproveRollback(t *testing.T) {
 	}
 
 	p.typeLine("/deploy status ns")
-	p.waitOutput(`in flight: deploy #1 by alice, local/ns-v1 → local/ns-v2, rollback-window`)
+	p.waitOutput(`ns: traffic on ns1-1 \(127\.0\.0\.1:\d+\), ns2-1 \(127\.0\.0\.1:\d+\), image local/ns-v2 \(deploy #1\)\n  kept for rollback until \d\d:\d\d:\d\d UTC: ns1-0, ns2-0, image local/ns-v1 \(/deploy rollback ns switches back\)\n`)
+	p.waitOutput(`in flight: deploy #1 by alice, local/ns-v1 → local/ns-v2, live, in its rollback window`)
 
 	p.typeLine("rollback")
 	p.waitOutput(`Rolled back by alice: traffic is on ns1-0, ns2-0 again`)
@@ -206,7 +207,7 @@ func TestLocalDeployApproveRollback(t *testing.T) {
 	}
 
 	p.typeLine("/deploy history ns")
-	p.waitOutput(`#1 .* ns by alice, local/ns-v1 → local/ns-v2, rolled-back in \d`)
+	p.waitOutput(`#1 .* ns by alice, local/ns-v1 → local/ns-v2, rolled back in \d`)
 	p.typeLine("/deploy rollback ns")
 	p.waitOutput(`deploy #1 was already rolled back by alice`)
 	p.typeLine("/deploy stauts")

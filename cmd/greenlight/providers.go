@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/linode/linodego"
@@ -190,6 +191,9 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 	switch cfg.Kind {
 	case "", "local":
 		lb, err := local.NewBalancer(sc.Listen, local.BalancerOptions{Logger: m.Log.With("service", svc.Name)})
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%s is already in use (another greenlight or DNS server?); choose another address with --listen 127.0.0.1:5353, or the service's listen in the config", sc.Listen)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("start the load balancer on %s: %w", sc.Listen, err)
 		}

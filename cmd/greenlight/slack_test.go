@@ -268,7 +268,7 @@ func TestSlackTroubleDoesNotStallDeploys(t *testing.T) {
 		return 0
 	}}
 	m, base, srvURL := startSlack(t, api)
-	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U1", "ns --auto-approve", srvURL+"/response"), time.Now()); code != http.StatusOK {
+	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U0APPROVE1", "ns --auto-approve", srvURL+"/response"), time.Now()); code != http.StatusOK {
 		t.Fatalf("slash command: status %d", code)
 	}
 	deadline := time.Now().Add(20 * time.Second)

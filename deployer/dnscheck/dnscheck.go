@@ -140,8 +140,9 @@ func (c *Checker) round(ctx context.Context, targets []deployer.CheckTarget, p *
 // collect folds the results of a round's jobs, in job order.
 func collect(jobs []job, results []result) round {
 	r := round{serials: map[string]uint32{}, nsids: map[string]string{}}
+	var problems []problem
 	for i, res := range results {
-		r.problems = append(r.problems, res.problems...)
+		problems = append(problems, res.problems...)
 		if res.nsid != "" {
 			r.nsids[jobs[i].target.Name] = res.nsid
 			r.answered = append(r.answered, res.nsid)
@@ -154,8 +155,7 @@ func collect(jobs []job, results []result) round {
 			r.serials[zone] = res.serial
 		}
 	}
-	slices.Sort(r.problems)
-	r.problems = slices.Compact(r.problems)
+	r.problems = group(problems)
 	return r
 }
 
@@ -191,7 +191,11 @@ func cancelledReport(ctx context.Context, streak int, failing []string, last rou
 // okReport is the one-line checklist entry of a passing check:
 // "2 servers · 1 zone · UDP+TCP · 3/3 passes · serial 2026110102".
 func (p *plan) okReport(streak int, serials map[string]uint32, nsids map[string]string) deployer.CheckReport {
-	parts := []string{plural(p.targets, "server"), plural(len(p.zones), "zone")}
+	checked := plural(p.targets, "server")
+	if p.balancers == p.targets {
+		checked = plural(p.balancers, "load balancer")
+	}
+	parts := []string{checked, plural(len(p.zones), "zone")}
 	if len(p.expects) > 0 {
 		parts = append(parts, plural(len(p.expects), "expected record"))
 	}

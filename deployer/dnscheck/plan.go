@@ -13,6 +13,7 @@ import (
 // plan is a CheckSpec with its defaults applied and its records parsed.
 type plan struct {
 	targets   int
+	balancers int // targets that are load balancers ("load balancer 127.0.0.1:5300")
 	zones     []zone
 	expects   []expectation
 	passes    int
@@ -60,6 +61,11 @@ func newPlan(targets []deployer.CheckTarget, spec deployer.CheckSpec) (*plan, []
 		maxRounds: spec.MaxRounds,
 		interval:  spec.Interval,
 		timeout:   spec.Timeout,
+	}
+	for _, t := range targets {
+		if strings.HasPrefix(t.Name, "load balancer ") {
+			p.balancers++
+		}
 	}
 	if p.maxRounds < p.passes {
 		p.maxRounds = p.passes + 2

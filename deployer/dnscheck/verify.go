@@ -14,7 +14,7 @@ const maxShown = 3
 
 // result is what one job found.
 type result struct {
-	problems  []string
+	problems  []problem
 	serial    uint32 // the zone's serial, when hasSerial
 	hasSerial bool
 	nsid      string
@@ -33,9 +33,9 @@ func (c *Checker) run(ctx context.Context, j job, p *plan) result {
 	q := j.query()
 	r, err := exchange(ctx, q, j.target.Addr, p.timeout)
 	if err != nil {
-		problem := q.String() + " " + failure(ctx, err, p.timeout)
-		c.log.Debug("dns query failed", "addr", j.target.Addr, "problem", problem, "err", err)
-		return result{problems: []string{problem}}
+		pr := problem{q: q, what: " " + failure(ctx, err, p.timeout)}
+		c.log.Debug("dns query failed", "addr", j.target.Addr, "problem", pr.String(), "err", err)
+		return result{problems: []problem{pr}}
 	}
 	res := result{nsid: NSIDOf(r)}
 	var problems []string
@@ -49,9 +49,9 @@ func (c *Checker) run(ctx context.Context, j job, p *plan) result {
 		problems = expectProblems(r, j.q.expect)
 	}
 	for _, s := range problems {
-		problem := q.String() + s
-		c.log.Debug("dns query failed", "addr", j.target.Addr, "problem", problem, "rcode", rcodeText(r.Rcode), "nsid", res.nsid)
-		res.problems = append(res.problems, problem)
+		pr := problem{q: q, what: s}
+		c.log.Debug("dns query failed", "addr", j.target.Addr, "problem", pr.String(), "rcode", rcodeText(r.Rcode), "nsid", res.nsid)
+		res.problems = append(res.problems, pr)
 	}
 	return res
 }

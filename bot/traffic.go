@@ -1,0 +1,106 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/greenlight/greenlight/deployer"
+)
+
+// Traffic is where a service's queries go, as status, the App Home and the
+// terminal banner say it first.
+type Traffic struct {
+	Servers  []deployer.Server
+	Image    string
+	DeployID uint64 // the deploy that made this set serve, 0 for the first set
+	// Moving is set while the switch to Servers (or back from them) is
+	// in progress: queries may reach either set.
+	Moving string
+	// Kept is the set kept for a rollback, until KeptUntil.
+	Kept      []deployer.Server
+	KeptImage string
+	KeptUntil time.Time
+}
+
+// TrafficOf reads where traffic is from a service's status: the live set,
+// or the next set of the deploy in flight once its switch has been made.
+func TrafficOf(st deployer.Status) Traffic {
+	t := Traffic{Servers: st.Live.Servers, Image: st.Live.Image, DeployID: st.Live.DeployID}
+	d := st.Active
+	if d == nil || len(d.Next) == 0 {
+		return t
+	}
+	switch d.Step(deployer.StepSwitch).Status {
+	case deployer.StatusRunning:
+		t.Moving = fmt.Sprintf("deploy #%d is switching traffic from %s to %s", d.ID, serverList(d.Old), serverList(d.Next))
+		return t
+	case deployer.StatusDone:
+	default:
+		return t
+	}
+	t.Servers, t.Image, t.DeployID = d.Next, d.ImageNew, d.ID
+	if len(d.Old) > 0 {
+		t.Kept, t.KeptImage, t.KeptUntil = d.Old, d.ImageOld, d.RollbackDeadline
+	}
+	if d.Rollback != nil {
+		t.Moving = fmt.Sprintf("%s asked for a rollback at %s; traffic is moving back to %s", d.Rollback.By, clock(d.Rollback.At), serverList(d.Old))
+	}
+	return t
+}
+
+// PhaseText is a deployment's phase as a person reads it.
+func PhaseText(p deployer.Phase) string {
+	switch p {
+	case deployer.PhaseAwaitingApproval:
+		return "waiting for approval"
+	case deployer.PhaseRollbackWindow:
+		return "live, in its rollback window"
+	case deployer.PhaseRolledBack:
+		return "rolled back"
+	case deployer.PhasePlanned:
+		return "dry run"
+	}
+	return string(p)
+}
+
+// FailureText is why a deployment failed, said once: the title of the step
+// that failed and what it found.
+func FailureText(d deployer.Deployment) string {
+	for _, s := range d.Steps {
+		if s.Status == deployer.StatusFailed && s.Detail != "" {
+			return fmt.Sprintf("%s: %s", s.Name.Title(), s.Detail)
+		}
+	}
+	return d.Error
+}
+
+// failedStep is the step a deployment failed at, or "".
+func failedStep(d deployer.Deployment) deployer.StepName {
+	for _, s := range d.Steps {
+		if s.Status == deployer.StatusFailed {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+// Plural is "1 server", "2 servers".
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// serversWithAddrs is "ns1-0 (127.0.0.1:5301), ns2-0 (…)".
+func serversWithAddrs(s []deployer.Server) string {
+	parts := make([]string, len(s))
+	for i, x := range s {
+		parts[i] = x.Name
+		if x.Addr != "" {
+			parts[i] += " (" + x.Addr + ")"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
