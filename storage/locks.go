@@ -147,7 +147,7 @@ func refuseActive(tx *bolt.Tx, l deployer.Lock) error {
 		return deployer.Errorf(deployer.CodeConflict, "deploy #%d of %s needs attention; end it with /deploy resolve %s --to old or --to new, not by forcing the lock",
 			d.ID, l.Service, l.Service)
 	case !d.Phase.Final():
-		return deployer.Errorf(deployer.CodeConflict, "deploy #%d of %s is still in flight (step %s); abort it or roll it back instead of forcing the lock",
+		return deployer.Errorf(deployer.CodeConflict, "deploy #%d of %s is still in flight (at %s); abort it or roll it back instead of forcing the lock",
 			d.ID, l.Service, d.CurrentStep().Title())
 	}
 	return nil
