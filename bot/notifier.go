@@ -240,13 +240,13 @@ func failedSummary(d deployer.Deployment, now time.Time) string {
 	}
 	note := ""
 	if st := d.Step(step); st != nil {
-		note = strings.TrimSpace(strings.TrimPrefix(d.Error, fmt.Sprintf("%s failed: %s", step, st.Detail)))
+		note = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(d.Error, fmt.Sprintf("%s failed: %s", step.Title(), st.Detail)), "."))
 	}
 	if step == "" || note == d.Error {
 		// Not the shape a step's failure leaves: say the recorded error.
 		return text + ": " + d.Error
 	}
-	switched := d.Step(deployer.StepSwitch).Status == deployer.StatusDone || step == deployer.StepSwitch || step == deployer.StepCheckLive
+	switched := d.Traffic.NextTouched
 	var after string
 	switch {
 	case note != "":

@@ -388,6 +388,9 @@ func StatusText(st deployer.Status, now time.Time) string {
 	if t.Moving != "" {
 		fmt.Fprintf(&b, "  ! %s\n", t.Moving)
 	}
+	if t.Attention != "" {
+		fmt.Fprintf(&b, "  ✗ %s\n", t.Attention)
+	}
 	if len(t.Kept) > 0 {
 		fmt.Fprintf(&b, "  kept for rollback until %s: %s, image %s", clock(t.KeptUntil), serverList(t.Kept), t.KeptImage)
 		if t.Moving == "" {
@@ -424,6 +427,8 @@ func inFlight(d deployer.Deployment, now time.Time) string {
 		s += fmt.Sprintf(", waiting for approval until %s", clock(d.ApprovalDeadline))
 	case deployer.PhaseRollbackWindow:
 		s += ", live, in its rollback window"
+	case deployer.PhaseNeedsAttention:
+		s += ", needs attention"
 	default:
 		if step := d.CurrentStep(); step != "" {
 			s += ", at " + step.Title()

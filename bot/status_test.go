@@ -28,6 +28,9 @@ func TestStatusTextSaysWhereTrafficIsFirst(t *testing.T) {
 		if done < len(d.Steps) {
 			d.Steps[done].Status = deployer.StatusRunning
 		}
+		if done >= 7 { // the switch has begun: the intent is recorded before it
+			d.Traffic = deployer.Traffic{Target: deployer.TrafficNext, NextTouched: true, Settled: done > 7}
+		}
 		if edit != nil {
 			edit(d)
 		}
@@ -36,7 +39,7 @@ func TestStatusTextSaysWhereTrafficIsFirst(t *testing.T) {
 	failed := deploy(deployer.PhaseFailed, 5, func(d *deployer.Deployment) {
 		st := d.Step(deployer.StepCheckNext)
 		st.Status, st.Detail = deployer.StatusFailed, "the next set failed its checks: ns1-5, ns2-5: SOA example.test. over UDP+TCP → SERVFAIL"
-		d.Error = "check-next failed: " + st.Detail
+		d.Error = "Check the next set answers failed: " + st.Detail
 		d.Finished = at.Add(3 * time.Second)
 	})
 	tests := []struct {
@@ -57,7 +60,7 @@ func TestStatusTextSaysWhereTrafficIsFirst(t *testing.T) {
 				"  in flight: deploy #5 by alice, local/ns-v1 → local/ns-v3, waiting for approval until 10:30:00 UTC, for 2m0s\n"},
 		{"switching", deployer.Status{Service: "ns", Live: live, Lock: lock, Active: deploy(deployer.PhaseRunning, 7, nil)},
 			"ns: traffic on ns1-0 (127.0.0.1:5301), ns2-0 (127.0.0.1:5302), image local/ns-v1\n" +
-				"  ! deploy #5 is switching traffic from ns1-0, ns2-0 to ns1-5, ns2-5\n" +
+				"  ! deploy #5 is switching traffic from ns1-0, ns2-0 to ns1-5, ns2-5; queries may reach either set\n" +
 				"  lock: held by deploy #5 by alice since 10:00:00 UTC\n" +
 				"  in flight: deploy #5 by alice, local/ns-v1 → local/ns-v3, at Switch traffic, for 2m0s\n"},
 		{"rollback window", deployer.Status{Service: "ns", Live: live, Lock: lock, Active: deploy(deployer.PhaseRollbackWindow, 9, nil)},
@@ -73,6 +76,18 @@ func TestStatusTextSaysWhereTrafficIsFirst(t *testing.T) {
 				"  kept for rollback until 10:20:00 UTC: ns1-0, ns2-0, image local/ns-v1\n" +
 				"  lock: held by deploy #5 by alice since 10:00:00 UTC\n" +
 				"  in flight: deploy #5 by alice, local/ns-v1 → local/ns-v3, live, in its rollback window, for 2m0s\n"},
+		{"needs attention", deployer.Status{Service: "ns", Live: live, Lock: lock, Active: deploy(deployer.PhaseNeedsAttention, 8, func(d *deployer.Deployment) {
+			d.Step(deployer.StepCheckLive).Status = deployer.StatusFailed
+			d.Traffic = deployer.Traffic{Target: deployer.TrafficOld, NextTouched: true}
+			d.Attention = &deployer.Attention{Since: at, Reason: "switching traffic back to ns1-0, ns2-0 failed too: NodeBalancer 500"}
+		})},
+			"ns: traffic on ns1-0 (127.0.0.1:5301), ns2-0 (127.0.0.1:5302), image local/ns-v1\n" +
+				"  ! deploy #5 is moving traffic back to ns1-0, ns2-0; queries may still reach ns1-5, ns2-5\n" +
+				"  ✗ Deploy #5 of ns needs attention: switching traffic back to ns1-0, ns2-0 failed too: NodeBalancer 500. " +
+				"Traffic was being moved to the old set (ns1-0, ns2-0) and may still reach the new set (ns1-5, ns2-5). " +
+				"Both sets and the lock are kept. Check which set answers, then end it with /deploy resolve ns --to old (keep ns1-0, ns2-0) or /deploy resolve ns --to new (keep ns1-5, ns2-5).\n" +
+				"  lock: held by deploy #5 by alice since 10:00:00 UTC\n" +
+				"  in flight: deploy #5 by alice, local/ns-v1 → local/ns-v3, needs attention, for 2m0s\n"},
 		{"last failed", deployer.Status{Service: "ns", Live: live, Last: failed},
 			"ns: traffic on ns1-0 (127.0.0.1:5301), ns2-0 (127.0.0.1:5302), image local/ns-v1\n" +
 				"  lock: free\n" +
@@ -93,7 +108,7 @@ func TestHistoryLines(t *testing.T) {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	old := []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}}
 	next := []deployer.Server{{Name: "ns1-5"}, {Name: "ns2-5"}}
-	live := deployer.Deployment{ID: 5, Service: "ns", Requester: "alice", Phase: deployer.PhaseRollbackWindow, Created: at,
+	live := deployer.Deployment{ID: 5, Service: "ns", Requester: "alice", Phase: deployer.PhaseRollbackWindow, Created: at, Traffic: deployer.Traffic{Target: deployer.TrafficNext, Settled: true, NextTouched: true},
 		ImageOld: "local/ns-v1", ImageNew: "local/ns-v3", Old: old, Next: next, RollbackDeadline: at.Add(15 * time.Minute)}
 	done := live
 	done.ID, done.Phase, done.Finished = 4, deployer.PhaseRolledBack, at.Add(-time.Minute)

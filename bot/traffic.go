@@ -21,26 +21,39 @@ type Traffic struct {
 	Kept      []deployer.Server
 	KeptImage string
 	KeptUntil time.Time
+	// Attention says why the deploy in flight needs a person, where
+	// traffic is, and the commands that end it.
+	Attention string
 }
 
 // TrafficOf reads where traffic is from a service's status: the live set,
-// or the next set of the deploy in flight once its switch has been made.
+// or the set the deploy in flight recorded it sent traffic to. While a
+// switch is under way, or a deploy needs attention, it says so.
 func TrafficOf(st deployer.Status) Traffic {
 	t := Traffic{Servers: st.Live.Servers, Image: st.Live.Image, DeployID: st.Live.DeployID}
 	d := st.Active
 	if d == nil || len(d.Next) == 0 {
 		return t
 	}
-	switch d.Step(deployer.StepSwitch).Status {
-	case deployer.StatusRunning:
-		t.Moving = fmt.Sprintf("deploy #%d is switching traffic from %s to %s", d.ID, serverList(d.Old), serverList(d.Next))
+	if d.Phase == deployer.PhaseNeedsAttention {
+		t.Attention = deployer.AttentionText(*d)
+	}
+	tr := d.Traffic
+	switch {
+	case tr.Target == "":
 		return t
-	case deployer.StatusDone:
-	default:
+	case tr.Target == deployer.TrafficNext && !tr.Settled:
+		t.Moving = fmt.Sprintf("deploy #%d is switching traffic from %s to %s; queries may reach either set", d.ID, serverList(d.Old), serverList(d.Next))
+		return t
+	case tr.Target == deployer.TrafficOld:
+		t.Servers, t.Image = d.Old, d.ImageOld
+		if !tr.Settled {
+			t.Moving = fmt.Sprintf("deploy #%d is moving traffic back to %s; queries may still reach %s", d.ID, serverList(d.Old), serverList(d.Next))
+		}
 		return t
 	}
 	t.Servers, t.Image, t.DeployID = d.Next, d.ImageNew, d.ID
-	if len(d.Old) > 0 {
+	if len(d.Old) > 0 && d.Phase == deployer.PhaseRollbackWindow {
 		t.Kept, t.KeptImage, t.KeptUntil = d.Old, d.ImageOld, d.RollbackDeadline
 	}
 	if d.Rollback != nil {
@@ -60,6 +73,8 @@ func PhaseText(p deployer.Phase) string {
 		return "rolled back"
 	case deployer.PhasePlanned:
 		return "dry run"
+	case deployer.PhaseNeedsAttention:
+		return "needs attention"
 	}
 	return string(p)
 }

@@ -338,11 +338,17 @@ func (p *Deployer) finishFailed(ctx context.Context, svc *Service, d Deployment)
 			}
 			p.emit(ctx, EventDecision, d, failed, fmt.Sprintf("Switched traffic back to %s.", serverNames(d.Old)))
 		}
-		note = fmt.Sprintf("Traffic is on %s.", orNone(serverNames(d.Old)))
-		if left := p.deleteNext(cctx, svc, d); left != "" {
-			note += " " + left
-		} else if len(d.Next) > 0 {
-			note += fmt.Sprintf(" The next set (%s) was deleted and the lock released.", serverNames(d.Next))
+		where := fmt.Sprintf("Traffic never moved from %s", orNone(serverNames(d.Old)))
+		if d.Traffic.NextTouched {
+			where = fmt.Sprintf("Traffic is back on %s", orNone(serverNames(d.Old)))
+		}
+		switch left := p.deleteNext(cctx, svc, d); {
+		case left != "":
+			note = where + ". " + left + " The lock is released."
+		case len(d.Next) > 0:
+			note = fmt.Sprintf("%s; the next set (%s) was deleted and the lock released.", where, serverNames(d.Next))
+		default:
+			note = where + "; the lock is released."
 		}
 	}
 	d, err := p.store.FinishDeployment(d.ID, func(x *Deployment) error {

@@ -92,7 +92,7 @@ func TestChecklistPrintsChanges(t *testing.T) {
 	report(deployer.EventStep, "")
 	st = d.Step(deployer.StepCreate)
 	st.Status, st.Started, st.Finished, st.Detail = deployer.StatusFailed, now, now.Add(time.Second), "create ns1-4: quota"
-	d.Phase, d.Finished, d.Error = deployer.PhaseFailed, now.Add(2*time.Second), "create failed: create ns1-4: quota"
+	d.Phase, d.Finished, d.Error = deployer.PhaseFailed, now.Add(2*time.Second), "Create the next set failed: create ns1-4: quota"
 	d.Old, d.Next = []deployer.Server{{Name: "ns1-3"}, {Name: "ns2-3"}}, []deployer.Server{{Name: "ns1-4"}, {Name: "ns2-4"}}
 	report(deployer.EventFinished, "Deploy #4 of ns failed after 2s: create failed: create ns1-4: quota")
 
@@ -366,7 +366,7 @@ func TestQuittingSaysWhereDeploysAreLeft(t *testing.T) {
 			deployer.Deployment{ID: 4, Service: "ns", Phase: deployer.PhaseAwaitingApproval, Steps: steps(6), ApprovalDeadline: at.Add(30 * time.Minute)},
 			"Deploy #4 of ns is left waiting for approval (until 10:30:00 UTC); it is saved, and the next start asks again.\n"},
 		{"end of piped input in the rollback window", false, "",
-			deployer.Deployment{ID: 4, Service: "ns", Phase: deployer.PhaseRollbackWindow, Steps: steps(9), Next: next, RollbackDeadline: at.Add(15 * time.Minute)},
+			deployer.Deployment{ID: 4, Service: "ns", Phase: deployer.PhaseRollbackWindow, Steps: steps(9), Next: next, Traffic: deployer.Traffic{Target: deployer.TrafficNext, Settled: true, NextTouched: true}, RollbackDeadline: at.Add(15 * time.Minute)},
 			"Deploy #4 of ns is left live on ns1-4, ns2-4, in its rollback window until 10:15:00 UTC; it is saved, and the next start resumes it (then the old set is retired).\n"},
 	}
 	for _, tc := range tests {

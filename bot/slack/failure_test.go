@@ -31,13 +31,16 @@ func TestFailureIsSaidOncePerMessage(t *testing.T) {
 				st.Status = deployer.StatusDone
 			}
 		}
-		d.Error = string(step) + " failed: " + why
+		d.Error = step.Title() + " failed: " + why
+		if step == deployer.StepSwitch || step == deployer.StepCheckLive {
+			d.Traffic = deployer.Traffic{Target: deployer.TrafficOld, Settled: true, NextTouched: true}
+		}
 		if note != "" {
 			d.Error += " " + note
 		}
 		return d
 	}
-	stuck := "The next set (ns1-2, ns2-2) is kept and ns stays locked: check traffic by hand, then /deploy unlock ns --force."
+	leftBehind := "Traffic is back on ns1-0, ns2-0. Could not delete every server of the next set (delete ns2-2: 503); the reconciler will report them."
 	tests := []struct {
 		name    string
 		d       deployer.Deployment
@@ -49,8 +52,8 @@ func TestFailureIsSaidOncePerMessage(t *testing.T) {
 		{"after the switch", failedAt(deployer.StepCheckLive, ""),
 			"Deploy #2 of ns failed after 2.8s at Check through the load balancer (the checklist says why). " +
 				"Traffic is back on ns1-0, ns2-0; the next set (ns1-2, ns2-2) was deleted and the lock released."},
-		{"stuck", failedAt(deployer.StepSwitch, stuck),
-			"Deploy #2 of ns failed after 2.8s at Switch traffic (the checklist says why). " + stuck},
+		{"servers left behind", failedAt(deployer.StepSwitch, leftBehind),
+			"Deploy #2 of ns failed after 2.8s at Switch traffic (the checklist says why). " + leftBehind},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,7 +100,7 @@ func TestStatusReachesSlackTrafficFirst(t *testing.T) {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	old := []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}}
 	next := []deployer.Server{{Name: "ns1-5"}, {Name: "ns2-5"}}
-	d := deployer.Deployment{ID: 5, Service: "ns", Requester: "U1", Phase: deployer.PhaseRollbackWindow, Steps: deployer.NewSteps(),
+	d := deployer.Deployment{ID: 5, Service: "ns", Requester: "U1", Phase: deployer.PhaseRollbackWindow, Steps: deployer.NewSteps(), Traffic: deployer.Traffic{Target: deployer.TrafficNext, Settled: true, NextTouched: true},
 		Created: at, Old: old, Next: next, ImageOld: "local/ns-v1", ImageNew: "local/ns-v3", RollbackDeadline: at.Add(15 * time.Minute)}
 	for i := range d.Steps[:9] {
 		d.Steps[i].Status = deployer.StatusDone

@@ -121,6 +121,9 @@ func (h *Home) View(ctx context.Context) (slackapi.HomeTabViewRequest, error) {
 		if t.Moving != "" {
 			fmt.Fprintf(&b, ":warning: %s\n", t.Moving)
 		}
+		if t.Attention != "" {
+			fmt.Fprintf(&b, ":rotating_light: %s\n", t.Attention)
+		}
 		if len(t.Kept) > 0 {
 			fmt.Fprintf(&b, "Kept for rollback until %s: %s, `%s`\n", t.KeptUntil.UTC().Format("15:04 MST"), homeServers(t.Kept), t.KeptImage)
 		}

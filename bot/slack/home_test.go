@@ -87,7 +87,7 @@ func TestHomeViewRollbackWindow(t *testing.T) {
 	since := time.Date(2026, 11, 23, 9, 58, 0, 0, time.UTC)
 	old := []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}}
 	next := []deployer.Server{{Name: "ns1-5"}, {Name: "ns2-5"}}
-	active := deployer.Deployment{ID: 5, Service: "ns", Requester: "U123", Phase: deployer.PhaseRollbackWindow,
+	active := deployer.Deployment{ID: 5, Service: "ns", Requester: "U123", Phase: deployer.PhaseRollbackWindow, Traffic: deployer.Traffic{Target: deployer.TrafficNext, Settled: true, NextTouched: true},
 		Steps: deployer.NewSteps(), Created: since, Old: old, Next: next, ImageOld: "local/ns-v1", ImageNew: "local/ns-v3",
 		RollbackDeadline: since.Add(15 * time.Minute)}
 	for i := range active.Steps[:9] {
