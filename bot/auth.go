@@ -66,7 +66,7 @@ func (a *Authorizer) Allow(ctx context.Context, user, channel, service string, p
 	case PermApprove:
 		list, role = pol.Approvers, "approvers"
 	case PermAdmin:
-		return fmt.Errorf("you are not an admin of %s, so you cannot force its lock", service)
+		return fmt.Errorf("you are not an admin of %s, so you cannot force its lock or resolve its deploys", service)
 	}
 	if len(list) == 0 || a.member(ctx, user, list) {
 		return nil

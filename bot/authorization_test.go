@@ -52,6 +52,10 @@ func (f *fleet) Unlock(_ context.Context, s, u string, _ bool) (deployer.Lock, e
 	f.calls = append(f.calls, "unlock "+s)
 	return deployer.Lock{Service: s, Holder: u}, nil
 }
+func (f *fleet) Resolve(_ context.Context, s string, id uint64, u string, to deployer.TrafficTarget) (deployer.Deployment, error) {
+	f.calls = append(f.calls, fmt.Sprintf("resolve %s #%d --to %s by %s", s, id, to, u))
+	return deployer.Deployment{ID: id, Service: s}, nil
+}
 func (f *fleet) Status(_ context.Context, s string) (deployer.Status, error) {
 	st := deployer.Status{Service: s}
 	if d := f.active[s]; d != nil {
@@ -128,7 +132,11 @@ func TestAuthorizationHoldsOnEveryPath(t *testing.T) {
 		{"lock", nil, "U_NS", "C_WEB", typed("/deploy lock web"),
 			"not allowed: you are not among the deployers of web"},
 		{"unlock --force", nil, "U_WEB", "C_WEB", typed("/deploy unlock web --force"),
-			"not allowed: you are not an admin of web, so you cannot force its lock"},
+			"not allowed: you are not an admin of web, so you cannot force its lock or resolve its deploys"},
+		{"resolve by an approver", nil, "U_WEB", "C_WEB", typed("/deploy resolve web --to old"),
+			"not allowed: you are not an admin of web, so you cannot force its lock or resolve its deploys"},
+		{"resolve of another service's deploy", nil, "U_NS", "C_WEB", typed("/deploy resolve web #7 --to new"),
+			"not allowed: you are not an admin of web, so you cannot force its lock or resolve its deploys"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ type Deployer interface {
 	Rollback(ctx context.Context, service string, id uint64, user string) (deployer.Deployment, error)
 	Lock(ctx context.Context, service, user, reason string) (deployer.Lock, error)
 	Unlock(ctx context.Context, service, user string, force bool) (deployer.Lock, error)
+	Resolve(ctx context.Context, service string, id uint64, user string, to deployer.TrafficTarget) (deployer.Deployment, error)
 	Status(ctx context.Context, service string) (deployer.Status, error)
 	History(ctx context.Context, service string, n int) ([]deployer.Deployment, error)
 	Deployment(ctx context.Context, id uint64) (deployer.Deployment, error)
@@ -207,6 +208,8 @@ func permission(cmd commands.Command) Permission {
 			return PermAdmin
 		}
 		return PermDeploy
+	case commands.VerbResolve:
+		return PermAdmin
 	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback:
 		return PermApprove
 	}
@@ -288,6 +291,21 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 			return r.fail(user, err)
 		}
 		return r.say(user, LevelInfo, fmt.Sprintf("%s is unlocked (the lock was held by %s since %s).", l.Service, lockHolder(l), clock(l.Since)))
+	case commands.VerbResolve:
+		to, keep := deployer.TrafficOld, "old"
+		if cmd.To == "new" {
+			to, keep = deployer.TrafficNext, "new"
+		}
+		d, err := r.Deployer.Resolve(ctx, cmd.Service, cmd.DeployID, user, to)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		kept := d.Old
+		if to == deployer.TrafficNext {
+			kept = d.Next
+		}
+		return r.say(user, LevelWarning, fmt.Sprintf("Resolving deploy #%d of %s: keeping the %s set (%s). Checking it answers, then traffic goes there, the other set is deleted and the lock released.",
+			d.ID, d.Service, keep, serverList(kept)))
 	case commands.VerbStatus:
 		return r.status(ctx, user, cmd.Service)
 	case commands.VerbHistory:

@@ -3,6 +3,7 @@ package bot_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,10 @@ func (f *fakeDeployer) Lock(_ context.Context, s, u, r string) (deployer.Lock, e
 func (f *fakeDeployer) Unlock(_ context.Context, s, u string, force bool) (deployer.Lock, error) {
 	f.calls = append(f.calls, "unlock "+s+" by "+u)
 	return deployer.Lock{Service: s, Holder: u}, nil
+}
+func (f *fakeDeployer) Resolve(_ context.Context, s string, id uint64, u string, to deployer.TrafficTarget) (deployer.Deployment, error) {
+	f.calls = append(f.calls, fmt.Sprintf("resolve %s #%d --to %s by %s", s, id, to, u))
+	return deployer.Deployment{ID: 4, Service: s, Old: []deployer.Server{{Name: "ns1-3"}}, Next: []deployer.Server{{Name: "ns1-4"}}}, nil
 }
 func (f *fakeDeployer) Status(_ context.Context, s string) (deployer.Status, error) {
 	st := f.status

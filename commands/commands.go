@@ -24,6 +24,7 @@ const (
 	VerbRollback Verb = "rollback"
 	VerbLock     Verb = "lock"
 	VerbUnlock   Verb = "unlock"
+	VerbResolve  Verb = "resolve"
 	VerbRefresh  Verb = "refresh"
 	VerbSchedule Verb = "schedule"
 	VerbHelp     Verb = "help"
@@ -50,6 +51,7 @@ type Command struct {
 	DryRun           bool   // deploy --dry-run
 	AllowLargeChange bool   // deploy --allow-large-change
 	AllowSameSerial  bool   // deploy --allow-same-serial
+	To               string // resolve --to old|new
 	Force            bool   // unlock --force
 	Reason           string // deploy/lock --reason TEXT
 	Limit            int    // history -n N (default 10, 1..100); 0 for other verbs
@@ -83,7 +85,7 @@ func (e *UsageError) Error() string {
 func verbs() []Verb {
 	return []Verb{
 		VerbDeploy, VerbDiff, VerbStatus, VerbHistory, VerbApprove, VerbAbort,
-		VerbRollback, VerbLock, VerbUnlock, VerbRefresh, VerbSchedule, VerbHelp,
+		VerbRollback, VerbLock, VerbUnlock, VerbResolve, VerbRefresh, VerbSchedule, VerbHelp,
 	}
 }
 
@@ -181,6 +183,14 @@ func specOf(v Verb) (verbSpec, bool) {
 			service: requiredService,
 			flags:   []string{"--force"},
 		}, true
+	case VerbResolve:
+		return verbSpec{
+			usage:    "/deploy resolve SERVICE [#N] --to old|new",
+			desc:     "end a deploy that needs attention: keep the old or the new set, delete the other and release the lock (admins)",
+			service:  requiredService,
+			deployID: true,
+			flags:    []string{"--to"},
+		}, true
 	case VerbRefresh:
 		return verbSpec{
 			usage:   "/deploy refresh SERVICE",
@@ -273,6 +283,9 @@ func (c Command) String() string {
 	}
 	if c.Force {
 		add("--force")
+	}
+	if c.To != "" {
+		add("--to " + c.To)
 	}
 	if c.Limit != 0 && (c.Verb != VerbHistory || c.Limit != DefaultLimit) {
 		add("-n " + strconv.Itoa(c.Limit))

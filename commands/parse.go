@@ -127,6 +127,9 @@ func (p *parser) args(v Verb, service string) (Command, error) {
 	if p.spec.service == requiredService && p.cmd.Service == "" {
 		return Command{}, p.fail("", "%s needs a service%s", v, p.servicesHint())
 	}
+	if v == VerbResolve && p.cmd.To == "" {
+		return Command{}, p.fail("", "resolve needs --to old (keep the old set) or --to new (keep the new set)")
+	}
 	if v == VerbHistory && p.cmd.Limit == 0 {
 		p.cmd.Limit = DefaultLimit
 	}
@@ -267,6 +270,16 @@ func (p *parser) flag(w string, start int) (help bool, err error) {
 	case "--reason":
 		p.cmd.Reason, err = p.reason(name)
 		return false, err
+	case "--to":
+		v, err := p.value(name, "old or new")
+		if err != nil {
+			return false, err
+		}
+		if v != "old" && v != "new" {
+			return false, p.fail(suggest(v, []string{"old", "new"}), "--to takes old or new, not %s", quote(v))
+		}
+		p.cmd.To = v
+		return false, nil
 	case "--image":
 		v, err := p.value(name, "an image ID")
 		if err != nil {
@@ -413,6 +426,8 @@ func flagOf(name string) (flagSpec, bool) {
 	switch name {
 	case "--image":
 		return flagSpec{name: name, verbs: "deploy"}, true
+	case "--to":
+		return flagSpec{name: name, verbs: "resolve"}, true
 	case "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial":
 		return flagSpec{name: name, boolean: true, verbs: "deploy"}, true
 	case "--reason":

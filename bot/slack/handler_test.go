@@ -88,6 +88,10 @@ func (f *fakeDeployer) Unlock(_ context.Context, s, u string, _ bool) (deployer.
 	f.record("unlock %s by %s", s, u)
 	return deployer.Lock{Service: s, Holder: u}, nil
 }
+func (f *fakeDeployer) Resolve(_ context.Context, s string, id uint64, u string, to deployer.TrafficTarget) (deployer.Deployment, error) {
+	f.record("resolve %s #%d --to %s by %s", s, id, to, u)
+	return deployer.Deployment{ID: id, Service: s}, nil
+}
 func (f *fakeDeployer) Status(_ context.Context, s string) (deployer.Status, error) {
 	f.record("status %s", s)
 	return deployer.Status{Service: s}, nil
