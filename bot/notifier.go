@@ -58,6 +58,10 @@ func (n *Notifier) now() time.Time {
 // Messages renders one event as the messages that show it.
 func (n *Notifier) Messages(ev deployer.Event) []Message {
 	d := ev.Deployment
+	if d.ID == 0 {
+		// About a service, not a deploy (its traffic at start-up): no thread.
+		return []Message{{Level: LevelWarning, Text: ev.Text, Service: d.Service}}
+	}
 	base := Message{Thread: threadKey(d.ID), DeployID: d.ID, Service: d.Service, User: d.Requester, Refs: d.Refs}
 	checklist := base
 	checklist.Key, checklist.Checklist = checklistKey(d.ID), ChecklistOf(d, n.now())

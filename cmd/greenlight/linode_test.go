@@ -392,3 +392,14 @@ func TestLinodeRefreshThenDeploy(t *testing.T) {
 		t.Errorf("serial through the NodeBalancer = %d, want %d (the baked image's)", got, want)
 	}
 }
+
+// TestStartsWhenTheCloudRefuses: a first set the cloud will not build does
+// not stop greenlight from starting; it says so and keeps answering.
+func TestStartsWhenTheCloudRefuses(t *testing.T) {
+	a := newLinodeAccount(t)
+	a.api.Inject(linodetest.Fault{Method: "POST", Path: "/linode/instances", Times: 2, Status: 403})
+	p := a.start(t, a.config(t, "{kind: none}", ""))
+	p.waitOutput(`Could not build the first set of ns: .*greenlight tries again every few minutes`)
+	p.typeLine("/deploy status ns")
+	p.waitOutput(`ns: no live set yet`)
+}

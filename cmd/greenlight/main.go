@@ -357,7 +357,12 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	for _, svc := range services {
 		if _, err := m.Deployer.Seed(runCtx, svc.Name, ""); err != nil {
-			return fmt.Errorf("build the first set of %s: %w", svc.Name, err)
+			// Start-up never waits on the cloud: say so and try again.
+			m.Log.Error("could not build the first set; trying again", "service", svc.Name, "err", err)
+			m.Notifier.Announce(runCtx, bot.Message{Level: bot.LevelError, Service: svc.Name,
+				Text: fmt.Sprintf("Could not build the first set of %s: %s. greenlight tries again every few minutes; /deploy status %s shows when it is up.", svc.Name, strings.ReplaceAll(bot.ErrorText(err), "\n", "; "), svc.Name)})
+			m.background.Go(func() { m.seedLoop(runCtx, svc.Name) })
+			continue
 		}
 		if err := m.banner(runCtx, svc); err != nil {
 			return err
@@ -411,6 +416,30 @@ func (m *Main) getenv(name string) string {
 }
 
 // banner says where a service answers and which set serves it.
+// seedLoop builds a service's first set once the cloud lets it, waiting
+// longer after each failure (1m, 2m, 4m … 30m).
+func (m *Main) seedLoop(ctx context.Context, service string) {
+	wait := time.Minute
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.Clock.After(wait):
+		}
+		live, err := m.Deployer.Seed(ctx, service, "")
+		if err == nil {
+			m.Notifier.Announce(ctx, bot.Message{Level: bot.LevelSuccess, Service: service,
+				Text: fmt.Sprintf("The first set of %s is up: %s.", service, serverNames(live.Servers))})
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		m.Log.Error("could not build the first set; trying again", "service", service, "in", wait, "err", err)
+		wait = min(2*wait, 30*time.Minute)
+	}
+}
+
 func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 	st, err := m.Deployer.Status(ctx, svc.Name)
 	if err != nil {
