@@ -350,7 +350,7 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 // traffic at it.
 func (p *Deployer) seedSet(ctx context.Context, svc *Service, image string, planned []Server) ([]Server, error) {
 	service := svc.Name
-	servers, err := forEach(ctx, planned, func(ctx context.Context, s Server) (Server, error) {
+	servers, err := p.forEach(ctx, planned, func(ctx context.Context, s Server) (Server, error) {
 		got, err := svc.Cloud.Create(ctx, ServerSpec{Service: service, Role: s.Role, Name: s.Name, Label: s.Label, Image: image, Tags: s.Tags})
 		if err != nil {
 			return s, fmt.Errorf("create %s: %w", s.Name, err)

@@ -86,6 +86,7 @@ func (p *Deployer) execute(ctx context.Context, svc *Service, id uint64, r *run)
 				return
 			}
 		}
+		p.setPhase(id, PhaseRunning) // busy: the step is retried after the wait
 		select {
 		case <-p.clock.After(backoff(storeFailures - 1)):
 		case <-ctx.Done():

@@ -116,24 +116,8 @@ type simServiceOptions struct {
 var simServices = map[string][]string{"ns": {"ns1", "ns2"}, "web": {"w1"}}
 
 func runSimulation(path string, seed uint64, events int) simResult {
-	s := &simulation{
-		rng:       rand.New(rand.NewPCG(seed, 0x5eed)),
-		w:         newWorld("ns", "web"),
-		path:      path,
-		clock:     deployer.NewManualClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)),
-		approvals: map[uint64]deployer.Decision{},
-		rollbacks: map[uint64]deployer.Decision{},
-	}
-	s.opts = simServiceOptions{fourEyes: s.rng.IntN(3) == 0, autoPromote: s.rng.IntN(3) == 0}
 	defer os.Remove(path)
-	s.open()
-	for _, name := range []string{"ns", "web"} {
-		if _, err := s.dep.Seed(context.Background(), name, simImgOld); err != nil {
-			s.w.violate("seeding %s: %v", name, err)
-		}
-	}
-	s.settle()
-	s.check()
+	s := newSimulation(path, seed)
 	n := 0
 	for ; n < events && len(s.w.violations) == 0; n++ {
 		s.step()
@@ -145,6 +129,29 @@ func runSimulation(path string, seed uint64, events int) simResult {
 	}
 	s.close()
 	return simResult{events: n, violations: s.w.violations, log: s.log}
+}
+
+// newSimulation starts greenlight on a new data file and seeds both
+// services with their first set.
+func newSimulation(path string, seed uint64) *simulation {
+	s := &simulation{
+		rng:       rand.New(rand.NewPCG(seed, 0x5eed)),
+		w:         newWorld("ns", "web"),
+		path:      path,
+		clock:     deployer.NewManualClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)),
+		approvals: map[uint64]deployer.Decision{},
+		rollbacks: map[uint64]deployer.Decision{},
+	}
+	s.opts = simServiceOptions{fourEyes: s.rng.IntN(3) == 0, autoPromote: s.rng.IntN(3) == 0}
+	s.open()
+	for _, name := range []string{"ns", "web"} {
+		if _, err := s.dep.Seed(context.Background(), name, simImgOld); err != nil {
+			s.w.violate("seeding %s: %v", name, err)
+		}
+	}
+	s.settle()
+	s.check()
+	return s
 }
 
 func (s *simulation) note(format string, args ...any) {

@@ -70,6 +70,8 @@ type world struct {
 	violations []string
 	progress   atomic.Int64 // bumped by every call, for settling
 	hanging    atomic.Int32 // calls blocked in a hang fault now
+
+	provisionPanics atomic.Bool
 }
 
 func newWorld(services ...string) *world {
@@ -240,7 +242,14 @@ func (c simCloud) Images(ctx context.Context, service string) ([]deployer.Image,
 	}, nil
 }
 
-func (c simCloud) Provision(ctx context.Context, s deployer.Server) error { return nil }
+// Provision does nothing, unless the world says it panics: greenlight's
+// own bug, which must fail the step and not end the process.
+func (c simCloud) Provision(ctx context.Context, s deployer.Server) error {
+	if c.w.provisionPanics.Load() {
+		panic("provisioner bug")
+	}
+	return nil
+}
 
 // simSwitch is one generation's view of a service's load balancer.
 type simSwitch struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,7 +77,7 @@ func (p *Deployer) deleteNext(ctx context.Context, svc *Service, d Deployment) s
 	if len(servers) == 0 {
 		return ""
 	}
-	_, err := forEach(ctx, servers, func(ctx context.Context, s Server) (Server, error) {
+	_, err := p.forEach(ctx, servers, func(ctx context.Context, s Server) (Server, error) {
 		if err := svc.Cloud.Delete(ctx, s); err != nil {
 			return s, fmt.Errorf("delete %s: %w", s.Name, err)
 		}
@@ -92,12 +93,22 @@ func (p *Deployer) deleteNext(ctx context.Context, svc *Service, d Deployment) s
 
 // forEach runs fn on every server in parallel and returns the results in
 // order, with every error joined.
-func forEach(ctx context.Context, servers []Server, fn func(context.Context, Server) (Server, error)) ([]Server, error) {
+func (p *Deployer) forEach(ctx context.Context, servers []Server, fn func(context.Context, Server) (Server, error)) ([]Server, error) {
 	out := make([]Server, len(servers))
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
-		wg.Go(func() { out[i], errs[i] = fn(ctx, s) })
+		wg.Go(func() {
+			// A bug in fn fails this server, not greenlight: callStep only
+			// recovers panics of the pipeline's own goroutine.
+			defer func() {
+				if v := recover(); v != nil {
+					p.log.Error("panic acting on a server", "server", s.Name, "panic", v, "stack", string(debug.Stack()))
+					out[i], errs[i] = s, fmt.Errorf("%s: greenlight hit an internal error (%v); the log has the details", s.Name, v)
+				}
+			}()
+			out[i], errs[i] = fn(ctx, s)
+		})
 	}
 	wg.Wait()
 	return out, errors.Join(errs...)
@@ -176,7 +187,7 @@ func (p *Deployer) create(ctx context.Context, svc *Service, d *Deployment, _ *r
 	if err != nil {
 		return "", fmt.Errorf("list servers of deploy #%d: %w", d.ID, err)
 	}
-	created, err := forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+	created, err := p.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 		for _, t := range tagged {
 			if t.Name == s.Name {
 				return t, nil
@@ -213,7 +224,7 @@ func (p *Deployer) setNext(d *Deployment, servers []Server) (Deployment, error) 
 }
 
 func (p *Deployer) waitRunning(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
-	running, err := forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+	running, err := p.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 		got, err := svc.Cloud.WaitRunning(ctx, s)
 		if err != nil {
 			return s, fmt.Errorf("%s did not start: %w", s.Name, err)
@@ -234,7 +245,7 @@ func (p *Deployer) waitRunning(ctx context.Context, svc *Service, d *Deployment,
 }
 
 func (p *Deployer) provision(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
-	_, err := forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+	_, err := p.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 		if err := svc.Provisioner.Provision(ctx, s); err != nil {
 			return s, fmt.Errorf("provision %s: %w", s.Name, err)
 		}
@@ -625,7 +636,7 @@ func (p *Deployer) retire(ctx context.Context, svc *Service, d *Deployment, _ *r
 	if !d.Traffic.SettledOn(TrafficNext) {
 		return "", &attentionError{reason: "the old set was about to be retired while " + strings.ToLower(d.Traffic.Where(*d))}
 	}
-	_, err := forEach(ctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
+	_, err := p.forEach(ctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
 		if err := svc.Cloud.Delete(ctx, s); err != nil {
 			return s, fmt.Errorf("delete %s: %w", s.Name, err)
 		}
@@ -634,7 +645,7 @@ func (p *Deployer) retire(ctx context.Context, svc *Service, d *Deployment, _ *r
 	if err != nil {
 		return "", err
 	}
-	relabelled, err := forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+	relabelled, err := p.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 		got, err := svc.Cloud.Relabel(ctx, s, s.Role)
 		if err != nil {
 			return s, fmt.Errorf("relabel %s to %s: %w", s.Name, s.Role, err)

@@ -236,12 +236,12 @@ func (p *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment
 	if target == TrafficOld {
 		note = p.deleteNext(cctx, svc, d)
 	} else {
-		if _, err := forEach(cctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
+		if _, err := p.forEach(cctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
 			return s, svc.Cloud.Delete(ctx, s)
 		}); err != nil {
 			note = fmt.Sprintf("Could not delete every server of the old set (%v); the reconciler will report them.", err)
 		}
-		relabelled, err := forEach(cctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+		relabelled, err := p.forEach(cctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 			return svc.Cloud.Relabel(ctx, s, s.Role)
 		})
 		if err == nil {
