@@ -1,0 +1,58 @@
+// Command greenlight-bench measures greenlight's local load balancer beside
+// the servers it fronts and beside dnsdist and nginx, with dnsperf, and
+// prints one table per run. Every address is on loopback.
+//
+//	go run ./cmd/greenlight-bench lb [-l 10s] [-rounds 3] [-c 4] [-T 2]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: greenlight-bench lb [flags]")
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var err error
+	switch args[0] {
+	case "lb":
+		fs := flag.NewFlagSet("lb", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := lbOptions{}
+		fs.DurationVar(&o.Length, "l", 10e9, "dnsperf run length (-l)")
+		fs.IntVar(&o.Rounds, "rounds", 3, "rounds; each target once per round, the median is reported")
+		fs.IntVar(&o.Clients, "c", 4, "dnsperf clients (-c)")
+		fs.IntVar(&o.Threads, "T", 2, "dnsperf threads (-T)")
+		if err = fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		err = benchLB(ctx, o, stdout, log)
+	default:
+		fmt.Fprintf(stderr, "greenlight-bench: unknown benchmark %q (lb)\n", args[0])
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "greenlight-bench:", err)
+		return 1
+	}
+	return 0
+}
