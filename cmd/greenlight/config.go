@@ -26,6 +26,7 @@ type Config struct {
 	Local     LocalConfig               `yaml:"local"`
 	Slack     *SlackConfig              `yaml:"slack"` // nil: the terminal chat
 	Reconcile ReconcileConfig           `yaml:"reconcile"`
+	Admin     AdminConfig               `yaml:"admin"`
 	Services  map[string]*ServiceConfig `yaml:"services"`
 }
 
@@ -33,6 +34,11 @@ type Config struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+}
+
+// AdminConfig is where /metrics, /healthz and /readyz are served.
+type AdminConfig struct {
+	Listen string `yaml:"listen"` // host:port, or off (the default)
 }
 
 // SlackConfig is the slack section; the tokens come from the environment.
@@ -187,6 +193,11 @@ func (c *Config) validate() error {
 	case "", "text", "json":
 	default:
 		return &keyError{"log.format", fmt.Sprintf("%q is not a format (text, json)", c.Log.Format)}
+	}
+	if l := c.Admin.Listen; l != "" && l != AdminOff {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			return &keyError{"admin.listen", fmt.Sprintf("%q is not host:port (or off)", l)}
+		}
 	}
 	if sl := c.Slack; sl != nil {
 		switch sl.Mode {

@@ -29,6 +29,7 @@ import (
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/dnscheck"
 	"github.com/greenlight/greenlight/deployer/local"
+	"github.com/greenlight/greenlight/metrics"
 	"github.com/greenlight/greenlight/storage"
 )
 
@@ -50,11 +51,16 @@ type Main struct {
 	ConfigPath string
 	DataDir    string
 	Listen     string
+	Admin      string // admin endpoints' address, or "off"
 	BootDelay  time.Duration
 	LogLevel   string
 
-	Config *Config
-	Log    *slog.Logger
+	Config  *Config
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+
+	ready *readiness
+	admin *adminServer
 
 	db       *storage.DB
 	cloud    *local.Cloud
@@ -122,6 +128,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.ConfigPath, "config", "", "configuration `file` (default: the embedded local mode, configs/local.yaml)")
 	fs.StringVar(&m.DataDir, "data", "", "data `directory` (default ./data, or the config's data)")
 	fs.StringVar(&m.Listen, "listen", "", "address of the local load balancer, UDP and TCP (default 127.0.0.1:5300)")
+	fs.StringVar(&m.Admin, "admin", "", "`address` of the admin endpoints (/metrics, /healthz, /readyz), or off (default from the config's admin.listen, else off)")
 	fs.DurationVar(&m.BootDelay, "boot-delay", -1, "how long a local server takes to start (default from the config, 2s)")
 	fs.StringVar(&m.LogLevel, "log-level", "", "debug, info, warn or error (default from the config)")
 	fs.Usage = func() {
@@ -173,6 +180,14 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.LogLevel != "" {
 		m.Config.Log.Level = m.LogLevel
 	}
+	if m.Admin != "" {
+		if m.Admin != AdminOff {
+			if _, _, err := net.SplitHostPort(m.Admin); err != nil {
+				return fmt.Errorf("--admin %q: want host:port or off", m.Admin)
+			}
+		}
+		m.Config.Admin.Listen = m.Admin
+	}
 	return nil
 }
 
@@ -197,11 +212,24 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Clock == nil {
 		m.Clock = deployer.SystemClock{}
 	}
+	m.Metrics = metrics.New()
+	m.ready = newReadiness()
+	m.ready.wait("store", "not open yet")
+	m.ready.wait("chat", "not started yet")
+	for _, name := range slices.Sorted(maps.Keys(m.Config.Services)) {
+		m.ready.wait("switch "+name, "traffic not pointed at the live set yet")
+	}
+	if addr := m.Config.Admin.Listen; addr != "" && addr != AdminOff {
+		if err := m.startAdmin(addr); err != nil {
+			return err
+		}
+	}
 	var err error
 	m.db, err = storage.Open(filepath.Join(m.DataDir, "greenlight.db"), storage.Options{Clock: m.Clock})
 	if err != nil {
 		return err
 	}
+	m.ready.done("store")
 	m.bakers = map[string]deployer.Baker{}
 	checker := dnscheck.New(dnscheck.Options{Clock: m.Clock, Logger: m.Log})
 	auth := &bot.Authorizer{Policies: map[string]bot.Policy{}}
@@ -230,10 +258,12 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.Shell = &shell.Shell{In: m.Stdin, Out: m.Stdout, User: m.User, Interactive: m.Interactive}
 	m.Notifier = &bot.Notifier{Chats: []bot.Chat{m.Shell}, Log: m.Log, Now: m.Clock.Now}
-	m.Deployer, err = deployer.New(deployer.Config{Store: m.db, Clock: m.Clock, Reporter: m.Notifier, Logger: m.Log, Services: services})
+	m.Deployer, err = deployer.New(deployer.Config{Store: m.db, Clock: m.Clock, Reporter: m.Metrics.Reporter(m.Notifier), Logger: m.Log, Services: services})
 	if err != nil {
 		return err
 	}
+	m.Metrics.ServiceNames(m.Deployer.Services())
+	m.Metrics.WatchServices(m.Deployer)
 	m.Notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
 	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db}
 	if err := m.openRefresh(services); err != nil {
@@ -255,9 +285,13 @@ func (m *Main) Open(ctx context.Context) error {
 		if _, err := m.Deployer.Seed(runCtx, svc.Name, ""); err != nil {
 			return fmt.Errorf("build the first set of %s: %w", svc.Name, err)
 		}
+		m.ready.done("switch " + svc.Name)
 		if err := m.banner(runCtx, svc); err != nil {
 			return err
 		}
+	}
+	if m.Slack == nil {
+		m.ready.done("chat")
 	}
 	m.background.Go(func() { m.reconcileLoop(runCtx) })
 	for _, r := range m.refresh {
@@ -337,6 +371,7 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.background.Wait()
+	m.stopAdmin()
 	for _, r := range m.refresh {
 		r.Wait()
 	}

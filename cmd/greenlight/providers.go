@@ -141,6 +141,7 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 			return nil, fmt.Errorf("start the load balancer on %s: %w", sc.Listen, err)
 		}
 		m.lbs = append(m.lbs, lb)
+		m.Metrics.WatchBalancer(svc.Name, lb)
 		return lb, nil
 	case "nodebalancer":
 		client, err := m.linodeClient()
@@ -288,6 +289,16 @@ func (m *Main) reconcile(ctx context.Context) {
 		return
 	}
 	m.Log.Info("reconciled", "servers", report.Checked, "orphans", len(report.Orphans))
+	orphans := map[string]int{}
+	for _, svc := range m.Deployer.Services() {
+		orphans[svc] = 0
+	}
+	for _, o := range report.Orphans {
+		orphans[o.Service]++
+	}
+	for svc, n := range orphans {
+		m.Metrics.Orphans(svc, n)
+	}
 	if len(report.Orphans) > 0 {
 		m.Notifier.Announce(ctx, bot.Message{Level: bot.LevelWarning, Text: ":broom: " + report.Summary()})
 	}
