@@ -83,7 +83,13 @@ func (m *Main) linodeClient() (*linodego.Client, error) {
 	if token == "" {
 		return nil, fmt.Errorf("%s is not set: greenlight needs a Linode API token (Linodes, NodeBalancers, Images and Domains read/write) to run a Linode service", EnvLinodeToken)
 	}
-	c := linodego.NewClient(&http.Client{Timeout: linodeHTTPTimeout})
+	observe := func(op string, code int, retry bool) {
+		m.Metrics.CloudRequest("linode", op, code)
+		if retry {
+			m.Metrics.CloudRetry("linode", op)
+		}
+	}
+	c := linodego.NewClient(&http.Client{Timeout: linodeHTTPTimeout, Transport: &linode.Transport{Observe: observe}})
 	if u := m.getenv(EnvLinodeURL); u != "" {
 		c.SetBaseURL(u)
 	}
