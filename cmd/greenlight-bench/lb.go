@@ -12,8 +12,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +27,9 @@ type lbOptions struct {
 	Length           time.Duration
 	Rounds           int
 	Clients, Threads int
+	Only             string
+	UDPSockets       int
+	CPUProfile       string
 }
 
 // target is one address dnsperf is pointed at.
@@ -56,7 +61,7 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	lb, err := local.NewBalancer("127.0.0.1:0", local.BalancerOptions{Logger: log})
+	lb, err := local.NewBalancer("127.0.0.1:0", local.BalancerOptions{Logger: log, UDPSockets: o.UDPSockets})
 	if err != nil {
 		return err
 	}
@@ -80,6 +85,22 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 	data := filepath.Join(dir, "queries.txt")
 	if err := os.WriteFile(data, []byte("example.test SOA\nwww.example.test A\nexample.test NS\n"), 0o644); err != nil {
 		return err
+	}
+	if o.Only != "" {
+		targets = slices.DeleteFunc(targets, func(t *target) bool {
+			return t.name != "direct" && !slices.Contains(strings.Split(o.Only, ","), t.name)
+		})
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fmt.Fprintf(out, "dnsperf -c %d -T %d -l %d, %d rounds, median; %d cores\n", o.Clients, o.Threads, int(o.Length.Seconds()), o.Rounds, numCPU())
 	for round := range o.Rounds {

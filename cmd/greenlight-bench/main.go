@@ -39,6 +39,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&o.Rounds, "rounds", 3, "rounds; each target once per round, the median is reported")
 		fs.IntVar(&o.Clients, "c", 4, "dnsperf clients (-c)")
 		fs.IntVar(&o.Threads, "T", 2, "dnsperf threads (-T)")
+		fs.IntVar(&o.UDPSockets, "udp-sockets", 0, "the balancer's UDP sockets per server (default local.DefaultUDPSockets)")
+		fs.StringVar(&o.Only, "only", "", "run only these targets, comma-separated (direct, greenlight, dnsdist, nginx)")
+		fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of this process (the balancer and the server) to `file`")
 		if err = fs.Parse(args[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0

@@ -32,7 +32,11 @@ const DefaultMaxTCPClients = 1024
 
 // DefaultUDPSockets is how many connected UDP sockets the balancer keeps
 // per server when BalancerOptions.UDPSockets is 0.
-const DefaultUDPSockets = 4
+const DefaultUDPSockets = 2
+
+// udpReaders is how many goroutines read client queries from the UDP
+// socket.
+const udpReaders = 2
 
 // maxUDPInFlight bounds the UDP queries the balancer forwards at once; past
 // it, it stops reading until one finishes.
@@ -53,7 +57,7 @@ type BalancerOptions struct {
 	MaxTCPClients int
 	// UDPSockets is the number of connected UDP sockets per server that
 	// carry queries, each answer matched to its query by a rewritten ID.
-	// Default 4.
+	// Default 2.
 	UDPSockets int
 }
 
@@ -146,8 +150,10 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 		landed:     make(chan struct{}),
 		inflight:   make(chan struct{}, maxUDPInFlight),
 	}
-	b.wg.Add(2)
-	go b.serveUDP()
+	b.wg.Add(1 + udpReaders)
+	for range udpReaders {
+		go b.serveUDP()
+	}
 	go b.serveTCP()
 	return b, nil
 }
