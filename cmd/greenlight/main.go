@@ -94,6 +94,9 @@ func NewMain() *Main {
 
 // Main runs the whole program and returns its exit code.
 func (m *Main) Main(ctx context.Context, args []string) int {
+	if code, ok := m.subcommand(args); ok {
+		return code
+	}
 	if err := m.ParseFlags(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -132,7 +135,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.BootDelay, "boot-delay", -1, "how long a local server takes to start (default from the config, 2s)")
 	fs.StringVar(&m.LogLevel, "log-level", "", "debug, info, warn or error (default from the config)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: greenlight [flags]\n\nWith no --config, greenlight runs the embedded local mode: type /deploy help.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: greenlight [flags]\n       greenlight check-config FILE\n       greenlight version\n\nWith no --config, greenlight runs the embedded local mode: type /deploy help.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
