@@ -137,3 +137,18 @@ func (m *Main) stopAdmin() {
 	<-m.admin.done
 	m.admin = nil
 }
+
+// chatObserver counts chat traffic in the metrics and keeps the chat
+// condition of /readyz.
+type chatObserver struct{ m *Main }
+
+func (o chatObserver) ChatRequest(adapter, kind, result string) {
+	o.m.Metrics.ChatRequest(adapter, kind, result)
+}
+
+func (o chatObserver) ChatAck(adapter string, d time.Duration) { o.m.Metrics.ChatAck(adapter, d) }
+
+func (o chatObserver) ChatConnected(adapter string, up bool) {
+	o.m.Metrics.ChatConnected(adapter, up)
+	o.m.ready.set("chat", up, adapter+" is not connected")
+}

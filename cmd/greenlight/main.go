@@ -316,7 +316,8 @@ func (m *Main) openSlack(auth *bot.Authorizer) error {
 		return err
 	}
 	var err error
-	m.Slack, err = slack.New(cfg, slack.Dependencies{Router: m.Router, Refs: m.Deployer, Log: m.Log.With("chat", "slack")})
+	m.Slack, err = slack.New(cfg, slack.Dependencies{Router: m.Router, Refs: m.Deployer, Log: m.Log.With("chat", "slack"),
+		Observer: chatObserver{m}})
 	if err != nil {
 		return fmt.Errorf("start the Slack adapter: %w", err)
 	}
