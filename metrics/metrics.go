@@ -39,6 +39,7 @@ type Metrics struct {
 	cloudRetries     *prometheus.CounterVec
 	imageBakes       *prometheus.CounterVec
 	reconcileOrphans *prometheus.GaugeVec
+	lockLimit        *prometheus.GaugeVec
 
 	mu       sync.Mutex
 	observed map[uint64]map[deployer.StepName]bool // steps whose duration was observed, per deploy in flight
@@ -97,6 +98,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "reconcile_orphans",
 			Help: "Servers the last reconcile pass found that no live set or deploy owns.",
 		}, []string{"service"}),
+		lockLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "lock_held_limit_seconds",
+			Help: "How long a deploy may hold the lock when nobody waits: approval timeout + rollback window + step timeouts.",
+		}, []string{"service"}),
 		observed: map[uint64]map[deployer.StepName]bool{},
 	}
 	reg.MustRegister(
@@ -104,7 +109,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.deploys, m.stepDuration, m.approvalWait, m.checkFailures,
 		m.chatRequests, m.chatAck, m.chatConnected,
-		m.cloudRequests, m.cloudRetries, m.imageBakes, m.reconcileOrphans,
+		m.cloudRequests, m.cloudRetries, m.imageBakes, m.reconcileOrphans, m.lockLimit,
 	)
 	return m
 }
@@ -230,6 +235,11 @@ func (m *Metrics) CloudRequest(cloud, operation string, code int) {
 // CloudRetry counts a cloud API request sent again.
 func (m *Metrics) CloudRetry(cloud, operation string) {
 	m.cloudRetries.WithLabelValues(cloud, operation).Inc()
+}
+
+// LockLimit records how long a deploy of service may hold its lock.
+func (m *Metrics) LockLimit(service string, d time.Duration) {
+	m.lockLimit.WithLabelValues(service).Set(d.Seconds())
 }
 
 // Orphans records what the last reconcile pass found for service.

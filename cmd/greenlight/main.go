@@ -266,6 +266,11 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.Metrics.ServiceNames(m.Deployer.Services())
+	for _, svc := range services {
+		t := svc.Timeouts
+		m.Metrics.LockLimit(svc.Name, svc.ApprovalTimeout+svc.RollbackWindow+
+			t.Create+t.WaitRunning+t.Provision+2*t.Check+t.Switch+t.Retire)
+	}
 	m.Metrics.WatchServices(m.Deployer)
 	m.Notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
 	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db}
