@@ -3,6 +3,7 @@
 // prints one table per run. Every address is on loopback.
 //
 //	go run ./cmd/greenlight-bench lb [-l 10s] [-rounds 3] [-c 4] [-T 2]
+//	go run ./cmd/greenlight-bench fleet [-n 2,10,50,200,500] [-boot 2s]
 package main
 
 import (
@@ -25,7 +26,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: greenlight-bench lb [flags]")
+		fmt.Fprintln(stderr, "usage: greenlight-bench lb|fleet [flags]")
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -49,8 +50,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = benchLB(ctx, o, stdout, log)
+	case "fleet":
+		fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		sizes := fs.String("n", "2,10,50,200,500", "fleet sizes, comma-separated")
+		o := fleetOptions{}
+		fs.DurationVar(&o.Boot, "boot", 2e9, "how long a local server takes to boot")
+		if err = fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if o.Sizes, err = parseSizes(*sizes); err != nil {
+			fmt.Fprintln(stderr, "greenlight-bench:", err)
+			return 2
+		}
+		err = benchFleet(ctx, o, stdout, log)
 	default:
-		fmt.Fprintf(stderr, "greenlight-bench: unknown benchmark %q (lb)\n", args[0])
+		fmt.Fprintf(stderr, "greenlight-bench: unknown benchmark %q (lb, fleet)\n", args[0])
 		return 2
 	}
 	if err != nil {
