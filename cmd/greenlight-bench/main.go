@@ -4,6 +4,7 @@
 //
 //	go run ./cmd/greenlight-bench lb [-l 10s] [-rounds 3] [-c 4] [-T 2]
 //	go run ./cmd/greenlight-bench fleet [-n 2,10,50,200,500] [-boot 2s]
+//	go run ./cmd/greenlight-bench store [-n 10,10000] [-calls 200]
 package main
 
 import (
@@ -26,7 +27,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: greenlight-bench lb|fleet [flags]")
+		fmt.Fprintln(stderr, "usage: greenlight-bench lb|fleet|store [flags]")
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -67,8 +68,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = benchFleet(ctx, o, stdout, log)
+	case "store":
+		fs := flag.NewFlagSet("store", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		sizes := fs.String("n", "10,10000", "stored deploys, comma-separated")
+		calls := fs.Int("calls", 200, "calls of each command timed")
+		if err = fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		var ns []int
+		if ns, err = parseSizes(*sizes); err != nil {
+			fmt.Fprintln(stderr, "greenlight-bench:", err)
+			return 2
+		}
+		err = benchStore(ctx, ns, *calls, stdout, log)
 	default:
-		fmt.Fprintf(stderr, "greenlight-bench: unknown benchmark %q (lb, fleet)\n", args[0])
+		fmt.Fprintf(stderr, "greenlight-bench: unknown benchmark %q (lb, fleet, store)\n", args[0])
 		return 2
 	}
 	if err != nil {
