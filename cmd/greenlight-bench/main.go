@@ -5,6 +5,7 @@
 //	go run ./cmd/greenlight-bench lb [-l 10s] [-rounds 3] [-c 4] [-T 2]
 //	go run ./cmd/greenlight-bench fleet [-n 2,10,50,200,500] [-boot 2s]
 //	go run ./cmd/greenlight-bench store [-n 10,10000] [-calls 200]
+//	go run ./cmd/greenlight-bench cutover [-udp 2000] [-tcp 200] [-gap 500ms]
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -27,7 +29,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: greenlight-bench lb|fleet|store [flags]")
+		fmt.Fprintln(stderr, "usage: greenlight-bench lb|fleet|store|cutover [flags]")
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -85,8 +87,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = benchStore(ctx, ns, *calls, stdout, log)
+	case "cutover":
+		fs := flag.NewFlagSet("cutover", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := cutoverOptions{}
+		fs.IntVar(&o.UDPRate, "udp", 2000, "UDP queries per second")
+		fs.IntVar(&o.TCPRate, "tcp", 200, "TCP queries per second")
+		fs.DurationVar(&o.Gap, "gap", 500*time.Millisecond, "how long the restarted baseline server is down")
+		if err = fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		err = benchCutover(ctx, o, stdout, log)
 	default:
-		fmt.Fprintf(stderr, "greenlight-bench: unknown benchmark %q (lb, fleet, store)\n", args[0])
+		fmt.Fprintf(stderr, "greenlight-bench: unknown benchmark %q (lb, fleet, store, cutover)\n", args[0])
 		return 2
 	}
 	if err != nil {
