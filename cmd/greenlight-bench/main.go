@@ -6,6 +6,7 @@
 //	go run ./cmd/greenlight-bench fleet [-n 2,10,50,200,500] [-boot 2s]
 //	go run ./cmd/greenlight-bench store [-n 10,10000] [-calls 200]
 //	go run ./cmd/greenlight-bench cutover [-udp 2000] [-tcp 200] [-gap 500ms]
+//	go run ./cmd/greenlight-bench rss -bin /tmp/greenlight [-deploys 1000]
 package main
 
 import (
@@ -29,7 +30,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: greenlight-bench lb|fleet|store|cutover [flags]")
+		fmt.Fprintln(stderr, "usage: greenlight-bench lb|fleet|store|cutover|rss [flags]")
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -101,8 +102,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = benchCutover(ctx, o, stdout, log)
+	case "rss":
+		fs := flag.NewFlagSet("rss", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		bin := fs.String("bin", "", "the greenlight binary (go build -o /tmp/greenlight ./cmd/greenlight)")
+		deploys := fs.Int("deploys", 1000, "deploys to run")
+		if err = fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if *bin == "" {
+			fmt.Fprintln(stderr, "greenlight-bench rss: -bin is required")
+			return 2
+		}
+		err = benchRSS(ctx, *bin, *deploys, stdout)
 	default:
-		fmt.Fprintf(stderr, "greenlight-bench: unknown benchmark %q (lb, fleet, store, cutover)\n", args[0])
+		fmt.Fprintf(stderr, "greenlight-bench: unknown benchmark %q (lb, fleet, store, cutover, rss)\n", args[0])
 		return 2
 	}
 	if err != nil {
