@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +19,9 @@ import (
 )
 
 type fleetOptions struct {
-	Sizes []int
-	Boot  time.Duration
+	Sizes      []int
+	Boot       time.Duration
+	CPUProfile string
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -39,6 +41,17 @@ func parseSizes(s string) ([]int, error) {
 // load balancer) as a multiple of what cannot be avoided: one boot and the
 // two checks.
 func benchFleet(ctx context.Context, o fleetOptions, out io.Writer, log *slog.Logger) error {
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Fprintf(out, "fleet: boot delay %v, auto-approved deploy to the end of check-live, checks of 3 passes 200ms apart; %d cores\n", o.Boot, numCPU())
 	fmt.Fprintf(out, "%5s %10s %10s %10s %10s %8s\n", "N", "wall", "boot", "checks", "other", "ratio")
 	for _, n := range o.Sizes {

@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		sizes := fs.String("n", "2,10,50,200,500", "fleet sizes, comma-separated")
 		o := fleetOptions{}
 		fs.DurationVar(&o.Boot, "boot", 2e9, "how long a local server takes to boot")
+		fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile to `file`")
 		if err = fs.Parse(args[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0
