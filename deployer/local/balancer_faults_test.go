@@ -1,7 +1,10 @@
 package local
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"slices"
@@ -229,4 +232,28 @@ func TestBalancerTCPServerClosesAfterAnswering(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "every answer counted", func() bool { return b.Counters().TCPAnswered == n })
+}
+
+// FuzzReadFrame: whatever a TCP client sends, readFrame does not panic, and
+// a frame it returns is its length prefix and exactly that many bytes, at
+// least a DNS header.
+func FuzzReadFrame(f *testing.F) {
+	q, _ := newQuery("example.test", dns.TypeSOA).Pack()
+	f.Add(frame(q))
+	f.Add([]byte{0, 12, 1, 2})
+	f.Add([]byte{0, 3, 1, 2, 3})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bufio.NewReader(bytes.NewReader(in))
+		for {
+			msg, err := readFrame(r)
+			if err != nil {
+				return
+			}
+			n := int(binary.BigEndian.Uint16(msg))
+			if len(msg) != 2+n || n < dnsHeaderLen {
+				t.Fatalf("frame of %d bytes with prefix %d", len(msg), n)
+			}
+		}
+	})
 }
