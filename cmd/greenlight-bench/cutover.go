@@ -7,16 +7,21 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/greenlight/greenlight/configs"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/dnscheck"
 	"github.com/greenlight/greenlight/deployer/local"
+	"github.com/greenlight/greenlight/deployer/nginx"
 	"github.com/greenlight/greenlight/storage"
 )
 
@@ -147,11 +152,16 @@ func benchCutover(ctx context.Context, o cutoverOptions, out io.Writer, log *slo
 	fmt.Fprintf(out, "cutover: %d UDP + %d TCP queries/s; %d cores\n", o.UDPRate, o.TCPRate, numCPU())
 	fmt.Fprintf(out, "(a query is lost when no answer comes within 2s)\n")
 	fmt.Fprintf(out, "%-36s %8s %58s %58s\n", "run", "took", "UDP", "TCP")
-	took, udp, tcp, err := cutoverDeploy(ctx, o, log)
+	took, udp, tcp, err := cutoverDeploy(ctx, o, localSwitch(log), log)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "%-36s %8s %58s %58s\n", "greenlight deploy (local balancer)", took.Round(time.Millisecond), udp, tcp)
+	if took, udp, tcp, err = cutoverDeploy(ctx, o, nginxSwitch(log), log); err != nil {
+		fmt.Fprintf(out, "%-36s %v\n", "greenlight deploy (nginx stream)", err)
+	} else {
+		fmt.Fprintf(out, "%-36s %8s %58s %58s\n", "greenlight deploy (nginx stream)", took.Round(time.Millisecond), udp, tcp)
+	}
 	took, udp, tcp, err = cutoverRestart(ctx, o)
 	if err != nil {
 		return err
@@ -160,7 +170,92 @@ func benchCutover(ctx context.Context, o cutoverOptions, out io.Writer, log *slo
 	return nil
 }
 
-func cutoverDeploy(ctx context.Context, o cutoverOptions, log *slog.Logger) (time.Duration, *loadStats, *loadStats, error) {
+// switchFor builds the switch a cutover run moves traffic with, in dir, and
+// returns it with the address clients query.
+type switchFor func(dir string) (sw deployer.Switch, addr string, stop func(), err error)
+
+// localSwitch is greenlight's own balancer.
+func localSwitch(log *slog.Logger) switchFor {
+	return func(string) (deployer.Switch, string, func(), error) {
+		lb, err := local.NewBalancer("127.0.0.1:0", local.BalancerOptions{Logger: log})
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return lb, lb.Addr(), func() {
+			fmt.Fprintf(os.Stderr, "balancer counters: %+v\n", lb.Counters())
+			lb.Close()
+		}, nil
+	}
+}
+
+// nginxSwitch is a real nginx (master and two workers) in dir, driven by
+// the nginx stream switch over the local executor.
+func nginxSwitch(log *slog.Logger) switchFor {
+	return func(dir string) (deployer.Switch, string, func(), error) {
+		bin, err := exec.LookPath("nginx")
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("nginx is not installed (apt-get install nginx libnginx-mod-stream)")
+		}
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		userLine := ""
+		if os.Geteuid() == 0 {
+			group := "nobody"
+			if _, err := user.LookupGroup("nogroup"); err == nil {
+				group = "nogroup"
+			}
+			userLine = "user nobody " + group + ";"
+		}
+		conf, stream, pid := filepath.Join(dir, "nginx.conf"), filepath.Join(dir, "stream.conf"), filepath.Join(dir, "nginx.pid")
+		body := fmt.Sprintf("load_module %s;\n%s\ndaemon off;\nmaster_process on;\nworker_processes 2;\npid %s;\nerror_log %s warn;\n"+
+			"events { worker_connections 1024; }\nstream {\n    include %s;\n}\n",
+			streamModule, userLine, pid, filepath.Join(dir, "nginx-error.log"), stream)
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			return nil, "", nil, err
+		}
+		if err := os.WriteFile(stream, []byte("# empty until the first switch\n"), 0o644); err != nil {
+			return nil, "", nil, err
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return nil, "", nil, err
+		}
+		cmd := exec.Command(bin, "-p", dir+"/", "-c", conf)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+		if err := cmd.Start(); err != nil {
+			return nil, "", nil, err
+		}
+		stop := func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+		for i := 0; ; i++ {
+			if _, err := os.Stat(pid); err == nil {
+				break
+			}
+			if i == 200 {
+				stop()
+				return nil, "", nil, fmt.Errorf("nginx did not start")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		_, port, _ := net.SplitHostPort(addr)
+		sw, err := nginx.New(nginx.Options{
+			Hosts:      []nginx.Host{{Name: "lb1", Executor: nginx.LocalExecutor{}, Endpoint: addr}},
+			ConfigPath: stream, TemplateFS: configs.Files, TemplatePath: "nginx/stream.conf.tmpl",
+			NginxBinary: bin, NginxArgs: []string{"-p", dir + "/", "-c", conf}, PIDFile: pid,
+			Listen: "127.0.0.1:" + port, Logger: log,
+		})
+		if err != nil {
+			stop()
+			return nil, "", nil, err
+		}
+		return sw, addr, stop, nil
+	}
+}
+
+func cutoverDeploy(ctx context.Context, o cutoverOptions, mk switchFor, log *slog.Logger) (time.Duration, *loadStats, *loadStats, error) {
 	dir, err := os.MkdirTemp("", "greenlight-cutover-")
 	if err != nil {
 		return 0, nil, nil, err
@@ -176,17 +271,17 @@ func cutoverDeploy(ctx context.Context, o cutoverOptions, log *slog.Logger) (tim
 		return 0, nil, nil, err
 	}
 	defer cloud.Close()
-	lb, err := local.NewBalancer("127.0.0.1:0", local.BalancerOptions{Logger: log})
+	sw, addr, stopSwitch, err := mk(dir)
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	defer lb.Close()
+	defer stopSwitch()
 	checker := dnscheck.New(dnscheck.Options{Logger: log})
 	svc := &deployer.Service{
 		Name: "ns", Roles: []string{"ns1", "ns2"},
 		Check:          deployer.CheckSpec{Zones: []string{"example.test"}, Passes: 3, MaxRounds: 5, Interval: 200 * time.Millisecond, Timeout: 2 * time.Second},
 		RollbackWindow: 2 * time.Second,
-		Cloud:          cloud, Provisioner: cloud, Switch: lb, Checker: checker,
+		Cloud:          cloud, Provisioner: cloud, Switch: sw, Checker: checker,
 		Compare: checker.Comparer(dnscheck.CompareOptions{}),
 	}
 	done := make(chan deployer.Deployment, 1)
@@ -210,7 +305,7 @@ func cutoverDeploy(ctx context.Context, o cutoverOptions, log *slog.Logger) (tim
 		return 0, nil, nil, err
 	}
 	lctx, cancelLoad := context.WithCancel(ctx)
-	udp, tcp, wait := load(lctx, lb.Addr(), o.UDPRate, o.TCPRate)
+	udp, tcp, wait := load(lctx, addr, o.UDPRate, o.TCPRate)
 	stop := func() { cancelLoad(); wait() }
 	time.Sleep(time.Second) // load on the first set before the deploy
 	start := time.Now()
@@ -228,7 +323,6 @@ func cutoverDeploy(ctx context.Context, o cutoverOptions, log *slog.Logger) (tim
 	took := time.Since(start)
 	time.Sleep(time.Second) // and on the new set after it
 	stop()
-	fmt.Fprintf(os.Stderr, "balancer counters: %+v\n", lb.Counters())
 	if got.Phase != deployer.PhaseSucceeded {
 		return 0, nil, nil, fmt.Errorf("the deploy ended %s: %s", got.Phase, got.Error)
 	}
