@@ -146,5 +146,12 @@ func fleetOnce(ctx context.Context, n int, boot time.Duration, log *slog.Logger)
 		return fleetResult{}, fmt.Errorf("the deploy ended %s: %s", got.Phase, got.Error)
 	}
 	checks := got.Step(deployer.StepCheckNext).Duration() + live.Duration()
+	var steps []string
+	for _, st := range got.Steps {
+		if d := st.Duration(); d > 0 {
+			steps = append(steps, fmt.Sprintf("%s %v", st.Name, d.Round(time.Millisecond)))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "N=%d steps: %s\n", n, strings.Join(steps, ", "))
 	return fleetResult{wall: wall, checks: checks}, nil
 }
