@@ -101,7 +101,8 @@ func NewClient(cfg Config) *slackapi.Client {
 
 // Dependencies are what the adapter drives.
 type Dependencies struct {
-	Router *bot.Router
-	Refs   RefSaver
-	Log    *slog.Logger
+	Router   *bot.Router
+	Refs     RefSaver
+	Log      *slog.Logger
+	Observer bot.ChatObserver // requests, acknowledgement times, connection; default none
 }

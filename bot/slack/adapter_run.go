@@ -25,6 +25,9 @@ const (
 	rememberEvents = 1024             // Events API IDs kept for de-duplication
 )
 
+// adapterName is the adapter label of the chat metrics.
+const adapterName = "slack"
+
 // Adapter is greenlight in Slack: it receives slash commands, button clicks
 // and mentions (Socket Mode or signed HTTP requests), acknowledges each at
 // once, runs it through the router on a bounded worker pool, and answers;
@@ -35,6 +38,7 @@ type Adapter struct {
 	OnHomeOpened func(ctx context.Context, userID string)
 
 	cfg     Config
+	obs     bot.ChatObserver
 	client  *slackapi.Client
 	poster  *Poster
 	router  *bot.Router
@@ -69,7 +73,12 @@ func New(cfg Config, deps Dependencies) (*Adapter, error) {
 	}
 	log = log.With("adapter", "slack")
 	client := NewClient(cfg)
+	obs := deps.Observer
+	if obs == nil {
+		obs = bot.NopObserver{}
+	}
 	a := &Adapter{
+		obs:    obs,
 		cfg:    cfg,
 		client: client,
 		poster: NewPoster(client, cfg, deps.Refs, log),
@@ -255,6 +264,8 @@ func (a *Adapter) serveHTTP(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	a.log.Info("slack http mode listening", "addr", addr.String())
+	a.obs.ChatConnected(adapterName, true)
+	defer a.obs.ChatConnected(adapterName, false)
 	select {
 	case err := <-served:
 		return fmt.Errorf("slack http mode: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	slackapi "github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
@@ -25,10 +26,42 @@ func (a *Adapter) HTTPHandler() http.Handler { return a.handler }
 
 func (a *Adapter) newHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /slack/commands", a.verified(a.serveCommand))
-	mux.Handle("POST /slack/interactions", a.verified(a.serveInteraction))
-	mux.Handle("POST /slack/events", a.verified(a.serveEvents))
+	mux.Handle("POST /slack/commands", a.timed("command", a.verified(a.serveCommand)))
+	mux.Handle("POST /slack/interactions", a.timed("click", a.verified(a.serveInteraction)))
+	mux.Handle("POST /slack/events", a.timed("event", a.verified(a.serveEvents)))
 	return mux
+}
+
+// timed reports each request of kind, its result from the status code it
+// was answered with, and how long answering took.
+func (a *Adapter) timed(kind string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		result := "ok"
+		switch {
+		case sw.code == http.StatusServiceUnavailable:
+			result = "busy"
+		case sw.code >= 500:
+			result = "error"
+		case sw.code >= 400:
+			result = "refused"
+		}
+		a.obs.ChatRequest(adapterName, kind, result)
+		a.obs.ChatAck(adapterName, time.Since(start))
+	})
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // verified admits only requests signed by Slack with the signing secret,

@@ -253,6 +253,7 @@ type setup struct {
 	config   func(*glslack.Config)
 	onHome   func(ctx context.Context, user string)
 	socket   func(f *fakeSlack, n int, c *websocket.Conn) // Socket Mode: serves the n-th WebSocket connection
+	observer bot.ChatObserver
 }
 
 // start runs an adapter over a router over d, against a fake Slack, in
@@ -271,7 +272,7 @@ func start(t testing.TB, d *fakeDeployer, s setup) *harness {
 		log = slog.New(slog.NewTextHandler(tt.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	router := &bot.Router{Deployer: d, Auth: &bot.Authorizer{Policies: s.policies}}
-	a, err := glslack.New(cfg, glslack.Dependencies{Router: router, Log: log})
+	a, err := glslack.New(cfg, glslack.Dependencies{Router: router, Log: log, Observer: s.observer})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	slackapi "github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
@@ -42,17 +43,21 @@ func (a *Adapter) runSocket(ctx context.Context) error {
 // is queued first so that "busy" can travel in its acknowledgement; clicks
 // and events are acknowledged before anything else.
 func (a *Adapter) socketEvent(ctx context.Context, smc *socketmode.Client, evt socketmode.Event) {
+	received := time.Now()
 	switch evt.Type {
 	case socketmode.EventTypeConnecting:
 		a.log.Debug("slack socket mode connecting")
 	case socketmode.EventTypeConnected:
 		a.log.Info("slack socket mode connected")
+		a.obs.ChatConnected(adapterName, true)
 	case socketmode.EventTypeHello:
 		a.log.Debug("slack socket mode hello")
 	case socketmode.EventTypeConnectionError:
 		a.log.Warn("slack socket mode connection failed; retrying", "err", socketErr(evt.Data))
+		a.obs.ChatConnected(adapterName, false)
 	case socketmode.EventTypeInvalidAuth:
 		a.log.Error("Slack refused the app token (SLACK_APP_TOKEN)")
+		a.obs.ChatConnected(adapterName, false)
 	case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorBadMessage, socketmode.EventTypeErrorWriteFailed:
 		a.log.Warn("slack socket mode", "event", evt.Type, "err", socketErr(evt.Data))
 
@@ -64,14 +69,18 @@ func (a *Adapter) socketEvent(ctx context.Context, smc *socketmode.Client, evt s
 			return
 		}
 		var payload any
+		result := "ok"
 		if err := a.enqueue(a.slashTask(cmd)); err != nil {
 			a.log.Warn("slack: command not queued", "user", cmd.UserID, "err", err)
 			payload = ephemeral(err.Error())
+			result = "busy"
 		}
 		a.ack(ctx, smc, evt, payload)
+		a.observe("command", result, received)
 
 	case socketmode.EventTypeInteractive:
 		a.ack(ctx, smc, evt, nil)
+		a.observe("click", "ok", received)
 		ic, ok := evt.Data.(slackapi.InteractionCallback)
 		if !ok {
 			a.log.Warn("slack: malformed interaction ignored", "data", fmt.Sprintf("%T", evt.Data))
@@ -87,6 +96,7 @@ func (a *Adapter) socketEvent(ctx context.Context, smc *socketmode.Client, evt s
 
 	case socketmode.EventTypeEventsAPI:
 		a.ack(ctx, smc, evt, nil)
+		a.observe("event", "ok", received)
 		ev, ok := evt.Data.(slackevents.EventsAPIEvent)
 		if !ok {
 			a.log.Warn("slack: malformed event ignored", "data", fmt.Sprintf("%T", evt.Data))
@@ -103,6 +113,12 @@ func (a *Adapter) socketEvent(ctx context.Context, smc *socketmode.Client, evt s
 	default:
 		a.log.Debug("slack socket mode event ignored", "type", evt.Type)
 	}
+}
+
+// observe reports a request of kind acknowledged after received.
+func (a *Adapter) observe(kind, result string, received time.Time) {
+	a.obs.ChatRequest(adapterName, kind, result)
+	a.obs.ChatAck(adapterName, time.Since(received))
 }
 
 // ack acknowledges evt's envelope, with payload (or none).

@@ -143,7 +143,8 @@ func TestSocketMode(t *testing.T) {
 			"",
 		},
 	}}
-	h := start(t, d, setup{config: socketMode, socket: script.serve})
+	obs := &recordingObserver{}
+	h := start(t, d, setup{config: socketMode, socket: script.serve, observer: obs})
 
 	var acks []string
 	for range 4 {
@@ -194,6 +195,13 @@ func TestSocketMode(t *testing.T) {
 	want := []string{"approve ns#7 by U_BOB", "deploy ns by U_ALICE in C_OPS: socket", "lock ns by U_ALICE", "status ns"}
 	if !slices.Equal(calls, want) {
 		t.Errorf("deployer calls %q, want %q", calls, want)
+	}
+	// Each acknowledged envelope was counted with its acknowledgement time,
+	// and the connection was reported.
+	requests, acked, connected := obs.snapshot()
+	slices.Sort(requests)
+	if want := []string{"slack click ok", "slack command ok", "slack command ok", "slack event ok"}; !slices.Equal(requests, want) || acked != 4 || !connected {
+		t.Errorf("observed requests %q, %d acks, connected %v; want %q, 4, true", requests, acked, connected, want)
 	}
 }
 
@@ -264,4 +272,36 @@ func TestSocketModeRefusedTokenStopsRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run kept going with a refused app token")
 	}
+}
+
+// recordingObserver records what the adapter reports for the metrics.
+type recordingObserver struct {
+	mu        sync.Mutex
+	requests  []string
+	acks      int
+	connected bool
+}
+
+func (o *recordingObserver) ChatRequest(adapter, kind, result string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.requests = append(o.requests, adapter+" "+kind+" "+result)
+}
+
+func (o *recordingObserver) ChatAck(adapter string, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.acks++
+}
+
+func (o *recordingObserver) ChatConnected(adapter string, up bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.connected = up
+}
+
+func (o *recordingObserver) snapshot() ([]string, int, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.requests), o.acks, o.connected
 }

@@ -27,6 +27,7 @@ type Config struct {
 	Local     LocalConfig               `yaml:"local"`
 	Slack     *SlackConfig              `yaml:"slack"` // nil: the terminal chat
 	Reconcile ReconcileConfig           `yaml:"reconcile"`
+	Admin     AdminConfig               `yaml:"admin"`
 	Services  map[string]*ServiceConfig `yaml:"services"`
 }
 
@@ -34,6 +35,11 @@ type Config struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+}
+
+// AdminConfig is where /metrics, /healthz and /readyz are served.
+type AdminConfig struct {
+	Listen string `yaml:"listen"` // host:port, or off (the default)
 }
 
 // SlackConfig is the slack section; the tokens come from the environment.
@@ -176,16 +182,29 @@ func LoadConfig(r io.Reader, name string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", name, &configError{msg: "a value does not fit its key"})
 	}
 	if err := cfg.validate(); err != nil {
-		var ke *keyError
-		if errors.As(err, &ke) {
-			if line := lineOf(&root, ke.key); line > 0 {
-				return nil, fmt.Errorf("%s: %s: line %d: %s", name, ke.key, line, ke.msg)
+		var problems []error
+		for _, e := range unjoin(err) {
+			var ke *keyError
+			switch {
+			case !errors.As(e, &ke):
+				problems = append(problems, fmt.Errorf("%s: %w", name, e))
+			case lineOf(&root, ke.key) > 0:
+				problems = append(problems, fmt.Errorf("%s: %s: line %d: %s", name, ke.key, lineOf(&root, ke.key), ke.msg))
+			default:
+				problems = append(problems, fmt.Errorf("%s: %s: %s", name, ke.key, ke.msg))
 			}
-			return nil, fmt.Errorf("%s: %s: %s", name, ke.key, ke.msg)
 		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, errors.Join(problems...)
 	}
 	return cfg, nil
+}
+
+// unjoin lists the errors errors.Join put together, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // keyError is a bad value found after decoding, named by its dotted key.
@@ -203,93 +222,100 @@ func checkLogLevel(v string) error {
 }
 
 func (c *Config) validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.Log.Level != "" {
 		if err := checkLogLevel(c.Log.Level); err != nil {
-			return &keyError{"log.level", err.Error()}
+			add(&keyError{"log.level", err.Error()})
 		}
 	}
 	switch c.Log.Format {
 	case "", "text", "json":
 	default:
-		return &keyError{"log.format", fmt.Sprintf("%q is not a format (text, json)", c.Log.Format)}
+		add(&keyError{"log.format", fmt.Sprintf("%q is not a format (text, json)", c.Log.Format)})
+	}
+	if l := c.Admin.Listen; l != "" && l != AdminOff {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			add(&keyError{"admin.listen", fmt.Sprintf("%q is not host:port (or off)", l)})
+		}
 	}
 	if sl := c.Slack; sl != nil {
 		switch sl.Mode {
 		case "", "socket":
 		case "http":
 			if _, _, err := net.SplitHostPort(sl.Listen); err != nil {
-				return &keyError{"slack.listen", fmt.Sprintf("http mode needs host:port to listen on, not %q", sl.Listen)}
+				add(&keyError{"slack.listen", fmt.Sprintf("http mode needs host:port to listen on, not %q", sl.Listen)})
 			}
 		default:
-			return &keyError{"slack.mode", fmt.Sprintf("%q is not a mode (socket, http)", sl.Mode)}
+			add(&keyError{"slack.mode", fmt.Sprintf("%q is not a mode (socket, http)", sl.Mode)})
 		}
 		if sl.Channel == "" {
-			return &keyError{"slack.channel", "name the channel ID (C…) for announcements"}
+			add(&keyError{"slack.channel", "name the channel ID (C…) for announcements"})
 		}
 	}
 	if len(c.Services) == 0 {
-		return &keyError{"services", "no services are defined"}
+		add(&keyError{"services", "no services are defined"})
 	}
 	listens := map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
 		s := c.Services[name]
 		key := "services." + keyName(name)
 		if s == nil {
-			return &keyError{key, "the service is empty"}
+			add(&keyError{key, "the service is empty"})
+			continue
 		}
 		if !serviceName.MatchString(name) {
-			return &keyError{key, "a service name is lower-case letters, digits and dashes"}
+			add(&keyError{key, "a service name is lower-case letters, digits and dashes"})
 		}
-		if err := s.validateProviders(key); err != nil {
-			return err
-		}
-		if err := s.Refresh.validate(key, name); err != nil {
-			return err
-		}
+		add(s.validateProviders(key))
+		add(s.Refresh.validate(key, name))
 		if len(s.Servers) == 0 {
-			return &keyError{key + ".servers", "a service needs at least one server"}
+			add(&keyError{key + ".servers", "a service needs at least one server"})
 		}
 		for _, r := range s.Servers {
 			if !serviceName.MatchString(r) {
-				return &keyError{key + ".servers", fmt.Sprintf("%q is not a server name (lower-case letters, digits, dashes)", r)}
+				add(&keyError{key + ".servers", fmt.Sprintf("%q is not a server name (lower-case letters, digits, dashes)", r)})
+				break
 			}
 		}
 		if s.Listen != "" {
 			if _, _, err := net.SplitHostPort(s.Listen); err != nil {
-				return &keyError{key + ".listen", fmt.Sprintf("%q is not host:port", s.Listen)}
+				add(&keyError{key + ".listen", fmt.Sprintf("%q is not host:port", s.Listen)})
 			}
 			if other, dup := listens[s.Listen]; dup {
-				return &keyError{key + ".listen", fmt.Sprintf("%s is already the address of %s", s.Listen, other)}
+				add(&keyError{key + ".listen", fmt.Sprintf("%s is already the address of %s", s.Listen, other)})
 			}
 			listens[s.Listen] = name
 		}
 		if len(s.Check.Zones) == 0 {
-			return &keyError{key + ".check.zones", "list at least one zone to check"}
+			add(&keyError{key + ".check.zones", "list at least one zone to check"})
 		}
 		if s.Check.Passes < 0 || s.Check.Passes > 100 {
-			return &keyError{key + ".check.passes", "passes is between 1 and 100"}
+			add(&keyError{key + ".check.passes", "passes is between 1 and 100"})
 		}
 		for _, pct := range []struct {
 			key string
 			v   float64
 		}{{"max_update_pct", s.Check.MaxUpdatePct}, {"max_delete_pct", s.Check.MaxDeletePct}} {
 			if pct.v < 0 || pct.v > 100 {
-				return &keyError{key + ".check." + pct.key, "a percentage is between 0 and 100"}
+				add(&keyError{key + ".check." + pct.key, "a percentage is between 0 and 100"})
 			}
 		}
 		if t := s.Check.TSIG; t != nil && (t.Name == "" || t.SecretEnv == "") {
-			return &keyError{key + ".check.tsig", "a TSIG key needs a name and secret_env (the variable holding its secret)"}
+			add(&keyError{key + ".check.tsig", "a TSIG key needs a name and secret_env (the variable holding its secret)"})
 		}
-		if err := s.validateZones(key); err != nil {
-			return err
-		}
+		add(s.validateZones(key))
 		for i, e := range s.Check.Expect {
 			if e.Name == "" || e.Type == "" {
-				return &keyError{fmt.Sprintf("%s.check.expect[%d]", key, i), "an expected record needs a name and a type"}
+				add(&keyError{fmt.Sprintf("%s.check.expect[%d]", key, i), "an expected record needs a name and a type"})
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Service converts a service's configuration into the deployer's terms;

@@ -34,6 +34,7 @@ import (
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/dnscheck"
 	"github.com/greenlight/greenlight/deployer/local"
+	"github.com/greenlight/greenlight/metrics"
 	"github.com/greenlight/greenlight/storage"
 )
 
@@ -55,12 +56,17 @@ type Main struct {
 	ConfigPath string
 	DataDir    string
 	Listen     string
+	Admin      string        // admin endpoints' address, or "off"
 	BootDelay  time.Duration // with --boot-delay
 	LogLevel   string
 	LogFile    string // "" = the default for the terminal or pipe, "-" = standard error
 
-	Config *Config
-	Log    *slog.Logger
+	Config  *Config
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+
+	ready *readiness
+	admin *adminServer
 
 	db       *storage.DB
 	cloud    *local.Cloud
@@ -96,6 +102,9 @@ func NewMain() *Main {
 
 // Main runs the whole program and returns its exit code.
 func (m *Main) Main(ctx context.Context, args []string) int {
+	if code, ok := m.subcommand(args); ok {
+		return code
+	}
 	if err := m.ParseFlags(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, errVersion) {
 			return 0
@@ -155,13 +164,14 @@ func (m *Main) ParseFlags(args []string) error {
 		m.LogLevel = v
 		return nil
 	})
+	fs.StringVar(&m.Admin, "admin", "", "`address` of the admin endpoints (/metrics, /healthz, /readyz), or off (default from the config's admin.listen, else off)")
 	fs.StringVar(&m.LogFile, "log-file", "", "where the log goes: a `file`, or - for standard error (default: DATA/greenlight.log at a terminal, standard error otherwise)")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.SetOutput(io.Discard) // a mistake is said once, by Main
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(m.Stderr, "usage: greenlight [flags]\n\nWith no --config, greenlight runs the embedded local mode: type /deploy help.\n\n")
+			fmt.Fprintf(m.Stderr, "usage: greenlight [flags]\n       greenlight check-config FILE\n       greenlight version\n\nWith no --config, greenlight runs the embedded local mode: type /deploy help.\n\n")
 			fs.SetOutput(m.Stderr)
 			fs.PrintDefaults()
 			return err
@@ -213,6 +223,14 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.LogLevel != "" {
 		m.Config.Log.Level = m.LogLevel
+	}
+	if m.Admin != "" {
+		if m.Admin != AdminOff {
+			if _, _, err := net.SplitHostPort(m.Admin); err != nil {
+				return fmt.Errorf("--admin %q: want host:port or off", m.Admin)
+			}
+		}
+		m.Config.Admin.Listen = m.Admin
 	}
 	return nil
 }
@@ -298,6 +316,18 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Clock == nil {
 		m.Clock = deployer.SystemClock{}
 	}
+	m.Metrics = metrics.New()
+	m.ready = newReadiness()
+	m.ready.wait("store", "not open yet")
+	m.ready.wait("chat", "not started yet")
+	for _, name := range slices.Sorted(maps.Keys(m.Config.Services)) {
+		m.ready.wait("switch "+name, "traffic not pointed at the live set yet")
+	}
+	if addr := m.Config.Admin.Listen; addr != "" && addr != AdminOff {
+		if err := m.startAdmin(addr); err != nil {
+			return err
+		}
+	}
 	var err error
 	m.db, err = storage.Open(filepath.Join(m.DataDir, "greenlight.db"), storage.Options{Clock: m.Clock})
 	if errors.Is(err, fs.ErrPermission) {
@@ -306,6 +336,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.ready.done("store")
 	m.bakers = map[string]deployer.Baker{}
 	checker := dnscheck.New(dnscheck.Options{Clock: m.Clock, Logger: m.Log})
 	auth := &bot.Authorizer{Policies: map[string]bot.Policy{}}
@@ -334,10 +365,17 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.Shell = &shell.Shell{In: m.Stdin, Out: m.Stdout, User: m.User, Interactive: m.Interactive}
 	m.Notifier = &bot.Notifier{Chats: []bot.Chat{m.Shell}, Log: m.Log, Now: m.Clock.Now}
-	m.Deployer, err = deployer.New(deployer.Config{Store: m.db, Clock: m.Clock, Reporter: m.Notifier, Logger: m.Log, Services: services})
+	m.Deployer, err = deployer.New(deployer.Config{Store: m.db, Clock: m.Clock, Reporter: m.Metrics.Reporter(m.Notifier), Logger: m.Log, Services: services})
 	if err != nil {
 		return err
 	}
+	m.Metrics.ServiceNames(m.Deployer.Services())
+	for _, svc := range services {
+		t := svc.Timeouts
+		m.Metrics.LockLimit(svc.Name, svc.ApprovalTimeout+svc.RollbackWindow+
+			t.Create+t.WaitRunning+t.Provision+2*t.Check+t.Switch+t.Retire)
+	}
+	m.Metrics.WatchServices(m.Deployer)
 	m.Notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
 	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db}
 	if err := m.openRefresh(services); err != nil {
@@ -364,9 +402,17 @@ func (m *Main) Open(ctx context.Context) error {
 			m.background.Go(func() { m.seedLoop(runCtx, svc.Name) })
 			continue
 		}
+		m.background.Go(func() {
+			if m.Deployer.WaitReady(runCtx, svc.Name) == nil {
+				m.ready.done("switch " + svc.Name)
+			}
+		})
 		if err := m.banner(runCtx, svc); err != nil {
 			return err
 		}
+	}
+	if m.Slack == nil {
+		m.ready.done("chat")
 	}
 	m.background.Go(func() { m.reconcileLoop(runCtx) })
 	for _, r := range m.refresh {
@@ -391,7 +437,8 @@ func (m *Main) openSlack(auth *bot.Authorizer) error {
 		return err
 	}
 	var err error
-	m.Slack, err = slack.New(cfg, slack.Dependencies{Router: m.Router, Refs: m.Deployer, Log: m.Log.With("chat", "slack")})
+	m.Slack, err = slack.New(cfg, slack.Dependencies{Router: m.Router, Refs: m.Deployer, Log: m.Log.With("chat", "slack"),
+		Observer: chatObserver{m}})
 	if err != nil {
 		return fmt.Errorf("start the Slack adapter: %w", err)
 	}
@@ -428,6 +475,7 @@ func (m *Main) seedLoop(ctx context.Context, service string) {
 		}
 		live, err := m.Deployer.Seed(ctx, service, "")
 		if err == nil {
+			m.ready.done("switch " + service)
 			m.Notifier.Announce(ctx, bot.Message{Level: bot.LevelSuccess, Service: service,
 				Text: fmt.Sprintf("The first set of %s is up: %s.", service, serverNames(live.Servers))})
 			return
@@ -479,6 +527,7 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.background.Wait()
+	m.stopAdmin()
 	for _, r := range m.refresh {
 		r.Wait()
 	}

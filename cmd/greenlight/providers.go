@@ -91,7 +91,13 @@ func (m *Main) linodeClient() (*linodego.Client, error) {
 	if token == "" {
 		return nil, fmt.Errorf("%s is not set: greenlight needs a Linode API token (Linodes, NodeBalancers, Images and Domains read/write) to run a Linode service", EnvLinodeToken)
 	}
-	c := linodego.NewClient(&http.Client{Timeout: linodeHTTPTimeout})
+	observe := func(op string, code int, retry bool) {
+		m.Metrics.CloudRequest("linode", op, code)
+		if retry {
+			m.Metrics.CloudRetry("linode", op)
+		}
+	}
+	c := linodego.NewClient(&http.Client{Timeout: linodeHTTPTimeout, Transport: &linode.Transport{Observe: observe}})
 	if u := m.getenv(EnvLinodeURL); u != "" {
 		c.SetBaseURL(u)
 	}
@@ -198,6 +204,7 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 			return nil, fmt.Errorf("start the load balancer on %s: %w", sc.Listen, err)
 		}
 		m.lbs = append(m.lbs, lb)
+		m.Metrics.WatchBalancer(svc.Name, lb)
 		return lb, nil
 	case "nodebalancer":
 		return m.nodeBalancerSwitch(ctx, svc, sc)
@@ -423,6 +430,16 @@ func (m *Main) reconcile(ctx context.Context) {
 		return
 	}
 	m.Log.Info("reconciled", "servers", report.Checked, "orphans", len(report.Orphans))
+	orphans := map[string]int{}
+	for _, svc := range m.Deployer.Services() {
+		orphans[svc] = 0
+	}
+	for _, o := range report.Orphans {
+		orphans[o.Service]++
+	}
+	for svc, n := range orphans {
+		m.Metrics.Orphans(svc, n)
+	}
 	if len(report.Orphans) > 0 {
 		m.Notifier.Announce(ctx, bot.Message{Level: bot.LevelWarning, Text: ":broom: " + report.Summary()})
 	}

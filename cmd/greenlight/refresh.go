@@ -151,7 +151,7 @@ func (m *Main) openRefresh(services []*deployer.Service) error {
 			return err
 		}
 		r, err := refresh.New(refresh.Options{Jobs: []refresh.Job{job}, Baker: baker, Images: svc.Cloud, State: m.db,
-			Deploys: refresh.FromDeployer(m.Deployer), Reporter: m.Notifier, Clock: m.Clock,
+			Deploys: refresh.FromDeployer(m.Deployer), Reporter: m.Metrics.Refresh(m.Notifier), Clock: m.Clock,
 			Logger: m.Log.With("service", svc.Name, "job", "refresh")})
 		if err != nil {
 			return err

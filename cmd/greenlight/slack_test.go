@@ -209,6 +209,26 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 	// A late rollback click is refused with the reason.
 	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "rollback", "ns#1", respond), time.Now())
 	api.waitFor(t, "the late click's answer", "response", "already rolled back")
+
+	// The metrics saw the traffic, and /readyz counts Slack as connected.
+	rec := httptest.NewRecorder()
+	m.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for series, atLeast := range map[string]float64{
+		`greenlight_chat_requests_total{adapter="slack",kind="command",result="refused"}`: 1,
+		`greenlight_chat_requests_total{adapter="slack",kind="command",result="ok"}`:      1,
+		`greenlight_chat_requests_total{adapter="slack",kind="click",result="ok"}`:        5,
+		`greenlight_chat_ack_seconds_count{adapter="slack"}`:                              7,
+		`greenlight_chat_connected{adapter="slack"}`:                                      1,
+		`greenlight_deploys_total{outcome="rolled_back",service="ns"}`:                    1,
+	} {
+		if v, ok := sample(t, body, series); !ok || v < atLeast {
+			t.Errorf("%s = %v (found %v), want at least %v", series, v, ok, atLeast)
+		}
+	}
+	if nr := m.ready.notReady(); len(nr) > 0 {
+		t.Errorf("not ready: %q", nr)
+	}
 }
 
 // startSlack runs greenlight in Slack HTTP mode on the local cloud, against

@@ -55,7 +55,11 @@ func plain(code deployer.Code, msg string, cause error) error {
 func (c *Cloud) call(ctx context.Context, op operation, fn func(context.Context) error) error {
 	start := c.clock.Now()
 	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
+		actx := ctx
+		if attempt > 1 {
+			actx = withRetry(ctx)
+		}
+		err := fn(actx)
 		if err == nil {
 			return nil
 		}

@@ -1,13 +1,13 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,31 +22,69 @@ var _ deployer.Switch = (*Balancer)(nil)
 // when BalancerOptions.QueryTimeout is 0.
 const DefaultQueryTimeout = 3 * time.Second
 
+// DefaultIdleTimeout is how long a client TCP connection may stay quiet
+// (no query sent, no answer owed) when BalancerOptions.IdleTimeout is 0.
+const DefaultIdleTimeout = 10 * time.Second
+
+// DefaultMaxTCPClients bounds the open client TCP connections when
+// BalancerOptions.MaxTCPClients is 0.
+const DefaultMaxTCPClients = 1024
+
+// DefaultUDPSockets is how many connected UDP sockets the balancer keeps
+// per server when BalancerOptions.UDPSockets is 0.
+const DefaultUDPSockets = 2
+
+// udpReaders is how many goroutines read client queries from the UDP
+// socket.
+const udpReaders = 2
+
 // maxUDPInFlight bounds the UDP queries the balancer forwards at once; past
 // it, it stops reading until one finishes.
 const maxUDPInFlight = 1024
 
 // BalancerOptions configure a Balancer.
 type BalancerOptions struct {
-	Logger       *slog.Logger  // default slog.Default()
-	QueryTimeout time.Duration // per UDP query, and for dialling a server over TCP; default 3s
+	Logger *slog.Logger // default slog.Default()
+	// QueryTimeout bounds one attempt of a UDP query, dialling a server over
+	// TCP, and a server's answer on a TCP connection; default 3s.
+	QueryTimeout time.Duration
+	// IdleTimeout closes a client TCP connection that sent no query and is
+	// owed no answer for this long, so a quiet client does not hold a drain
+	// open; default 10s.
+	IdleTimeout time.Duration
+	// MaxTCPClients bounds the open client TCP connections; one past it is
+	// closed at once. Default 1024.
+	MaxTCPClients int
+	// UDPSockets is the number of connected UDP sockets per server that
+	// carry queries, each answer matched to its query by a rewritten ID.
+	// Default 2.
+	UDPSockets int
 }
 
 // Balancer is the local load balancer, a deployer.Switch: a UDP and TCP
 // proxy on one address that sends each UDP query and each TCP connection to
-// the next server of the accepted set, round-robin.
+// the next server of the accepted set, round-robin. A UDP query a server
+// does not answer (refused, or no reply within the query timeout) is tried
+// on another server of the same set before the client is told SERVFAIL; a
+// TCP connection whose server closes with queries unanswered is re-dialled
+// and those queries sent again.
 type Balancer struct {
-	log     *slog.Logger
-	timeout time.Duration
-	udp     *net.UDPConn
-	tcp     net.Listener
+	log        *slog.Logger
+	timeout    time.Duration
+	idle       time.Duration
+	maxClients int
+	sockets    int
+	udp        *net.UDPConn
+	tcp        net.Listener
 
 	backends atomic.Pointer[backendSet]
+	counters balancerCounters
 
 	mu      sync.Mutex
 	flights map[*flight]struct{}  // queries and connections on their way through a server
 	clients map[net.Conn]struct{} // open client TCP connections, closed by Close
 	stats   map[string]uint64     // server address → queries and connections sent
+	pools   map[string]*udpPool   // server address → its UDP sockets
 	waiters int                   // Drains waiting on landed
 	landed  chan struct{}         // closed and replaced when a flight lands while someone waits
 	closed  bool
@@ -63,12 +101,14 @@ type backendSet struct {
 
 type backend struct {
 	addr string
-	udp  *net.UDPAddr
+	pool *udpPool
 }
 
-// flight is one UDP query or one TCP connection through a server.
+// flight is one UDP query or one TCP connection through a server of set.
 type flight struct {
+	set     *backendSet
 	backend *backend
+	tried   int         // servers of set tried so far
 	conns   []io.Closer // closed if the flight is cut
 	cut     bool
 }
@@ -82,23 +122,38 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = DefaultQueryTimeout
 	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxTCPClients <= 0 {
+		opts.MaxTCPClients = DefaultMaxTCPClients
+	}
+	if opts.UDPSockets <= 0 {
+		opts.UDPSockets = DefaultUDPSockets
+	}
 	u, l, err := listenPair(addr)
 	if err != nil {
 		return nil, err
 	}
 	b := &Balancer{
-		log:      opts.Logger.With("balancer", u.LocalAddr().String()),
-		timeout:  opts.QueryTimeout,
-		udp:      u,
-		tcp:      l,
-		flights:  map[*flight]struct{}{},
-		clients:  map[net.Conn]struct{}{},
-		stats:    map[string]uint64{},
-		landed:   make(chan struct{}),
-		inflight: make(chan struct{}, maxUDPInFlight),
+		log:        opts.Logger.With("balancer", u.LocalAddr().String()),
+		timeout:    opts.QueryTimeout,
+		idle:       opts.IdleTimeout,
+		maxClients: opts.MaxTCPClients,
+		sockets:    opts.UDPSockets,
+		udp:        u,
+		tcp:        l,
+		flights:    map[*flight]struct{}{},
+		clients:    map[net.Conn]struct{}{},
+		stats:      map[string]uint64{},
+		pools:      map[string]*udpPool{},
+		landed:     make(chan struct{}),
+		inflight:   make(chan struct{}, maxUDPInFlight),
 	}
-	b.wg.Add(2)
-	go b.serveUDP()
+	b.wg.Add(1 + udpReaders)
+	for range udpReaders {
+		go b.serveUDP()
+	}
 	go b.serveTCP()
 	return b, nil
 }
@@ -129,18 +184,27 @@ func (b *Balancer) Accept(ctx context.Context, servers []deployer.Server) error 
 		if s.Addr == "" {
 			return deployer.Errorf(deployer.CodeInvalid, "%s has no address to send traffic to; is it running?", s.Name)
 		}
-		ua, err := net.ResolveUDPAddr("udp", s.Addr)
-		if err != nil {
+		if _, err := net.ResolveUDPAddr("udp", s.Addr); err != nil {
 			return &deployer.Error{Code: deployer.CodeInvalid, Message: "bad address for " + s.Name, Err: err}
 		}
-		set.backends = append(set.backends, &backend{addr: s.Addr, udp: ua})
+		set.backends = append(set.backends, &backend{addr: s.Addr})
 		names = append(names, s.Name+"="+s.Addr)
 	}
 	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
+	defer b.mu.Unlock()
+	if b.closed {
 		return errors.New("the load balancer is closed")
+	}
+	for _, be := range set.backends {
+		p := b.pools[be.addr]
+		if p == nil {
+			var err error
+			if p, err = b.newUDPPool(be.addr); err != nil {
+				return &deployer.Error{Code: deployer.CodeFailed, Message: "open UDP sockets to " + be.addr, Err: err}
+			}
+			b.pools[be.addr] = p
+		}
+		be.pool = p
 	}
 	b.backends.Store(set)
 	b.log.Info("load balancer sends traffic to", "servers", names)
@@ -179,6 +243,7 @@ func (b *Balancer) Drain(ctx context.Context, servers []deployer.Server) error {
 		landed := b.landed
 		b.mu.Unlock()
 		if len(pending) == 0 {
+			b.closePools(addrs)
 			return nil
 		}
 		select {
@@ -188,6 +253,34 @@ func (b *Balancer) Drain(ctx context.Context, servers []deployer.Server) error {
 			b.log.Warn("drain deadline passed; cut traffic still on the old servers", "cut", n, "err", ctx.Err())
 			return nil
 		}
+	}
+}
+
+// closePools closes the UDP sockets to addrs that the accepted set does not
+// use and no flight still needs.
+func (b *Balancer) closePools(addrs map[string]bool) {
+	b.mu.Lock()
+	keep := map[string]bool{}
+	if set := b.backends.Load(); set != nil {
+		for _, be := range set.backends {
+			keep[be.addr] = true
+		}
+	}
+	for f := range b.flights {
+		for _, be := range f.set.backends {
+			keep[be.addr] = true
+		}
+	}
+	var closing []*udpPool
+	for addr := range addrs {
+		if p := b.pools[addr]; p != nil && !keep[addr] {
+			closing = append(closing, p)
+			delete(b.pools, addr)
+		}
+	}
+	b.mu.Unlock()
+	for _, p := range closing {
+		p.close()
 	}
 }
 
@@ -228,11 +321,16 @@ func (b *Balancer) Close() error {
 	for c := range b.clients {
 		conns = append(conns, c)
 	}
+	pools := slices.Collect(maps.Values(b.pools))
+	clear(b.pools)
 	b.mu.Unlock()
 	b.udp.Close()
 	b.tcp.Close()
 	for _, c := range conns {
 		c.Close()
+	}
+	for _, p := range pools {
+		p.close()
 	}
 	b.wg.Wait()
 	return nil
@@ -249,10 +347,26 @@ func (b *Balancer) takeoff() (f *flight, ok bool) {
 		return nil, false
 	}
 	be := set.backends[(set.next.Add(1)-1)%uint64(len(set.backends))]
-	f = &flight{backend: be}
+	f = &flight{set: set, backend: be, tried: 1}
 	b.flights[f] = struct{}{}
 	b.stats[be.addr]++
 	return f, true
+}
+
+// retarget moves f to the next server of its set it has not tried; ok is
+// false when it has tried them all or was cut.
+func (b *Balancer) retarget(f *flight) (be *backend, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f.cut || b.closed || f.tried >= len(f.set.backends) {
+		return nil, false
+	}
+	i := slices.Index(f.set.backends, f.backend)
+	be = f.set.backends[(i+1)%len(f.set.backends)]
+	f.backend = be
+	f.tried++
+	b.stats[be.addr]++
+	return be, true
 }
 
 // hold makes c part of f, closed if f is cut; if f was cut already, c is
@@ -277,72 +391,6 @@ func (b *Balancer) land(f *flight) {
 	if b.waiters > 0 {
 		close(b.landed)
 		b.landed = make(chan struct{})
-	}
-}
-
-// serveUDP reads client queries and forwards each in its own goroutine.
-func (b *Balancer) serveUDP() {
-	defer b.wg.Done()
-	buf := make([]byte, dns.MaxMsgSize)
-	for {
-		n, client, err := b.udp.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			b.log.Debug("read UDP", "err", err)
-			continue
-		}
-		query := bytes.Clone(buf[:n])
-		b.inflight <- struct{}{}
-		b.wg.Go(func() {
-			defer func() { <-b.inflight }()
-			if reply := b.exchangeUDP(query); reply != nil {
-				b.udp.WriteToUDPAddrPort(reply, client)
-			}
-		})
-	}
-}
-
-// exchangeUDP returns the reply to query: a server's, or SERVFAIL when there
-// is no server or it did not answer; nil to drop a packet that is not a query.
-func (b *Balancer) exchangeUDP(query []byte) []byte {
-	f, ok := b.takeoff()
-	if !ok {
-		return servfail(query)
-	}
-	defer b.land(f)
-	reply, err := b.relayUDP(f, query)
-	if err != nil {
-		b.log.Debug("UDP query failed", "server", f.backend.addr, "err", err)
-		return servfail(query)
-	}
-	return reply
-}
-
-// relayUDP sends query to f's server from a fresh socket and reads its reply.
-func (b *Balancer) relayUDP(f *flight, query []byte) ([]byte, error) {
-	conn, err := net.DialUDP("udp", nil, f.backend.udp)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	b.hold(f, conn)
-	if err := conn.SetDeadline(time.Now().Add(b.timeout)); err != nil {
-		return nil, err
-	}
-	if _, err := conn.Write(query); err != nil {
-		return nil, err
-	}
-	buf := make([]byte, dns.MaxMsgSize)
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			return nil, err
-		}
-		if n >= 2 && len(query) >= 2 && buf[0] == query[0] && buf[1] == query[1] { // same ID
-			return bytes.Clone(buf[:n]), nil
-		}
 	}
 }
 
@@ -387,10 +435,16 @@ func (b *Balancer) serveTCP() {
 	}
 }
 
+// track records an accepted client connection; false when the balancer is
+// closed or already has MaxTCPClients.
 func (b *Balancer) track(c net.Conn) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
+		return false
+	}
+	if len(b.clients) >= b.maxClients {
+		b.counters.tcpRejected.Add(1)
 		return false
 	}
 	b.clients[c] = struct{}{}
@@ -402,41 +456,6 @@ func (b *Balancer) untrack(c net.Conn) {
 	b.mu.Lock()
 	delete(b.clients, c)
 	b.mu.Unlock()
-}
-
-// proxyTCP joins client to the next server until either side closes.
-func (b *Balancer) proxyTCP(client net.Conn) {
-	f, ok := b.takeoff()
-	if !ok {
-		b.servfailTCP(client)
-		return
-	}
-	defer b.land(f)
-	b.hold(f, client)
-	server, err := net.DialTimeout("tcp", f.backend.addr, b.timeout)
-	if err != nil {
-		b.log.Debug("dial server", "server", f.backend.addr, "err", err)
-		b.servfailTCP(client)
-		return
-	}
-	b.hold(f, server)
-	splice(client, server)
-}
-
-// splice copies both ways and closes both connections when either side
-// closes.
-func splice(a, b net.Conn) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		io.Copy(b, a)
-		a.Close()
-		b.Close()
-	}()
-	io.Copy(a, b)
-	a.Close()
-	b.Close()
-	<-done
 }
 
 // servfailTCP answers SERVFAIL to every query on c until the client closes

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/greenlight/greenlight/configs"
@@ -50,13 +51,19 @@ type Cloud struct {
 	log       *slog.Logger
 	zones     []zoneTemplate
 
-	mu      sync.Mutex
-	inv     inventory
+	mu  sync.Mutex
+	inv inventory
+	gen uint64 // inventory changes so far
+
+	flushMu sync.Mutex   // one inventory write at a time
+	flushed uint64       // the change the file on disk includes; flushMu guards it
+	writes  atomic.Int64 // inventory files written, for tests
+
 	live    map[string]*instance     // by server ID
 	shipped map[string]zones.Options // by service: ShipZones
 	closed  bool
-	done    chan struct{} // closed by Close
-	boots   sync.WaitGroup
+	done   chan struct{} // closed by Close
+	boots  sync.WaitGroup
 }
 
 // instance is a server's life in this process.
@@ -134,9 +141,9 @@ func New(opts Options) (*Cloud, error) {
 	for i := range c.inv.Servers {
 		c.resume(&c.inv.Servers[i])
 	}
-	err = c.save()
+	c.save()
 	c.mu.Unlock()
-	if err != nil {
+	if err = c.persist(); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -189,13 +196,14 @@ func (c *Cloud) Close() error {
 // Create records a server and boots it after the boot delay. It returns at
 // once, with status "provisioning". A name that exists already returns the
 // existing server.
-func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.Server, error) {
+func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (_ deployer.Server, err error) {
 	if err := ctx.Err(); err != nil {
 		return deployer.Server{}, err
 	}
 	if spec.Name == "" {
 		return deployer.Server{}, deployer.Errorf(deployer.CodeInvalid, "a server needs a name")
 	}
+	defer c.persistAfter(&err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.open(); err != nil {
@@ -231,10 +239,7 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 		ZoneFiles: zoneFiles,
 	}
 	c.inv.Servers = append(c.inv.Servers, rec)
-	if err := c.save(); err != nil {
-		c.inv.Servers = c.inv.Servers[:len(c.inv.Servers)-1]
-		return deployer.Server{}, err
-	}
+	c.save()
 	c.boot(&c.inv.Servers[len(c.inv.Servers)-1])
 	c.log.Info("server created", "server", rec.Name, "id", rec.ID, "image", rec.Image)
 	return rec.server(), nil
@@ -254,13 +259,17 @@ func (c *Cloud) boot(rec *serverRecord) {
 			return
 		}
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		if in.canceled() {
+			c.mu.Unlock()
 			return
 		}
 		if rec := c.find(deployer.Server{ID: id}); rec != nil {
 			c.start(rec, in, net.JoinHostPort(c.host, "0"))
-			c.saveOrLog()
+			c.save()
+		}
+		c.mu.Unlock()
+		if err := c.persist(); err != nil {
+			c.log.Error("cannot save the local cloud's inventory", "err", err)
 		}
 	})
 }
@@ -342,10 +351,11 @@ func didNotStart(name string, err error) error {
 
 // Provision loads the zones of the server's image; from then on it answers
 // them authoritatively (or, for a broken image, answers SERVFAIL).
-func (c *Cloud) Provision(ctx context.Context, s deployer.Server) error {
+func (c *Cloud) Provision(ctx context.Context, s deployer.Server) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	defer c.persistAfter(&err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.open(); err != nil {
@@ -366,7 +376,8 @@ func (c *Cloud) Provision(ctx context.Context, s deployer.Server) error {
 	in.h.serve(ct)
 	rec.Provisioned = true
 	c.log.Info("server provisioned", "server", rec.Name, "image", rec.Image)
-	return c.save()
+	c.save()
+	return nil
 }
 
 // content renders the zones rec's image serves.
@@ -410,9 +421,10 @@ func (c *Cloud) Delete(ctx context.Context, s deployer.Server) error {
 	c.inv.Servers = slices.DeleteFunc(c.inv.Servers, func(r serverRecord) bool { return r.ID == id })
 	in := c.live[id]
 	delete(c.live, id)
-	err := c.save()
+	c.save()
 	c.mu.Unlock()
 	c.removeZones(id)
+	err := c.persist()
 	if in != nil {
 		close(in.cancel)
 		if in.ns != nil {
@@ -424,7 +436,8 @@ func (c *Cloud) Delete(ctx context.Context, s deployer.Server) error {
 }
 
 // Relabel changes the server's label.
-func (c *Cloud) Relabel(ctx context.Context, s deployer.Server, label string) (deployer.Server, error) {
+func (c *Cloud) Relabel(ctx context.Context, s deployer.Server, label string) (_ deployer.Server, err error) {
+	defer c.persistAfter(&err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.open(); err != nil {
@@ -437,12 +450,8 @@ func (c *Cloud) Relabel(ctx context.Context, s deployer.Server, label string) (d
 	if rec.Label == label {
 		return rec.server(), nil
 	}
-	old := rec.Label
 	rec.Label = label
-	if err := c.save(); err != nil {
-		rec.Label = old
-		return s, err
-	}
+	c.save()
 	return rec.server(), nil
 }
 
@@ -501,10 +510,7 @@ func (c *Cloud) Bake(ctx context.Context, spec deployer.BakeSpec) (deployer.Imag
 		img.Description = spec.Description
 	}
 	c.inv.Images[spec.Service] = append(images, img)
-	if err := c.save(); err != nil {
-		c.inv.Images[spec.Service] = images
-		return deployer.Image{}, err
-	}
+	c.save()
 	c.log.Info("image baked", "image", img.ID, "label", img.Label, "serial", serialFor(img.Version))
 	return img.Image, nil
 }
@@ -512,10 +518,11 @@ func (c *Cloud) Bake(ctx context.Context, spec deployer.BakeSpec) (deployer.Imag
 // DeleteImage forgets an image, of whichever service it is. Deleting an
 // image that does not exist succeeds. Servers built from it keep answering
 // until they stop, but cannot be provisioned or started again.
-func (c *Cloud) DeleteImage(ctx context.Context, id string) error {
+func (c *Cloud) DeleteImage(ctx context.Context, id string) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	defer c.persistAfter(&err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.open(); err != nil {
@@ -528,10 +535,7 @@ func (c *Cloud) DeleteImage(ctx context.Context, id string) error {
 		}
 		kept := slices.Delete(slices.Clone(images), i, i+1)
 		c.inv.Images[svc] = kept
-		if err := c.save(); err != nil {
-			c.inv.Images[svc] = images
-			return err
-		}
+		c.save()
 		c.log.Info("image deleted", "image", id)
 		return nil
 	}
@@ -549,10 +553,7 @@ func (c *Cloud) images(service string) ([]imageRecord, error) {
 	}
 	images := seedImages(service, c.clock.Now())
 	c.inv.Images[service] = images
-	if err := c.save(); err != nil {
-		delete(c.inv.Images, service)
-		return nil, err
-	}
+	c.save()
 	return images, nil
 }
 
@@ -607,12 +608,45 @@ func (c *Cloud) open() error {
 	return nil
 }
 
-// save writes the inventory. c.mu is held.
-func (c *Cloud) save() error { return c.inv.save(c.path) }
+// save records that the inventory changed; the change reaches the file
+// with the next persist. c.mu is held.
+func (c *Cloud) save() { c.gen++ }
 
-// saveOrLog saves where no caller can be told of a failure.
-func (c *Cloud) saveOrLog() {
-	if err := c.save(); err != nil {
-		c.log.Error("cannot save the local cloud's inventory", "err", err)
+// persist writes the inventory when it changed since the last write, and
+// returns once the file holds every change made before the call. Writers
+// queue on flushMu: whoever writes next takes every change made meanwhile,
+// so concurrent callers share one write (group commit), and the inventory
+// lock is held only while it is encoded, not while it is written and
+// synced. c.mu is not held.
+func (c *Cloud) persist() error {
+	c.mu.Lock()
+	want := c.gen
+	c.mu.Unlock()
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	if c.flushed >= want {
+		return nil
+	}
+	c.mu.Lock()
+	b, err := c.inv.encode()
+	gen := c.gen
+	c.mu.Unlock()
+	if err == nil {
+		err = writeInventory(c.path, b)
+	}
+	if err != nil {
+		return err
+	}
+	c.writes.Add(1)
+	c.flushed = gen
+	return nil
+}
+
+// persistAfter persists the inventory at the end of a method that changed
+// it, deferred before c.mu is taken so it runs after c.mu is released; a
+// failure to write becomes the method's error.
+func (c *Cloud) persistAfter(err *error) {
+	if perr := c.persist(); perr != nil && *err == nil {
+		*err = perr
 	}
 }

@@ -75,13 +75,18 @@ func loadInventory(path string) (inventory, error) {
 	return inv, nil
 }
 
-// save writes the inventory to path atomically: a temporary file in the same
-// directory, synced, then renamed over the old one. The file is mode 0600.
-func (inv *inventory) save(path string) (err error) {
+// encode is the inventory as the file holds it.
+func (inv *inventory) encode() ([]byte, error) {
 	b, err := json.MarshalIndent(inv, "", "  ")
 	if err != nil {
-		return fmt.Errorf("save local cloud inventory: %w", err)
+		return nil, fmt.Errorf("save local cloud inventory: %w", err)
 	}
+	return append(b, '\n'), nil
+}
+
+// writeInventory writes b to path atomically: a temporary file in the same
+// directory, synced, then renamed over the old one. The file is mode 0600.
+func writeInventory(path string, b []byte) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("save local cloud inventory: %w", err)
@@ -96,7 +101,7 @@ func (inv *inventory) save(path string) (err error) {
 	if err := f.Chmod(0o600); err != nil {
 		return err
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(b); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {

@@ -1,0 +1,259 @@
+package local
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/greenlight/greenlight/deployer"
+	"github.com/miekg/dns"
+)
+
+func newBalancerWith(t testing.TB, opts BalancerOptions) *Balancer {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = discard()
+	}
+	b, err := NewBalancer("127.0.0.1:0", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// refusingAddr is a loopback UDP address nobody listens on: the kernel
+// answers queries to it with port unreachable.
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.LocalAddr().String()
+	c.Close()
+	return addr
+}
+
+// A UDP query whose server refuses it or never answers is answered by
+// another server of the same set, not SERVFAIL.
+func TestBalancerUDPRetriesAnotherServer(t *testing.T) {
+	c := newTestCloud(t, t.TempDir())
+	good := startServers(t, c, server{"ns1-1", "local/ns-v1", true})[0]
+	tests := []struct {
+		name string
+		bad  func(t *testing.T) deployer.Server
+	}{
+		{"refused", func(t *testing.T) deployer.Server { return deployer.Server{Name: "gone", Addr: refusingAddr(t)} }},
+		{"silent", func(t *testing.T) deployer.Server { return newHeldServer(t).server() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBalancerWith(t, BalancerOptions{QueryTimeout: 200 * time.Millisecond})
+			if err := b.Accept(context.Background(), []deployer.Server{tt.bad(t), good}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 6 {
+				r, err := ask("udp", b.Addr(), "example.test", dns.TypeSOA)
+				if err != nil {
+					t.Fatalf("query %d: %v", i, err)
+				}
+				if r.Rcode != dns.RcodeSuccess || nsid(r) != good.Name {
+					t.Fatalf("query %d: %s from %q, want NOERROR from %s", i, dns.RcodeToString[r.Rcode], nsid(r), good.Name)
+				}
+			}
+			if got := b.Counters(); got.UDPRetried == 0 || got.UDPServfail != 0 {
+				t.Errorf("counters %+v: want retries and no SERVFAIL", got)
+			}
+		})
+	}
+}
+
+// Every server of the set failing still ends in SERVFAIL, once.
+func TestBalancerUDPAllServersFail(t *testing.T) {
+	b := newBalancerWith(t, BalancerOptions{QueryTimeout: 200 * time.Millisecond})
+	set := []deployer.Server{{Name: "a", Addr: refusingAddr(t)}, {Name: "b", Addr: refusingAddr(t)}}
+	if err := b.Accept(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ask("udp", b.Addr(), "example.test", dns.TypeSOA)
+	if err != nil || r.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("got %v, %v; want SERVFAIL", r, err)
+	}
+	if got := b.Counters(); got.UDPServfail != 1 {
+		t.Errorf("counters %+v, want one SERVFAIL", got)
+	}
+}
+
+// Clients that use the same query ID at once each get their own answer:
+// the balancer rewrites IDs towards the server and restores them.
+func TestBalancerUDPSameIDFromManyClients(t *testing.T) {
+	c := newTestCloud(t, t.TempDir())
+	s := startServers(t, c, server{"ns1-1", "local/ns-v1", true})
+	b := newBalancerWith(t, BalancerOptions{UDPSockets: 2})
+	if err := b.Accept(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Go(func() {
+			name := fmt.Sprintf("host%d.example.test.", i)
+			q := newQuery(name, dns.TypeA)
+			q.Id = 4242
+			cl := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+			r, _, err := cl.Exchange(q, b.Addr())
+			switch {
+			case err != nil:
+				errs <- err
+			case r.Id != 4242 || len(r.Question) != 1 || r.Question[0].Name != name:
+				errs <- fmt.Errorf("asked %s with ID 4242, got ID %d for %v", name, r.Id, r.Question)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// A client that holds a TCP connection open without asking anything is
+// closed after the idle timeout, so it does not hold a switch's drain open.
+func TestBalancerTCPIdleClientDoesNotHoldDrain(t *testing.T) {
+	a, bset := twoSets(t)
+	b := newBalancerWith(t, BalancerOptions{IdleTimeout: 100 * time.Millisecond})
+	ctx := context.Background()
+	if err := b.Accept(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	co := dialTCP(t, b.Addr())
+	if _, err := askOn(co); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Accept(ctx, bset); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.Drain(dctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if dctx.Err() != nil {
+		t.Fatal("Drain waited until its deadline for an idle client")
+	}
+	if got := b.Counters().TCPIdle; got != 1 {
+		t.Errorf("idle connections closed = %d, want 1", got)
+	}
+}
+
+// Past MaxTCPClients a new connection is closed at once; when one closes,
+// another is served again.
+func TestBalancerTCPClientCap(t *testing.T) {
+	a, _ := twoSets(t)
+	b := newBalancerWith(t, BalancerOptions{MaxTCPClients: 2})
+	if err := b.Accept(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	first, second := dialTCP(t, b.Addr()), dialTCP(t, b.Addr())
+	for _, co := range []*dns.Conn{first, second} {
+		if _, err := askOn(co); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := dialTCP(t, b.Addr())
+	if got, err := askOn(third); err == nil {
+		t.Fatalf("a third connection was answered (by %s) with a cap of 2", got)
+	}
+	if got := b.Counters().TCPRejected; got != 1 {
+		t.Errorf("rejected = %d, want 1", got)
+	}
+	first.Close()
+	waitFor(t, 5*time.Second, "the closed connection to be forgotten", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.clients) < 2
+	})
+	if _, err := askOn(dialTCP(t, b.Addr())); err != nil {
+		t.Fatalf("after one closed: %v", err)
+	}
+}
+
+// A pipelining client loses no query when its server closes the
+// connection after a fixed number of queries (the local servers close after
+// 128): the balancer sends the unanswered ones again on a new connection.
+func TestBalancerTCPServerClosesAfterAnswering(t *testing.T) {
+	c := newTestCloud(t, t.TempDir())
+	s := startServers(t, c, server{"ns1-1", "local/ns-v1", true})
+	b := newBalancerWith(t, BalancerOptions{})
+	if err := b.Accept(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	co := dialTCP(t, b.Addr())
+	co.SetDeadline(time.Now().Add(20 * time.Second))
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			q := newQuery("example.test", dns.TypeSOA)
+			q.Id = uint16(i + 1)
+			if err := co.WriteMsg(q); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	var got []int
+	for range n {
+		r, err := co.ReadMsg()
+		if err != nil {
+			t.Fatalf("after %d answers: %v", len(got), err)
+		}
+		if r.Rcode != dns.RcodeSuccess {
+			t.Fatalf("answer %d: %s", r.Id, dns.RcodeToString[r.Rcode])
+		}
+		got = append(got, int(r.Id))
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	for i, id := range got {
+		if id != i+1 {
+			t.Fatalf("answers %v…, want each of 1..%d once", got[max(0, i-2):i+1], n)
+		}
+	}
+	waitFor(t, 5*time.Second, "every answer counted", func() bool { return b.Counters().TCPAnswered == n })
+}
+
+// FuzzReadFrame: whatever a TCP client sends, readFrame does not panic, and
+// a frame it returns is its length prefix and exactly that many bytes, at
+// least a DNS header.
+func FuzzReadFrame(f *testing.F) {
+	q, _ := newQuery("example.test", dns.TypeSOA).Pack()
+	f.Add(frame(q))
+	f.Add([]byte{0, 12, 1, 2})
+	f.Add([]byte{0, 3, 1, 2, 3})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bufio.NewReader(bytes.NewReader(in))
+		for {
+			msg, err := readFrame(r)
+			if err != nil {
+				return
+			}
+			n := int(binary.BigEndian.Uint16(msg))
+			if len(msg) != 2+n || n < dnsHeaderLen {
+				t.Fatalf("frame of %d bytes with prefix %d", len(msg), n)
+			}
+		}
+	})
+}
