@@ -149,7 +149,9 @@ func (p *Deployer) markReady(service string) {
 
 // WaitReady waits until service's traffic is where the store says it
 // should be (Start points it there, retrying while the switch refuses).
-func (p *Deployer) WaitReady(ctx context.Context, service string) error { return p.waitReady(ctx, service) }
+func (p *Deployer) WaitReady(ctx context.Context, service string) error {
+	return p.waitReady(ctx, service)
+}
 
 // waitReady waits until svc's traffic has been asserted since Start.
 func (p *Deployer) waitReady(ctx context.Context, service string) error {

@@ -46,7 +46,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		yaml string
 		want string // fragment of the error
 	}{
-		{"unknown top key", "colour: blue\n" + minimal, "test.yaml: colour: line 1: no such key; the keys here are data, local, log, reconcile, services, slack"},
+		{"unknown top key", "colour: blue\n" + minimal, "test.yaml: colour: line 1: no such key; the keys here are admin, data, local, log, reconcile, services, slack"},
 		{"unknown service key", strings.Replace(minimal, "    listen:", "    lisen: x\n    listen:", 1), "test.yaml: services.ns.lisen: line 5: no such key; did you mean listen?"},
 		{"bad duration", minimal + "    approval_timeout: 30 minutes\n", `services.ns.approval_timeout: line 8: "30 minutes" is not a duration`},
 		{"negative duration", minimal + "    rollback_window: -5m\n", `services.ns.rollback_window: line 8`},

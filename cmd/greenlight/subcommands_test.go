@@ -25,7 +25,7 @@ func TestCheckConfig(t *testing.T) {
     servers: [ns1, ns2]
     linode: {region: us-east, type: g6-nanode-1, image: linode/debian12}
     switch: {kind: nodebalancer, nodebalancer_id: 12345}
-    check: {zones: [example.test]}
+    check: {zones: [example.test], transfer_from: [203.0.113.5/32]}
 `
 	tests := []struct {
 		name string

@@ -62,8 +62,8 @@ type Cloud struct {
 	live    map[string]*instance     // by server ID
 	shipped map[string]zones.Options // by service: ShipZones
 	closed  bool
-	done   chan struct{} // closed by Close
-	boots  sync.WaitGroup
+	done    chan struct{} // closed by Close
+	boots   sync.WaitGroup
 }
 
 // instance is a server's life in this process.
