@@ -32,9 +32,6 @@ func (f *fakeRefresher) RunNow(_ context.Context, service, trigger string) (refr
 
 func (f *fakeRefresher) Schedules(context.Context) []refresh.Status { return f.schedules }
 
-// testNow is fakeDeployer.Now.
-var testNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-
 func testSchedules() []refresh.Status {
 	return []refresh.Status{
 		{Service: "ns", Schedule: "0 4 * * *", Next: time.Date(2026, 11, 24, 4, 0, 0, 0, time.UTC),

@@ -315,16 +315,6 @@ func (h *harness) waitStep(id uint64, name deployer.StepName, want deployer.Step
 	return d
 }
 
-// waitIdle waits until no deployment is in an active step.
-func (h *harness) waitIdle() {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	if err := h.dep.WaitIdle(ctx); err != nil {
-		h.t.Fatalf("deployer still busy after %s", waitLimit)
-	}
-}
-
 // advance moves the ManualClock forward by d.
 func (h *harness) advance(d time.Duration) { h.clock.Advance(d) }
 

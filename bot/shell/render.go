@@ -165,9 +165,6 @@ func (st style) text(m bot.Message) string {
 	return b.String()
 }
 
-// renderText prints a message without colour.
-func renderText(m bot.Message) string { return style{}.text(m) }
-
 // actionCommand is the command a button stands for, so a shell user can type it.
 func actionCommand(a bot.Action) string {
 	service, id, err := bot.ParseActionValue(a.Value)

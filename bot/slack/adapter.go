@@ -53,7 +53,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("slack.mode: %q is not a mode (socket or http)", c.Mode)
 	}
 	if c.BotToken == "" {
-		return errors.New("Slack needs SLACK_BOT_TOKEN (an xoxb- bot token) in the environment")
+		return errors.New("the Slack adapter needs SLACK_BOT_TOKEN (an xoxb- bot token) in the environment")
 	}
 	return nil
 }

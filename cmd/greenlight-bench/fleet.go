@@ -57,7 +57,7 @@ func benchFleet(ctx context.Context, o fleetOptions, out io.Writer, log *slog.Lo
 	for _, n := range o.Sizes {
 		r, err := fleetOnce(ctx, n, o.Boot, log)
 		if err != nil {
-			return fmt.Errorf("N=%d: %w", n, err)
+			return fmt.Errorf("fleet of %d: %w", n, err)
 		}
 		base := o.Boot + r.checks
 		fmt.Fprintf(out, "%5d %10s %10s %10s %10s %8.2f\n", n, r.wall.Round(time.Millisecond), o.Boot,

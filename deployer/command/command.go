@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"text/template"
 	"time"
 
@@ -48,7 +47,6 @@ type Vars struct {
 type Provisioner struct {
 	opts Options
 	args []*template.Template
-	mu   sync.Mutex // serialises inventory file names
 }
 
 var _ deployer.Provisioner = (*Provisioner)(nil)

@@ -73,6 +73,7 @@ func matchFilter(o, f map[string]any) (bool, error) {
 		default:
 			got, ok := lookup(o, k)
 			if !ok {
+				//lint:ignore ST1005 the Linode API's own words
 				return false, fmt.Errorf("Cannot filter on %s", k)
 			}
 			op, want := "+eq", v
