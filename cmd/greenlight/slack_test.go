@@ -206,7 +206,16 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 		t.Fatalf("dig after rollback: %s", got)
 	}
 
-	// A late rollback click is refused with the reason.
+	// A late rollback click, once the rollback has ended, is refused with the reason.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		d, err := m.Deployer.Deployment(context.Background(), 1)
+		if err == nil && d.Phase == deployer.PhaseRolledBack {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deploy #1 never ended rolled back: %v %v", d.Phase, err)
+		}
+	}
 	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "rollback", "ns#1", respond), time.Now())
 	api.waitFor(t, "the late click's answer", "response", "already rolled back")
 
