@@ -363,21 +363,6 @@ func TestAbortIsNeverOverwritten(t *testing.T) {
 	}
 }
 
-// TestAutoApproveOnFourEyesIsRefused: --auto-approve would record the
-// requester as the approver; on a four-eyes service it starts nothing.
-func TestAutoApproveOnFourEyesIsRefused(t *testing.T) {
-	s := newScenario(t)
-	s.opts.fourEyes = true
-	s.restart()
-	_, err := s.dep.Deploy(context.Background(), deployer.Request{Service: "ns", User: "alice", Options: deployer.Options{AutoApprove: true}})
-	if deployer.ErrorCode(err) != deployer.CodeForbidden || !strings.Contains(err.Error(), "four-eyes") {
-		t.Fatalf("auto-approve on a four-eyes service = %v, want a four-eyes refusal", err)
-	}
-	if l, _ := s.db.CurrentLock("ns"); l != nil {
-		t.Errorf("a refused deploy took the lock: %+v", l)
-	}
-}
-
 // TestSeedGivesUp: a first set that never becomes running does not hang
 // start-up; what was made is deleted.
 func TestSeedGivesUp(t *testing.T) {
