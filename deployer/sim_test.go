@@ -37,7 +37,7 @@ import (
 )
 
 var (
-	simRuns     = flag.Int("sim.runs", 150, "simulation runs")
+	simRuns     = flag.Int("sim.runs", 200, "simulation runs")
 	simSeed     = flag.Uint64("sim.seed", 1, "seed of the first run; run i uses seed+i")
 	simEvents   = flag.Int("sim.events", 30, "events per run")
 	simParallel = flag.Int("sim.parallel", 8, "runs at once")
