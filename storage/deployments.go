@@ -98,7 +98,7 @@ func (db *DB) FinishDeployment(id uint64, fn func(*deployer.Deployment) error, l
 func (db *DB) update(id uint64, fn func(*deployer.Deployment) error, finish bool, live *deployer.ServiceState) (deployer.Deployment, error) {
 	var out deployer.Deployment
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		d, diffs, err := loadDeployment(tx, id)
+		d, diffs, err := db.loadDeployment(tx, id)
 		if err != nil {
 			return err
 		}
@@ -165,7 +165,7 @@ func (db *DB) Deployment(id uint64) (deployer.Deployment, error) {
 	var d deployer.Deployment
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		var err error
-		d, _, err = loadDeployment(tx, id)
+		d, _, err = db.loadDeployment(tx, id)
 		return err
 	})
 	if err != nil {
@@ -195,7 +195,7 @@ func (db *DB) Deployments(service string, limit int) ([]deployer.Deployment, err
 			if err != nil {
 				return err
 			}
-			d, _, err := loadDeployment(tx, id)
+			d, _, err := db.loadDeployment(tx, id)
 			if err != nil {
 				return err
 			}
@@ -221,7 +221,7 @@ func (db *DB) ActiveDeployments() ([]deployer.Deployment, error) {
 			if err != nil {
 				return err
 			}
-			d, _, err := loadDeployment(tx, id)
+			d, _, err := db.loadDeployment(tx, id)
 			if err != nil {
 				return err
 			}
@@ -309,22 +309,26 @@ func copyDecision(d *deployer.Decision) *deployer.Decision {
 // It also returns the diffs as stored (nil when there are none), so a save
 // can tell whether they changed. No deployment id gives a
 // *deployer.NotFoundError.
-func loadDeployment(tx *bolt.Tx, id uint64) (deployer.Deployment, []byte, error) {
-	var d deployer.Deployment
+func (db *DB) loadDeployment(tx *bolt.Tx, id uint64) (deployer.Deployment, []byte, error) {
 	key := u64(id)
 	v := tx.Bucket(bucketDeployments).Get(key)
 	if v == nil {
-		return d, nil, &deployer.NotFoundError{What: deploymentName(id)}
-	}
-	if err := decode(deploymentName(id), v, &d); err != nil {
-		return d, nil, err
+		return deployer.Deployment{}, nil, &deployer.NotFoundError{What: deploymentName(id)}
 	}
 	diffs := tx.Bucket(bucketDiffs).Get(key)
+	if d, ok := db.cache.get(id, v, diffs); ok {
+		return d, diffs, nil
+	}
+	var d deployer.Deployment
+	if err := decode(deploymentName(id), v, &d); err != nil {
+		return deployer.Deployment{}, nil, err
+	}
 	if diffs != nil {
 		if err := decode("the zone diffs of "+deploymentName(id), diffs, &d.Diffs); err != nil {
-			return d, nil, err
+			return deployer.Deployment{}, nil, err
 		}
 	}
+	db.cache.put(id, v, diffs, &d)
 	return d, diffs, nil
 }
 

@@ -94,6 +94,7 @@ type DB struct {
 	bolt  *bolt.DB
 	path  string
 	clock interface{ Now() time.Time }
+	cache *recordCache
 }
 
 var _ deployer.Store = (*DB)(nil)
@@ -126,7 +127,7 @@ func Open(path string, opts Options) (*DB, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open data file %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, path: path, clock: opts.Clock}
+	db := &DB{bolt: bdb, path: path, clock: opts.Clock, cache: newRecordCache()}
 	if err := db.init(); err != nil {
 		_ = bdb.Close()
 		return nil, err
