@@ -283,6 +283,7 @@ func TestBeginDeploymentRace(t *testing.T) {
 	if id := begin(t, db, "web", "alice"); id != 2 {
 		t.Errorf("next ID = %d, want 2", id)
 	}
+	checkIndexes(t, db)
 }
 
 func TestIDsSortNumerically(t *testing.T) {
@@ -493,6 +494,7 @@ func TestConcurrentApprove(t *testing.T) {
 	if len(decs) != 1 || decs[0].By != winners[0] || decs[0].Kind != deployer.DecisionApprove {
 		t.Errorf("Approvals = %+v, want one approve by %s", decs, winners[0])
 	}
+	checkIndexes(t, db)
 }
 
 func TestApprovalsRecordEveryNewDecision(t *testing.T) {

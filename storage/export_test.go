@@ -1,0 +1,7 @@
+package storage
+
+import bolt "go.etcd.io/bbolt"
+
+// RawView runs fn in a read transaction of the open file, for tests that
+// check the layout against what the methods answer.
+func (db *DB) RawView(fn func(*bolt.Tx) error) error { return db.bolt.View(fn) }
