@@ -27,7 +27,14 @@ type storeResult struct {
 	status, history, historyMl timing
 	approve, approveID         timing
 	active, deployment, audit  timing
-	size, compacted            int64
+	size, compacted            fileStats
+}
+
+// fileStats describes a bbolt file: its size on disk (bbolt grows it in
+// steps, doubling while small), the pages it holds data in, and the bytes
+// of keys and values in them.
+type fileStats struct {
+	disk, used, data int64
 }
 
 // timing is the mean of a run of calls, and its first call, the one that
@@ -66,12 +73,14 @@ func benchStore(ctx context.Context, sizes []int, calls int, out io.Writer, log 
 	row("Store.ActiveDeployments", func(r storeResult) string { return ms(r.active) })
 	row("Store.Deployment(id)", func(r storeResult) string { return ms(r.deployment) })
 	row("Store.Audit (one synced write)", func(r storeResult) string { return ms(r.audit) })
-	row("greenlight.db", func(r storeResult) string { return fmt.Sprintf("%.1f MiB", float64(r.size)/(1<<20)) })
-	row("per deploy", func(r storeResult) string { return fmt.Sprintf("%.1f KiB", float64(r.size)/float64(r.n)/1024) })
-	row("after bbolt Compact", func(r storeResult) string { return fmt.Sprintf("%.1f MiB", float64(r.compacted)/(1<<20)) })
-	row("per deploy, compacted", func(r storeResult) string {
-		return fmt.Sprintf("%.1f KiB", float64(r.compacted)/float64(r.n)/1024)
-	})
+	mib := func(v int64) string { return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20)) }
+	kib := func(v int64, n int) string { return fmt.Sprintf("%.2f KiB", float64(v)/float64(n)/1024) }
+	row("greenlight.db on disk", func(r storeResult) string { return mib(r.size.disk) })
+	row("pages in use", func(r storeResult) string { return mib(r.size.used) })
+	row("pages in use per deploy", func(r storeResult) string { return kib(r.size.used, r.n) })
+	row("keys and values per deploy", func(r storeResult) string { return kib(r.size.data, r.n) })
+	row("after bbolt Compact: on disk", func(r storeResult) string { return mib(r.compacted.disk) })
+	row("after Compact: in use per deploy", func(r storeResult) string { return kib(r.compacted.used, r.n) })
 	return nil
 }
 
@@ -169,12 +178,14 @@ func storeOnce(ctx context.Context, n, calls int, log *slog.Logger) (storeResult
 	if err := db.Close(); err != nil {
 		return r, err
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
+	if r.size, err = statFile(path); err != nil {
 		return r, err
 	}
-	r.size = fi.Size()
-	if r.compacted, err = compactedSize(path, filepath.Join(dir, "compacted.db")); err != nil {
+	compacted := filepath.Join(dir, "compacted.db")
+	if err := compact(path, compacted); err != nil {
+		return r, err
+	}
+	if r.compacted, err = statFile(compacted); err != nil {
 		return r, err
 	}
 
@@ -250,28 +261,46 @@ func storeOnce(ctx context.Context, n, calls int, log *slog.Logger) (storeResult
 	return r, nil
 }
 
-// compactedSize copies the bbolt file at src into dst with bbolt's Compact
-// and returns dst's size.
-func compactedSize(src, dst string) (int64, error) {
+// compact copies the bbolt file at src into dst with bbolt's Compact, as
+// `bbolt compact` does.
+func compact(src, dst string) error {
 	from, err := bolt.Open(src, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer from.Close()
 	to, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if err := bolt.Compact(to, from, 64<<20); err != nil {
 		_ = to.Close()
-		return 0, err
+		return err
 	}
-	if err := to.Close(); err != nil {
-		return 0, err
-	}
-	fi, err := os.Stat(dst)
+	return to.Close()
+}
+
+// statFile measures the closed bbolt file at path.
+func statFile(path string) (fileStats, error) {
+	var st fileStats
+	fi, err := os.Stat(path)
 	if err != nil {
-		return 0, err
+		return st, err
 	}
-	return fi.Size(), nil
+	st.disk = fi.Size()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return st, err
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		free := db.Stats().FreePageN + db.Stats().PendingPageN
+		st.used = tx.Size() - int64(free*db.Info().PageSize)
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			bs := b.Stats()
+			st.data += int64(bs.LeafInuse + bs.InlineBucketInuse)
+			return nil
+		})
+	})
+	return st, err
 }
