@@ -1,10 +1,14 @@
 package storage_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/storage"
@@ -80,5 +84,65 @@ func BenchmarkReads(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkOpenConvertsSchema1 times Open converting a schema 1 file of
+// 10,000 ended deploys (each record carrying its zone diff).
+func BenchmarkOpenConvertsSchema1(b *testing.B) {
+	const n = 10_000
+	dir := b.TempDir()
+	src := filepath.Join(dir, "schema1.db")
+	raw, err := bolt.Open(src, 0o600, &bolt.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = raw.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"meta", "deployments", "locks", "services", "approvals", "audit", "schedules"} {
+			if _, err := tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket([]byte("meta")).Put([]byte("schema"), be(1)); err != nil {
+			return err
+		}
+		deps := tx.Bucket([]byte("deployments"))
+		for i := 1; i <= n; i++ {
+			d := benchDeployment("ns", i)
+			d.ID = uint64(i)
+			v, err := json.Marshal(d)
+			if err != nil {
+				return err
+			}
+			if err := deps.Put(be(d.ID), v); err != nil {
+				return err
+			}
+		}
+		return deps.SetSequence(n)
+	})
+	if cerr := raw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "greenlight.db")
+	for b.Loop() {
+		b.StopTimer()
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		db, err := storage.Open(path, storage.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

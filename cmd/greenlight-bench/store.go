@@ -24,6 +24,7 @@ import (
 // deploys left it and after bbolt's Compact.
 type storeResult struct {
 	n                          int
+	fill                       time.Duration // writing all n deploys
 	status, history, historyMl timing
 	approve, approveID         timing
 	active, deployment, audit  timing
@@ -44,10 +45,10 @@ type timing struct{ mean, first time.Duration }
 // benchStore fills a store with sizes[i] ended deploys, written step by
 // step as the pipeline writes them, and times the commands a person types,
 // calls times each.
-func benchStore(ctx context.Context, sizes []int, calls int, out io.Writer, log *slog.Logger) error {
+func benchStore(ctx context.Context, sizes []int, calls, diffLines int, out io.Writer, log *slog.Logger) error {
 	var rs []storeResult
 	for _, n := range sizes {
-		r, err := storeOnce(ctx, n, calls, log)
+		r, err := storeOnce(ctx, n, calls, diffLines, log)
 		if err != nil {
 			return fmt.Errorf("%d deploys: %w", n, err)
 		}
@@ -73,6 +74,9 @@ func benchStore(ctx context.Context, sizes []int, calls int, out io.Writer, log 
 	row("Store.ActiveDeployments", func(r storeResult) string { return ms(r.active) })
 	row("Store.Deployment(id)", func(r storeResult) string { return ms(r.deployment) })
 	row("Store.Audit (one synced write)", func(r storeResult) string { return ms(r.audit) })
+	row("writes of one deploy, no fsync", func(r storeResult) string {
+		return fmt.Sprintf("%.3f ms", float64(r.fill)/float64(r.n)/1e6)
+	})
 	mib := func(v int64) string { return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20)) }
 	kib := func(v int64, n int) string { return fmt.Sprintf("%.2f KiB", float64(v)/float64(n)/1024) }
 	row("greenlight.db on disk", func(r storeResult) string { return mib(r.size.disk) })
@@ -92,10 +96,14 @@ func (nopSwitch) Drain(context.Context, []deployer.Server) error  { return nil }
 func (nopSwitch) Endpoints() []string                             { return []string{"127.0.0.1:53"} }
 
 // fillStore records n ended deploys as the pipeline writes them: begin,
-// each step started and done, the checks and the zone diff at check-next,
-// and the finish. One deploy in 500 is of mail, the others of ns. Two
+// each step started and done, the checks and a zone diff of diffLines
+// lines at check-next, and the finish. One deploy in 500 is of mail, the others of ns. Two
 // deploys of other services stay in flight, one of them needing attention.
-func fillStore(db *storage.DB, n int) error {
+func fillStore(db *storage.DB, n, diffLines int) error {
+	lines := make([]string, diffLines)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("+ host%d.example.test. 300 IN A 192.0.2.%d", i, i%250)
+	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	servers := func(gen int) []deployer.Server {
 		return []deployer.Server{
@@ -129,8 +137,8 @@ func fillStore(db *storage.DB, n int) error {
 					x.Next = servers(i)
 				case deployer.StepCheckNext:
 					x.Checks = []string{"2 servers · 1 zone · 1 expected record · UDP+TCP · 3/3 passes · serial 2026110102"}
-					x.Diffs = []deployer.ZoneDiff{{Zone: "example.test.", OldSerial: 1, NewSerial: 2, Summary: "example.test.: serial 1 → 2 · 1 added",
-						Lines: []string{"+ api.example.test. 300 IN A 192.0.2.20"}, Added: 1}}
+					x.Diffs = []deployer.ZoneDiff{{Zone: "example.test.", OldSerial: 1, NewSerial: 2,
+						Summary: fmt.Sprintf("example.test.: serial 1 → 2 · %d added", diffLines), Lines: lines, Added: diffLines}}
 				}
 				return nil
 			}); err != nil {
@@ -157,7 +165,7 @@ func fillStore(db *storage.DB, n int) error {
 	return nil
 }
 
-func storeOnce(ctx context.Context, n, calls int, log *slog.Logger) (storeResult, error) {
+func storeOnce(ctx context.Context, n, calls, diffLines int, log *slog.Logger) (storeResult, error) {
 	r := storeResult{n: n}
 	dir, err := os.MkdirTemp("", "greenlight-store-")
 	if err != nil {
@@ -171,10 +179,12 @@ func storeOnce(ctx context.Context, n, calls int, log *slog.Logger) (storeResult
 	if err != nil {
 		return r, err
 	}
-	if err := fillStore(db, n); err != nil {
+	start := time.Now()
+	if err := fillStore(db, n, diffLines); err != nil {
 		_ = db.Close()
 		return r, err
 	}
+	r.fill = time.Since(start)
 	if err := db.Close(); err != nil {
 		return r, err
 	}
