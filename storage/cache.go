@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"slices"
 	"sync"
 
 	"github.com/greenlight/greenlight/deployer"
@@ -68,8 +67,6 @@ func (c *recordCache) put(id uint64, record, diffs []byte, d *deployer.Deploymen
 // no two copies share memory.
 func cloneDeployment(d *deployer.Deployment) deployer.Deployment {
 	c := d.Clone()
-	for i := range c.Diffs {
-		c.Diffs[i].Lines = slices.Clone(c.Diffs[i].Lines)
-	}
+	c.Diffs = cloneDiffs(d.Diffs)
 	return c
 }

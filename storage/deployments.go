@@ -3,8 +3,9 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -98,10 +99,11 @@ func (db *DB) FinishDeployment(id uint64, fn func(*deployer.Deployment) error, l
 func (db *DB) update(id uint64, fn func(*deployer.Deployment) error, finish bool, live *deployer.ServiceState) (deployer.Deployment, error) {
 	var out deployer.Deployment
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		d, diffs, err := db.loadDeployment(tx, id)
+		d, err := db.loadDeployment(tx, id, false)
 		if err != nil {
 			return err
 		}
+		diffs := cloneDiffs(d.Diffs)
 		service := d.Service
 		approval, rollback := copyDecision(d.Approval), copyDecision(d.Rollback)
 		if fn != nil {
@@ -165,7 +167,7 @@ func (db *DB) Deployment(id uint64) (deployer.Deployment, error) {
 	var d deployer.Deployment
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		var err error
-		d, _, err = db.loadDeployment(tx, id)
+		d, err = db.loadDeployment(tx, id, true)
 		return err
 	})
 	if err != nil {
@@ -195,7 +197,7 @@ func (db *DB) Deployments(service string, limit int) ([]deployer.Deployment, err
 			if err != nil {
 				return err
 			}
-			d, _, err := db.loadDeployment(tx, id)
+			d, err := db.loadDeployment(tx, id, true)
 			if err != nil {
 				return err
 			}
@@ -221,7 +223,7 @@ func (db *DB) ActiveDeployments() ([]deployer.Deployment, error) {
 			if err != nil {
 				return err
 			}
-			d, _, err := db.loadDeployment(tx, id)
+			d, err := db.loadDeployment(tx, id, true)
 			if err != nil {
 				return err
 			}
@@ -305,46 +307,49 @@ func copyDecision(d *deployer.Decision) *deployer.Decision {
 	return &c
 }
 
-// loadDeployment reads deployment id and joins its zone diffs, inside tx.
-// It also returns the diffs as stored (nil when there are none), so a save
-// can tell whether they changed. No deployment id gives a
-// *deployer.NotFoundError.
-func (db *DB) loadDeployment(tx *bolt.Tx, id uint64) (deployer.Deployment, []byte, error) {
+// loadDeployment reads deployment id and joins its zone diffs, inside tx;
+// keep puts what it decodes in the cache (a write, about to change the
+// record, does not). No deployment id gives a *deployer.NotFoundError.
+func (db *DB) loadDeployment(tx *bolt.Tx, id uint64, keep bool) (deployer.Deployment, error) {
 	key := u64(id)
 	v := tx.Bucket(bucketDeployments).Get(key)
 	if v == nil {
-		return deployer.Deployment{}, nil, &deployer.NotFoundError{What: deploymentName(id)}
+		return deployer.Deployment{}, &deployer.NotFoundError{What: deploymentName(id)}
 	}
 	diffs := tx.Bucket(bucketDiffs).Get(key)
 	if d, ok := db.cache.get(id, v, diffs); ok {
-		return d, diffs, nil
+		return d, nil
 	}
 	var d deployer.Deployment
 	if err := decode(deploymentName(id), v, &d); err != nil {
-		return deployer.Deployment{}, nil, err
+		return deployer.Deployment{}, err
 	}
 	if diffs != nil {
 		if err := decode("the zone diffs of "+deploymentName(id), diffs, &d.Diffs); err != nil {
-			return deployer.Deployment{}, nil, err
+			return deployer.Deployment{}, err
 		}
 	}
-	db.cache.put(id, v, diffs, &d)
-	return d, diffs, nil
+	if keep {
+		db.cache.put(id, v, diffs, &d)
+	}
+	return d, nil
 }
 
 // saveDeployment writes d without its zone diffs, writes the diffs when
-// they differ from stored (the diffs as loadDeployment returned them), and
+// they differ from before (what was stored; nil for a new deployment), and
 // keeps d in the index of active deployments exactly while its phase is
 // not final, inside tx.
-func saveDeployment(tx *bolt.Tx, d *deployer.Deployment, stored []byte) error {
+func saveDeployment(tx *bolt.Tx, d *deployer.Deployment, before []deployer.ZoneDiff) error {
 	key := u64(d.ID)
 	rec := *d
 	rec.Diffs = nil
 	if err := put(tx.Bucket(bucketDeployments), key, deploymentName(d.ID), &rec); err != nil {
 		return err
 	}
-	if err := saveDiffs(tx.Bucket(bucketDiffs), key, d, stored); err != nil {
-		return err
+	if !reflect.DeepEqual(d.Diffs, before) {
+		if err := saveDiffs(tx.Bucket(bucketDiffs), key, d); err != nil {
+			return err
+		}
 	}
 	active := tx.Bucket(bucketActive)
 	indexed := active.Get(key) != nil
@@ -361,30 +366,29 @@ func saveDeployment(tx *bolt.Tx, d *deployer.Deployment, stored []byte) error {
 	return nil
 }
 
-// saveDiffs writes d.Diffs under key when they differ from stored; no
-// diffs remove the record.
-func saveDiffs(b *bolt.Bucket, key []byte, d *deployer.Deployment, stored []byte) error {
+// saveDiffs writes d.Diffs under key; no diffs remove the record.
+func saveDiffs(b *bolt.Bucket, key []byte, d *deployer.Deployment) error {
 	what := "the zone diffs of " + deploymentName(d.ID)
 	if len(d.Diffs) == 0 {
-		if stored == nil {
-			return nil
-		}
 		if err := b.Delete(key); err != nil {
 			return fmt.Errorf("save %s: %w", what, err)
 		}
 		return nil
 	}
-	data, err := json.Marshal(d.Diffs)
-	if err != nil {
-		return fmt.Errorf("save %s: %w", what, err)
-	}
-	if bytes.Equal(data, stored) {
-		return nil
-	}
-	if err := b.Put(key, data); err != nil {
-		return fmt.Errorf("save %s: %w", what, err)
+	if err := put(b, key, what, d.Diffs); err != nil {
+		return err
 	}
 	return nil
+}
+
+// cloneDiffs copies diffs and each one's lines, so a change fn makes in
+// place does not reach the copy.
+func cloneDiffs(diffs []deployer.ZoneDiff) []deployer.ZoneDiff {
+	out := slices.Clone(diffs)
+	for i := range out {
+		out[i].Lines = slices.Clone(out[i].Lines)
+	}
+	return out
 }
 
 // indexHistory records deployment id under its service, inside tx.

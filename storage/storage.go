@@ -5,7 +5,9 @@
 // Every method is one bbolt transaction, and every decision (take a lock,
 // approve, finish a deploy) reads, checks and writes inside one Update, so
 // two racers cannot both win. Values are decoded inside the transaction;
-// nothing returned refers to bbolt's memory.
+// nothing returned refers to bbolt's memory. Decoded deployments are kept
+// in a small cache, each used only while the stored bytes it was decoded
+// from are unchanged.
 //
 // The file's layout (schema version 2):
 //
