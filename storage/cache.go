@@ -2,7 +2,10 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"sync"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/greenlight/greenlight/deployer"
 )
@@ -10,6 +13,10 @@ import (
 // cacheSize bounds how many decoded deployments a DB keeps: enough for the
 // newest deploys of every service that status and history read.
 const cacheSize = 256
+
+// warmPerService is how many of each service's newest deployments Open
+// decodes into the cache: what status and a default history read.
+const warmPerService = 20
 
 // recordCache keeps deployments as they were decoded, each with the stored
 // bytes (record and diffs) it was decoded from. A reader uses an entry only
@@ -69,4 +76,45 @@ func cloneDeployment(d *deployer.Deployment) deployer.Deployment {
 	c := d.Clone()
 	c.Diffs = cloneDiffs(d.Diffs)
 	return c
+}
+
+// len returns how many deployments are cached.
+func (c *recordCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
+
+// warm decodes the deployments in flight and each service's newest
+// warmPerService into the cache, up to cacheSize in all, in one read
+// transaction, so the first status or history after a start reads no
+// more than later ones do. A record it cannot read is left out: the read
+// that needs it reports the error.
+func (db *DB) warm() {
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		var ids []uint64
+		seen := make(map[uint64]bool)
+		add := func(first, next func() ([]byte, []byte), most int) {
+			n := 0
+			for k, _ := first(); k != nil && n < most && len(ids) < cacheSize; k, _ = next() {
+				if len(k) == 8 && !seen[binary.BigEndian.Uint64(k)] {
+					id := binary.BigEndian.Uint64(k)
+					ids, seen[id] = append(ids, id), true
+				}
+				n++
+			}
+		}
+		active := tx.Bucket(bucketActive).Cursor()
+		add(active.First, active.Next, cacheSize)
+		history := tx.Bucket(bucketHistory)
+		_ = history.ForEachBucket(func(name []byte) error {
+			c := history.Bucket(name).Cursor()
+			add(c.Last, c.Prev, warmPerService)
+			return nil
+		})
+		for _, id := range ids {
+			_, _ = db.loadDeployment(tx, id, true)
+		}
+		return nil
+	})
 }

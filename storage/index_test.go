@@ -529,3 +529,45 @@ func crashChild(mode, path string) {
 	}
 	os.Exit(4)
 }
+
+func TestOpenWarmsTheCache(t *testing.T) {
+	tests := []struct {
+		name              string
+		services, deploys int // deploys per service, ended
+		inFlight, want    int
+	}{
+		{name: "empty", want: 0},
+		{name: "fewer than a status reads", services: 1, deploys: 5, want: 5},
+		{name: "each service's newest 20 and those in flight", services: 3, deploys: 30, inFlight: 2, want: 62},
+		{name: "bounded", services: 15, deploys: 20, inFlight: 1, want: 256},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "greenlight.db")
+			db, err := storage.Open(path, storage.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for s := range tt.services {
+				for range tt.deploys {
+					phaseOf(t, db, begin(t, db, fmt.Sprintf("svc%02d", s), "alice"), deployer.PhaseSucceeded, true)
+				}
+			}
+			for i := range tt.inFlight {
+				begin(t, db, fmt.Sprintf("busy%d", i), "alice")
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db, err = storage.Open(path, storage.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if got := db.Cached(); got != tt.want {
+				t.Errorf("%d deployments cached after Open, want %d", got, tt.want)
+			}
+			checkIndexes(t, db)
+		})
+	}
+}

@@ -134,6 +134,7 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, err
 	}
+	db.warm()
 	return db, nil
 }
 
