@@ -46,7 +46,7 @@ func (c *recordCache) get(id uint64, record, diffs []byte) (deployer.Deployment,
 	c.mu.Lock()
 	e := c.entries[id]
 	c.mu.Unlock()
-	if e == nil || !bytes.Equal(e.record, record) || !bytes.Equal(e.diffs, diffs) || (e.diffs == nil) != (diffs == nil) {
+	if e == nil || !bytes.Equal(e.record, record) || !bytes.Equal(e.diffs, diffs) {
 		return deployer.Deployment{}, false
 	}
 	return cloneDeployment(&e.d), true
@@ -97,9 +97,10 @@ func (db *DB) warm() {
 		add := func(first, next func() ([]byte, []byte), most int) {
 			n := 0
 			for k, _ := first(); k != nil && n < most && len(ids) < cacheSize; k, _ = next() {
-				if len(k) == 8 && !seen[binary.BigEndian.Uint64(k)] {
-					id := binary.BigEndian.Uint64(k)
-					ids, seen[id] = append(ids, id), true
+				if len(k) == 8 {
+					if id := binary.BigEndian.Uint64(k); !seen[id] {
+						ids, seen[id] = append(ids, id), true
+					}
 				}
 				n++
 			}
