@@ -571,3 +571,59 @@ func TestOpenWarmsTheCache(t *testing.T) {
 		})
 	}
 }
+
+// TestCallersCannotChangeTheCache: what a read returns is the caller's own;
+// changing it changes nothing the next read returns.
+func TestCallersCannotChangeTheCache(t *testing.T) {
+	db, _, _ := openDB(t)
+	id := begin(t, db, "ns", "alice")
+	if _, err := db.UpdateDeployment(id, func(d *deployer.Deployment) error {
+		d.Diffs = diffsOf("example.test.", "+ a", "+ b")
+		d.Next = []deployer.Server{{ID: "7", Name: "ns1-1", Role: "ns1", Tags: []string{"greenlight", "deploy:1"}}}
+		d.Refs = map[string]string{"slack.ts": "1"}
+		d.Checks = []string{"3/3 passes"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reads := []struct {
+		name string
+		read func() (deployer.Deployment, error)
+	}{
+		{"Deployment", func() (deployer.Deployment, error) { return db.Deployment(id) }},
+		{"Deployments", func() (deployer.Deployment, error) {
+			ds, err := db.Deployments("ns", 1)
+			if err != nil || len(ds) != 1 {
+				return deployer.Deployment{}, fmt.Errorf("%d deployments, %v", len(ds), err)
+			}
+			return ds[0], nil
+		}},
+		{"ActiveDeployments", func() (deployer.Deployment, error) {
+			ds, err := db.ActiveDeployments()
+			if err != nil || len(ds) != 1 {
+				return deployer.Deployment{}, fmt.Errorf("%d deployments, %v", len(ds), err)
+			}
+			return ds[0], nil
+		}},
+	}
+	want, err := db.Deployment(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reads {
+		for range 2 { // the first read may decode; the second comes from the cache
+			d, err := r.read()
+			if err != nil {
+				t.Fatalf("%s: %v", r.name, err)
+			}
+			if !reflect.DeepEqual(d, want) {
+				t.Fatalf("%s gave %+v, want %+v", r.name, d, want)
+			}
+			d.Diffs[0].Lines[0] = "changed"
+			d.Next[0].Tags[0] = "changed"
+			d.Refs["slack.ts"] = "changed"
+			d.Checks[0] = "changed"
+			d.Steps[0].Status = deployer.StatusFailed
+		}
+	}
+}
