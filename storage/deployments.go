@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"reflect"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -40,8 +42,7 @@ func (db *DB) BeginDeployment(d *deployer.Deployment, init func(*deployer.Deploy
 		if held != nil {
 			return lockedError(tx, *held)
 		}
-		deps := tx.Bucket(bucketDeployments)
-		id, err := deps.NextSequence()
+		id, err := tx.Bucket(bucketDeployments).NextSequence()
 		if err != nil {
 			return fmt.Errorf("number a new deployment of %s: %w", rec.Service, err)
 		}
@@ -49,7 +50,10 @@ func (db *DB) BeginDeployment(d *deployer.Deployment, init func(*deployer.Deploy
 		if init != nil {
 			init(&rec)
 		}
-		if err := put(deps, u64(id), deploymentName(id), &rec); err != nil {
+		if err := saveDeployment(tx, &rec, nil); err != nil {
+			return err
+		}
+		if err := indexHistory(tx, rec.Service, id); err != nil {
 			return err
 		}
 		lock := deployer.Lock{
@@ -95,16 +99,11 @@ func (db *DB) FinishDeployment(id uint64, fn func(*deployer.Deployment) error, l
 func (db *DB) update(id uint64, fn func(*deployer.Deployment) error, finish bool, live *deployer.ServiceState) (deployer.Deployment, error) {
 	var out deployer.Deployment
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		deps := tx.Bucket(bucketDeployments)
-		key := u64(id)
-		v := deps.Get(key)
-		if v == nil {
-			return &deployer.NotFoundError{What: deploymentName(id)}
-		}
-		var d deployer.Deployment
-		if err := decode(deploymentName(id), v, &d); err != nil {
+		d, err := db.loadDeployment(tx, id, false)
+		if err != nil {
 			return err
 		}
+		diffs := cloneDiffs(d.Diffs)
 		service := d.Service
 		approval, rollback := copyDecision(d.Approval), copyDecision(d.Rollback)
 		if fn != nil {
@@ -116,7 +115,7 @@ func (db *DB) update(id uint64, fn func(*deployer.Deployment) error, finish bool
 			return fmt.Errorf("save %s: its ID and service cannot change (got #%d of %q, was #%d of %q)",
 				deploymentName(id), d.ID, d.Service, id, service)
 		}
-		if err := put(deps, key, deploymentName(id), &d); err != nil {
+		if err := saveDeployment(tx, &d, diffs); err != nil {
 			return err
 		}
 		if err := appendDecisions(tx, id, approval, rollback, &d); err != nil {
@@ -167,11 +166,9 @@ func finishDeployment(tx *bolt.Tx, d *deployer.Deployment, live *deployer.Servic
 func (db *DB) Deployment(id uint64) (deployer.Deployment, error) {
 	var d deployer.Deployment
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketDeployments).Get(u64(id))
-		if v == nil {
-			return &deployer.NotFoundError{What: deploymentName(id)}
-		}
-		return decode(deploymentName(id), v, &d)
+		var err error
+		d, err = db.loadDeployment(tx, id, true)
+		return err
 	})
 	if err != nil {
 		return deployer.Deployment{}, err
@@ -180,22 +177,31 @@ func (db *DB) Deployment(id uint64) (deployer.Deployment, error) {
 }
 
 // Deployments returns up to limit deployments of service ("" = all), newest
-// first; a limit of 0 or less means all of them.
+// first; a limit of 0 or less means all of them. It reads only the
+// deployments it returns.
 func (db *DB) Deployments(service string, limit int) ([]deployer.Deployment, error) {
 	var out []deployer.Deployment
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDeployments).Cursor()
-		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		ids := tx.Bucket(bucketDeployments)
+		if service != "" {
+			if ids = tx.Bucket(bucketHistory).Bucket([]byte(service)); ids == nil {
+				return nil
+			}
+		}
+		c := ids.Cursor()
+		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
 			if limit > 0 && len(out) >= limit {
 				return nil
 			}
-			d, err := decodeDeployment(k, v)
+			id, err := keyID("deployments", k)
 			if err != nil {
 				return err
 			}
-			if service == "" || d.Service == service {
-				out = append(out, d)
+			d, err := db.loadDeployment(tx, id, true)
+			if err != nil {
+				return err
 			}
+			out = append(out, d)
 		}
 		return nil
 	})
@@ -206,13 +212,18 @@ func (db *DB) Deployments(service string, limit int) ([]deployer.Deployment, err
 }
 
 // ActiveDeployments returns the deployments whose phase is not final,
-// oldest first.
+// oldest first. It reads only those deployments, through the index every
+// write that changes a phase keeps in the same transaction.
 func (db *DB) ActiveDeployments() ([]deployer.Deployment, error) {
 	var out []deployer.Deployment
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDeployments).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			d, err := decodeDeployment(k, v)
+		c := tx.Bucket(bucketActive).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			id, err := keyID("the active deployments", k)
+			if err != nil {
+				return err
+			}
+			d, err := db.loadDeployment(tx, id, true)
 			if err != nil {
 				return err
 			}
@@ -296,12 +307,107 @@ func copyDecision(d *deployer.Decision) *deployer.Decision {
 	return &c
 }
 
-// decodeDeployment decodes one record of the deployments bucket.
-func decodeDeployment(k, v []byte) (deployer.Deployment, error) {
-	var d deployer.Deployment
-	if len(k) != 8 {
-		return d, fmt.Errorf("read deployments: a record has a malformed key %x", k)
+// loadDeployment reads deployment id and joins its zone diffs, inside tx;
+// keep puts what it decodes in the cache (a write, about to change the
+// record, does not). No deployment id gives a *deployer.NotFoundError.
+func (db *DB) loadDeployment(tx *bolt.Tx, id uint64, keep bool) (deployer.Deployment, error) {
+	key := u64(id)
+	v := tx.Bucket(bucketDeployments).Get(key)
+	if v == nil {
+		return deployer.Deployment{}, &deployer.NotFoundError{What: deploymentName(id)}
 	}
-	err := decode(deploymentName(binary.BigEndian.Uint64(k)), v, &d)
-	return d, err
+	diffs := tx.Bucket(bucketDiffs).Get(key)
+	if d, ok := db.cache.get(id, v, diffs); ok {
+		return d, nil
+	}
+	var d deployer.Deployment
+	if err := decode(deploymentName(id), v, &d); err != nil {
+		return deployer.Deployment{}, err
+	}
+	if diffs != nil {
+		if err := decode("the zone diffs of "+deploymentName(id), diffs, &d.Diffs); err != nil {
+			return deployer.Deployment{}, err
+		}
+	}
+	if keep {
+		db.cache.put(id, v, diffs, &d)
+	}
+	return d, nil
+}
+
+// saveDeployment writes d without its zone diffs, writes the diffs when
+// they differ from before (what was stored; nil for a new deployment), and
+// keeps d in the index of active deployments exactly while its phase is
+// not final, inside tx.
+func saveDeployment(tx *bolt.Tx, d *deployer.Deployment, before []deployer.ZoneDiff) error {
+	key := u64(d.ID)
+	rec := *d
+	rec.Diffs = nil
+	if err := put(tx.Bucket(bucketDeployments), key, deploymentName(d.ID), &rec); err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(d.Diffs, before) {
+		if err := saveDiffs(tx.Bucket(bucketDiffs), key, d); err != nil {
+			return err
+		}
+	}
+	active := tx.Bucket(bucketActive)
+	indexed := active.Get(key) != nil
+	switch final := d.Phase.Final(); {
+	case !final && !indexed:
+		if err := active.Put(key, []byte{}); err != nil {
+			return fmt.Errorf("index %s as active: %w", deploymentName(d.ID), err)
+		}
+	case final && indexed:
+		if err := active.Delete(key); err != nil {
+			return fmt.Errorf("remove %s from the active deployments: %w", deploymentName(d.ID), err)
+		}
+	}
+	return nil
+}
+
+// saveDiffs writes d.Diffs under key; no diffs remove the record.
+func saveDiffs(b *bolt.Bucket, key []byte, d *deployer.Deployment) error {
+	what := "the zone diffs of " + deploymentName(d.ID)
+	if len(d.Diffs) == 0 {
+		if err := b.Delete(key); err != nil {
+			return fmt.Errorf("save %s: %w", what, err)
+		}
+		return nil
+	}
+	if err := put(b, key, what, d.Diffs); err != nil {
+		return err
+	}
+	return nil
+}
+
+// cloneDiffs copies diffs and each one's lines, so a change fn makes in
+// place does not reach the copy.
+func cloneDiffs(diffs []deployer.ZoneDiff) []deployer.ZoneDiff {
+	out := slices.Clone(diffs)
+	for i := range out {
+		out[i].Lines = slices.Clone(out[i].Lines)
+	}
+	return out
+}
+
+// indexHistory records deployment id under its service, inside tx.
+func indexHistory(tx *bolt.Tx, service string, id uint64) error {
+	b, err := tx.Bucket(bucketHistory).CreateBucketIfNotExists([]byte(service))
+	if err != nil {
+		return fmt.Errorf("index %s under %s: %w", deploymentName(id), service, err)
+	}
+	b.FillPercent = appendFill
+	if err := b.Put(u64(id), []byte{}); err != nil {
+		return fmt.Errorf("index %s under %s: %w", deploymentName(id), service, err)
+	}
+	return nil
+}
+
+// keyID reads a deployment ID key of the named bucket.
+func keyID(bucket string, k []byte) (uint64, error) {
+	if len(k) != 8 {
+		return 0, fmt.Errorf("read %s: a record has a malformed key %x", bucket, k)
+	}
+	return binary.BigEndian.Uint64(k), nil
 }

@@ -5,17 +5,28 @@
 // Every method is one bbolt transaction, and every decision (take a lock,
 // approve, finish a deploy) reads, checks and writes inside one Update, so
 // two racers cannot both win. Values are decoded inside the transaction;
-// nothing returned refers to bbolt's memory.
+// nothing returned refers to bbolt's memory. Decoded deployments are kept
+// in a small cache, each used only while the stored bytes it was decoded
+// from are unchanged.
 //
-// The file's layout (schema version 1):
+// The file's layout (schema version 2):
 //
 //	meta         "schema" → 8-byte big-endian version
-//	deployments  8-byte big-endian ID → Deployment JSON (IDs from the bucket's sequence)
+//	deployments  8-byte big-endian ID → Deployment JSON without its zone diffs
+//	             (IDs from the bucket's sequence)
+//	diffs        8-byte big-endian ID → the deployment's zone diffs, JSON; absent when
+//	             it has none, and written only when they change
+//	active       8-byte big-endian ID → empty, for each deployment whose phase is not final
+//	history      one bucket per service: 8-byte big-endian ID → empty
 //	locks        service → Lock JSON
 //	services     service → ServiceState JSON
 //	approvals    8-byte big-endian deploy ID + 8-byte big-endian sequence → Decision JSON
 //	audit        8-byte big-endian sequence → AuditEntry JSON (append-only)
 //	schedules    service → JSON blob
+//
+// Every write of a deployment keeps diffs, active and history in the same
+// transaction. Open converts a file of schema 1, where each deployment
+// record carried its diffs and there were no indexes, in one transaction.
 package storage
 
 import (
@@ -34,7 +45,11 @@ import (
 )
 
 // SchemaVersion is the version of the file layout this package reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
+
+// appendFill is the fill percent of buckets whose keys only ever grow:
+// their pages are filled before they split rather than left half empty.
+const appendFill = 0.9
 
 // DefaultTimeout is how long Open waits for a data file another greenlight holds.
 const DefaultTimeout = time.Second
@@ -47,13 +62,16 @@ var (
 	bucketApprovals   = []byte("approvals")
 	bucketAudit       = []byte("audit")
 	bucketSchedules   = []byte("schedules")
+	bucketDiffs       = []byte("diffs")
+	bucketActive      = []byte("active")
+	bucketHistory     = []byte("history")
 
 	keySchema = []byte("schema")
 )
 
 func allBuckets() [][]byte {
 	return [][]byte{bucketMeta, bucketDeployments, bucketLocks, bucketServices,
-		bucketApprovals, bucketAudit, bucketSchedules}
+		bucketApprovals, bucketAudit, bucketSchedules, bucketDiffs, bucketActive, bucketHistory}
 }
 
 // Options tune Open.
@@ -78,6 +96,7 @@ type DB struct {
 	bolt  *bolt.DB
 	path  string
 	clock interface{ Now() time.Time }
+	cache *recordCache
 }
 
 var _ deployer.Store = (*DB)(nil)
@@ -110,25 +129,29 @@ func Open(path string, opts Options) (*DB, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open data file %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, path: path, clock: opts.Clock}
+	db := &DB{bolt: bdb, path: path, clock: opts.Clock, cache: newRecordCache()}
 	if err := db.init(); err != nil {
 		_ = bdb.Close()
 		return nil, err
 	}
+	db.warm()
 	return db, nil
 }
 
-// init checks the schema version and creates every bucket, in one transaction.
+// init checks the schema version, creates every bucket and converts a file
+// of an older schema, in one transaction.
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
+		var version uint64
 		if meta := tx.Bucket(bucketMeta); meta != nil {
 			if v := meta.Get(keySchema); v != nil {
 				if len(v) != 8 {
 					return fmt.Errorf("data file %s has an unreadable schema version (%d bytes)", db.path, len(v))
 				}
-				if n := binary.BigEndian.Uint64(v); n > SchemaVersion {
+				version = binary.BigEndian.Uint64(v)
+				if version > SchemaVersion {
 					return fmt.Errorf("data file %s was written by a newer greenlight (schema %d, this one reads %d)",
-						db.path, n, SchemaVersion)
+						db.path, version, SchemaVersion)
 				}
 			}
 		}
@@ -137,8 +160,15 @@ func (db *DB) init() error {
 				return fmt.Errorf("data file %s: create bucket %s: %w", db.path, name, err)
 			}
 		}
-		if err := tx.Bucket(bucketMeta).Put(keySchema, u64(SchemaVersion)); err != nil {
-			return fmt.Errorf("data file %s: record the schema version: %w", db.path, err)
+		if version == 1 {
+			if err := migrate1(tx); err != nil {
+				return fmt.Errorf("data file %s: convert from schema 1 to %d: %w", db.path, SchemaVersion, err)
+			}
+		}
+		if version != SchemaVersion {
+			if err := tx.Bucket(bucketMeta).Put(keySchema, u64(SchemaVersion)); err != nil {
+				return fmt.Errorf("data file %s: record the schema version: %w", db.path, err)
+			}
 		}
 		return nil
 	})

@@ -25,7 +25,7 @@ var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // The on-disk layout, spelled out here on purpose: a change to it must be
 // a deliberate schema change, not an accident these tests follow.
-var wantBuckets = []string{"approvals", "audit", "deployments", "locks", "meta", "schedules", "services"}
+var wantBuckets = []string{"active", "approvals", "audit", "deployments", "diffs", "history", "locks", "meta", "schedules", "services"}
 
 func be(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
@@ -129,8 +129,8 @@ func TestOpenCreatesBucketsAndSchema(t *testing.T) {
 		if !slices.Equal(got, wantBuckets) {
 			t.Errorf("buckets %q, want %q", got, wantBuckets)
 		}
-		if v := tx.Bucket([]byte("meta")).Get([]byte("schema")); !slices.Equal(v, be(1)) {
-			t.Errorf("meta schema = %x, want %x", v, be(1))
+		if v := tx.Bucket([]byte("meta")).Get([]byte("schema")); !slices.Equal(v, be(2)) {
+			t.Errorf("meta schema = %x, want %x", v, be(2))
 		}
 		return err
 	})
@@ -153,9 +153,10 @@ func TestOpenChecksTheFile(t *testing.T) {
 		setup   func(t *testing.T, path string)
 		wantErr string // "" = opens; otherwise a fragment of the message after the path
 	}{
-		{name: "current schema", setup: writeSchema(be(1))},
-		{name: "newer schema", setup: writeSchema(be(2)),
-			wantErr: " was written by a newer greenlight (schema 2, this one reads 1)"},
+		{name: "current schema", setup: writeSchema(be(2))},
+		{name: "schema 1, converted", setup: writeSchema(be(1))},
+		{name: "newer schema", setup: writeSchema(be(3)),
+			wantErr: " was written by a newer greenlight (schema 3, this one reads 2)"},
 		{name: "unreadable schema", setup: writeSchema([]byte{2}),
 			wantErr: " has an unreadable schema version"},
 		{name: "not a bbolt file", setup: func(t *testing.T, path string) {
@@ -282,6 +283,7 @@ func TestBeginDeploymentRace(t *testing.T) {
 	if id := begin(t, db, "web", "alice"); id != 2 {
 		t.Errorf("next ID = %d, want 2", id)
 	}
+	checkIndexes(t, db)
 }
 
 func TestIDsSortNumerically(t *testing.T) {
@@ -492,6 +494,7 @@ func TestConcurrentApprove(t *testing.T) {
 	if len(decs) != 1 || decs[0].By != winners[0] || decs[0].Kind != deployer.DecisionApprove {
 		t.Errorf("Approvals = %+v, want one approve by %s", decs, winners[0])
 	}
+	checkIndexes(t, db)
 }
 
 func TestApprovalsRecordEveryNewDecision(t *testing.T) {

@@ -4,7 +4,7 @@
 //
 //	go run ./cmd/greenlight-bench lb [-l 10s] [-rounds 3] [-c 4] [-T 2]
 //	go run ./cmd/greenlight-bench fleet [-n 2,10,50,200,500] [-boot 2s]
-//	go run ./cmd/greenlight-bench store [-n 10,10000] [-calls 200]
+//	go run ./cmd/greenlight-bench store [-n 10,10000] [-calls 200] [-diff-lines 1]
 //	go run ./cmd/greenlight-bench cutover [-udp 2000] [-tcp 200] [-gap 500ms]
 //	go run ./cmd/greenlight-bench rss -bin /tmp/greenlight [-deploys 1000]
 package main
@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.SetOutput(stderr)
 		sizes := fs.String("n", "10,10000", "stored deploys, comma-separated")
 		calls := fs.Int("calls", 200, "calls of each command timed")
+		diffLines := fs.Int("diff-lines", 1, "lines in each deploy's zone diff")
 		if err = fs.Parse(args[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0
@@ -88,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "greenlight-bench:", err)
 			return 2
 		}
-		err = benchStore(ctx, ns, *calls, stdout, log)
+		err = benchStore(ctx, ns, *calls, *diffLines, stdout, log)
 	case "cutover":
 		fs := flag.NewFlagSet("cutover", flag.ContinueOnError)
 		fs.SetOutput(stderr)
