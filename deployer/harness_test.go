@@ -75,6 +75,8 @@ type options struct {
 	limits      deployer.ChangeLimits
 	comparer    deployer.ZoneComparer // overrides the real comparison when set
 	zones       deployer.ZoneSource   // the service's zones source, when set
+	zeroWindow  bool                  // rollback_window: 0s, given explicitly
+	zeroGate    bool                  // approval_timeout: 0s, given explicitly
 }
 
 // harness is greenlight's deployer wired to real parts: a bbolt store, the
@@ -149,6 +151,12 @@ func (h *harness) open() {
 		Switch:          h.lb,
 		Checker:         dnscheck.New(dnscheck.Options{Clock: h.clock}),
 		Zones:           h.opts.zones,
+	}
+	if h.opts.zeroWindow {
+		svc.RollbackWindow, svc.RollbackWindowSet = 0, true
+	}
+	if h.opts.zeroGate {
+		svc.ApprovalTimeout, svc.ApprovalTimeoutSet = 0, true
 	}
 	if h.opts.compare {
 		svc.Compare, svc.Limits = svc.Checker.(*dnscheck.Checker).Comparer(dnscheck.CompareOptions{}), h.opts.limits

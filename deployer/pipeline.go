@@ -112,6 +112,8 @@ func (s *Service) validate() error {
 		return fmt.Errorf("service %s is missing its cloud, provisioner, switch or checker", s.Name)
 	case len(s.Check.Zones) == 0:
 		return fmt.Errorf("service %s has no zones to check", s.Name)
+	case s.ApprovalTimeoutSet && s.ApprovalTimeout <= 0 && !s.AutoPromote:
+		return fmt.Errorf("service %s has an approval timeout of 0 without auto-promote, which would abort every deploy at the gate", s.Name)
 	}
 	return nil
 }
@@ -122,8 +124,16 @@ func (s *Service) defaults() {
 			*d = v
 		}
 	}
-	def(&s.ApprovalTimeout, DefaultApprovalTimeout)
-	def(&s.RollbackWindow, DefaultRollbackWindow)
+	given := func(d *time.Duration, set bool, v time.Duration) {
+		switch {
+		case !set:
+			def(d, v)
+		case *d < 0:
+			*d = 0
+		}
+	}
+	given(&s.ApprovalTimeout, s.ApprovalTimeoutSet, DefaultApprovalTimeout)
+	given(&s.RollbackWindow, s.RollbackWindowSet, DefaultRollbackWindow)
 	def(&s.Timeouts.Create, 10*time.Minute)
 	def(&s.Timeouts.WaitRunning, 10*time.Minute)
 	def(&s.Timeouts.Provision, 15*time.Minute)

@@ -508,8 +508,13 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 	} else {
 		p.setPhase(d.ID, PhaseRunning) // busy until the rollback is carried out
 	}
-	p.emit(ctx, EventRollback, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The old set (%s) is kept until %s: /deploy rollback %s switches back.",
-		svc.Name, serverNames(d.Next), serverNames(d.Old), d.RollbackDeadline.UTC().Format("15:04:05 MST"), svc.Name))
+	if svc.RollbackWindow > 0 || d.Rollback != nil {
+		p.emit(ctx, EventRollback, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The old set (%s) is kept until %s: /deploy rollback %s switches back, /deploy retire %s retires it now.",
+			svc.Name, serverNames(d.Next), serverNames(d.Old), d.RollbackDeadline.UTC().Format("15:04:05 MST"), svc.Name, svc.Name))
+	} else {
+		p.emit(ctx, EventInfo, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The rollback window is 0, so the old set (%s) is retired now.",
+			svc.Name, serverNames(d.Next), serverNames(d.Old)))
+	}
 	for {
 		if d.Rollback != nil {
 			text, err := p.rollBack(ctx, svc, d)

@@ -60,10 +60,10 @@ type ServiceConfig struct {
 	Cloud           string              `yaml:"cloud"`
 	Servers         []string            `yaml:"servers"`
 	Listen          string              `yaml:"listen"`
-	ApprovalTimeout Duration            `yaml:"approval_timeout"`
+	ApprovalTimeout *Duration           `yaml:"approval_timeout"` // nil: the default; 0 with auto_promote: promote at once
 	AutoPromote     bool                `yaml:"auto_promote"`
 	FourEyes        bool                `yaml:"four_eyes"`
-	RollbackWindow  Duration            `yaml:"rollback_window"`
+	RollbackWindow  *Duration           `yaml:"rollback_window"` // nil: the default; 0: retire right after check-live
 	Timeouts        TimeoutsConfig      `yaml:"timeouts"`
 	Check           CheckConfig         `yaml:"check"`
 	Zones           *ZonesConfig        `yaml:"zones"` // nil: the zones come with the image
@@ -120,8 +120,13 @@ type TSIGConfig struct {
 	SecretEnv string `yaml:"secret_env"`
 }
 
-// Std is the duration as a time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
+// Std is the duration as a time.Duration; nil is 0.
+func (d *Duration) Std() time.Duration {
+	if d == nil {
+		return 0
+	}
+	return time.Duration(*d)
+}
 
 // AuthorizationConfig lists who may do what; empty lists let everyone.
 type AuthorizationConfig struct {
@@ -294,6 +299,9 @@ func (c *Config) validate() error {
 		if len(s.Check.Zones) == 0 {
 			add(&keyError{key + ".check.zones", "list at least one zone to check"})
 		}
+		if s.ApprovalTimeout != nil && *s.ApprovalTimeout == 0 && !s.AutoPromote {
+			add(&keyError{key + ".approval_timeout", "0 without auto_promote: true would abort every deploy at the gate; set auto_promote: true to promote at once, or leave approval_timeout out for the default (30m)"})
+		}
 		if s.Check.Passes < 0 || s.Check.Passes > 100 {
 			add(&keyError{key + ".check.passes", "passes is between 1 and 100"})
 		}
@@ -331,10 +339,12 @@ func (s *ServiceConfig) Service(name string) *deployer.Service {
 		},
 		Limits: deployer.ChangeLimits{MaxUpdatePct: s.Check.MaxUpdatePct, MaxDeletePct: s.Check.MaxDeletePct,
 			ExpectUnchanged: s.Check.ExpectUnchanged},
-		ApprovalTimeout: time.Duration(s.ApprovalTimeout),
-		AutoPromote:     s.AutoPromote,
-		FourEyes:        s.FourEyes,
-		RollbackWindow:  time.Duration(s.RollbackWindow),
+		ApprovalTimeout:    s.ApprovalTimeout.Std(),
+		ApprovalTimeoutSet: s.ApprovalTimeout != nil,
+		AutoPromote:        s.AutoPromote,
+		FourEyes:           s.FourEyes,
+		RollbackWindow:     s.RollbackWindow.Std(),
+		RollbackWindowSet:  s.RollbackWindow != nil,
 		Timeouts: deployer.Timeouts{
 			Create: time.Duration(s.Timeouts.Create), WaitRunning: time.Duration(s.Timeouts.WaitRunning),
 			Provision: time.Duration(s.Timeouts.Provision), Check: time.Duration(s.Timeouts.Check),

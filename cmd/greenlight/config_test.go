@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/configs"
+	"github.com/greenlight/greenlight/deployer"
 )
 
 const minimal = `
@@ -30,13 +31,41 @@ func TestLoadConfigEmbeddedLocal(t *testing.T) {
 		t.Fatalf("the embedded local.yaml does not load: %v", err)
 	}
 	ns := cfg.Services["ns"]
-	if ns == nil || ns.Listen != "127.0.0.1:5300" || time.Duration(ns.ApprovalTimeout) != 30*time.Minute ||
-		time.Duration(ns.RollbackWindow) != 15*time.Minute || time.Duration(cfg.Local.BootDelay) != 2*time.Second {
+	if ns == nil || ns.Listen != "127.0.0.1:5300" || ns.ApprovalTimeout.Std() != 30*time.Minute ||
+		ns.RollbackWindow.Std() != 15*time.Minute || time.Duration(cfg.Local.BootDelay) != 2*time.Second {
 		t.Fatalf("local.yaml defaults: %+v", ns)
 	}
 	svc := ns.Service("ns")
 	if svc.Check.Passes != 3 || len(svc.Roles) != 2 || svc.Check.Timeout != 2*time.Second {
 		t.Fatalf("converted service: %+v", svc)
+	}
+}
+
+// Left out, a duration gets its default; written as 0s it means zero.
+func TestLoadConfigZeroDurations(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string
+		want  deployer.Service
+	}{
+		{"left out", "", deployer.Service{}},
+		{"zero window", "    rollback_window: 0s\n", deployer.Service{RollbackWindowSet: true}},
+		{"zero gate with auto-promote", "    approval_timeout: 0s\n    auto_promote: true\n", deployer.Service{ApprovalTimeoutSet: true, AutoPromote: true}},
+		{"given", "    approval_timeout: 5m\n    rollback_window: 1h\n", deployer.Service{ApprovalTimeout: 5 * time.Minute, ApprovalTimeoutSet: true, RollbackWindow: time.Hour, RollbackWindowSet: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadConfig(strings.NewReader(minimal+tc.extra), "test.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc := cfg.Services["ns"].Service("ns")
+			w := tc.want
+			if svc.ApprovalTimeout != w.ApprovalTimeout || svc.ApprovalTimeoutSet != w.ApprovalTimeoutSet || svc.AutoPromote != w.AutoPromote ||
+				svc.RollbackWindow != w.RollbackWindow || svc.RollbackWindowSet != w.RollbackWindowSet {
+				t.Errorf("got approval %s (set %v), window %s (set %v); want %+v", svc.ApprovalTimeout, svc.ApprovalTimeoutSet, svc.RollbackWindow, svc.RollbackWindowSet, w)
+			}
+		})
 	}
 }
 
@@ -71,6 +100,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"not yaml", "services: [\n", "test.yaml: line 1: not valid YAML: did not find expected node content"},
 		{"bad percentage", minimal + "      max_update_pct: 130\n", "services.ns.check.max_update_pct: line 8: a percentage is between 0 and 100"},
 		{"tsig without secret_env", minimal + "      tsig: {name: k.}\n", "services.ns.check.tsig: line 8: a TSIG key needs a name and secret_env"},
+		{"zero approval timeout without auto-promote", minimal + "    approval_timeout: 0s\n", "services.ns.approval_timeout: line 8: 0 without auto_promote: true would abort every deploy"},
 		{"expect without type", minimal + "      expect: [{name: www.example.test.}]\n", "services.ns.check.expect[0]"},
 	}
 	for _, tc := range tests {
