@@ -44,6 +44,9 @@ func (f *fleet) Abort(_ context.Context, s string, id uint64, u, _ string) (depl
 func (f *fleet) Rollback(_ context.Context, s string, id uint64, u string) (deployer.Deployment, error) {
 	return f.decide("rollback", s, id, u)
 }
+func (f *fleet) Retire(_ context.Context, s string, id uint64, u string) (deployer.Deployment, error) {
+	return f.decide("retire", s, id, u)
+}
 func (f *fleet) Lock(_ context.Context, s, u, r string) (deployer.Lock, error) {
 	f.calls = append(f.calls, "lock "+s)
 	return deployer.Lock{Service: s, Holder: u}, nil
@@ -120,6 +123,12 @@ func TestAuthorizationHoldsOnEveryPath(t *testing.T) {
 		{"abort button", []deployer.Deployment{webWaits}, "U_NS", "C_WEB", button(bot.ActionAbort, "web#7"),
 			"not allowed: you are not among the approvers of web"},
 		{"rollback button", []deployer.Deployment{webLive}, "U_NS", "C_WEB", button(bot.ActionRollback, "web#7"),
+			"not allowed: you are not among the approvers of web"},
+		{"retire button", []deployer.Deployment{webLive}, "U_NS", "C_WEB", button(bot.ActionRetire, "web#7"),
+			"not allowed: you are not among the approvers of web"},
+		{"bare retire #7", []deployer.Deployment{webLive}, "U_NS", "C_WEB", typed("/deploy retire #7"),
+			"not allowed: you are not among the approvers of web"},
+		{"retire by a deployer", []deployer.Deployment{webLive}, "U_WEBDEP", "C_WEB", typed("/deploy retire web"),
 			"not allowed: you are not among the approvers of web"},
 		{"button from the wrong channel", []deployer.Deployment{webWaits}, "U_WEB", "C_NS", button(bot.ActionApprove, "web#7"),
 			"not allowed: web commands are not allowed in this channel; use C_WEB"},

@@ -19,6 +19,7 @@ type Deployer interface {
 	Approve(ctx context.Context, service string, id uint64, user string) (deployer.Deployment, error)
 	Abort(ctx context.Context, service string, id uint64, user, reason string) (deployer.Deployment, error)
 	Rollback(ctx context.Context, service string, id uint64, user string) (deployer.Deployment, error)
+	Retire(ctx context.Context, service string, id uint64, user string) (deployer.Deployment, error)
 	Lock(ctx context.Context, service, user, reason string) (deployer.Lock, error)
 	Unlock(ctx context.Context, service, user string, force bool) (deployer.Lock, error)
 	Resolve(ctx context.Context, service string, id uint64, user string, to deployer.TrafficTarget) (deployer.Deployment, error)
@@ -79,7 +80,7 @@ type Click struct {
 }
 
 // HandleClick runs the command a button stands for, as the person who
-// clicked: approve, abort and rollback ("ns#7"), or deploy-now
+// clicked: approve, abort, rollback and retire ("ns#7"), or deploy-now
 // ("ns image=ID"), which starts a deploy exactly as typing it would.
 func (r *Router) HandleClick(ctx context.Context, c Click) Reply {
 	if c.Action == ActionDeployNow {
@@ -97,6 +98,8 @@ func (r *Router) HandleClick(ctx context.Context, c Click) Reply {
 		cmd.Verb = commands.VerbAbort
 	case ActionRollback:
 		cmd.Verb = commands.VerbRollback
+	case ActionRetire:
+		cmd.Verb = commands.VerbRetire
 	default:
 		return r.fail(c.User, fmt.Errorf("unknown button %q", c.Action))
 	}
@@ -119,7 +122,7 @@ func ParseActionValue(v string) (string, uint64, error) {
 // decision reports whether verb is a decision about one deploy.
 func decision(verb commands.Verb) bool {
 	switch verb {
-	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback:
+	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback, commands.VerbRetire:
 		return true
 	}
 	return false
@@ -150,7 +153,7 @@ func (r *Router) resolve(ctx context.Context, cmd commands.Command) (commands.Co
 	switch cmd.Verb {
 	case commands.VerbApprove:
 		want = deployer.PhaseAwaitingApproval
-	case commands.VerbRollback:
+	case commands.VerbRollback, commands.VerbRetire:
 		want = deployer.PhaseRollbackWindow
 	}
 	var active, waiting []deployer.Deployment
@@ -210,7 +213,7 @@ func permission(cmd commands.Command) Permission {
 		return PermDeploy
 	case commands.VerbResolve:
 		return PermAdmin
-	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback:
+	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback, commands.VerbRetire:
 		return PermApprove
 	}
 	return PermView
@@ -279,6 +282,12 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 			verb = "answers"
 		}
 		return r.say(user, LevelWarning, fmt.Sprintf("Rolling back deploy #%d of %s: checking that %s still %s, then switching traffic back.", d.ID, d.Service, serverList(d.Old), verb))
+	case commands.VerbRetire:
+		d, err := r.Deployer.Retire(ctx, cmd.Service, cmd.DeployID, user)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		return r.say(user, LevelWarning, fmt.Sprintf("Ending the rollback window of deploy #%d of %s: retiring %s and releasing the lock.", d.ID, d.Service, serverList(d.Old)))
 	case commands.VerbLock:
 		l, err := r.Deployer.Lock(ctx, cmd.Service, user, cmd.Reason)
 		if err != nil {

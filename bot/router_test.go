@@ -53,6 +53,10 @@ func (f *fakeDeployer) Rollback(_ context.Context, s string, id uint64, u string
 	f.calls = append(f.calls, "rollback "+s+" by "+u)
 	return deployer.Deployment{ID: id, Service: s}, nil
 }
+func (f *fakeDeployer) Retire(_ context.Context, s string, id uint64, u string) (deployer.Deployment, error) {
+	f.calls = append(f.calls, "retire "+s+" by "+u)
+	return deployer.Deployment{ID: id, Service: s}, nil
+}
 func (f *fakeDeployer) Lock(_ context.Context, s, u, r string) (deployer.Lock, error) {
 	f.calls = append(f.calls, "lock "+s+" by "+u)
 	return deployer.Lock{Service: s, Holder: u, Reason: r}, nil

@@ -22,6 +22,7 @@ const (
 	VerbApprove  Verb = "approve"
 	VerbAbort    Verb = "abort"
 	VerbRollback Verb = "rollback"
+	VerbRetire   Verb = "retire"
 	VerbLock     Verb = "lock"
 	VerbUnlock   Verb = "unlock"
 	VerbResolve  Verb = "resolve"
@@ -44,8 +45,8 @@ const (
 // Command is one parsed chat command.
 type Command struct {
 	Verb             Verb
-	Service          string // "" when omitted (allowed for status, history, approve, abort, rollback, help, schedule)
-	DeployID         uint64 // "#N" (diff, approve, abort, rollback); 0 when omitted
+	Service          string // "" when omitted (allowed for status, history, approve, abort, rollback, retire, help, schedule)
+	DeployID         uint64 // "#N" (diff, approve, abort, rollback, retire, resolve); 0 when omitted
 	Image            string // deploy --image ID
 	AutoApprove      bool   // deploy --auto-approve
 	DryRun           bool   // deploy --dry-run
@@ -85,7 +86,7 @@ func (e *UsageError) Error() string {
 func verbs() []Verb {
 	return []Verb{
 		VerbDeploy, VerbDiff, VerbStatus, VerbHistory, VerbApprove, VerbAbort,
-		VerbRollback, VerbLock, VerbUnlock, VerbResolve, VerbRefresh, VerbSchedule, VerbHelp,
+		VerbRollback, VerbRetire, VerbLock, VerbUnlock, VerbResolve, VerbRefresh, VerbSchedule, VerbHelp,
 	}
 }
 
@@ -166,6 +167,13 @@ func specOf(v Verb) (verbSpec, bool) {
 		return verbSpec{
 			usage:    "/deploy rollback [SERVICE] [#N]",
 			desc:     "move traffic back to the previous set during the rollback window",
+			service:  optionalService,
+			deployID: true,
+		}, true
+	case VerbRetire:
+		return verbSpec{
+			usage:    "/deploy retire [SERVICE] [#N]",
+			desc:     "end the rollback window now: delete the previous set and release the lock (approvers)",
 			service:  optionalService,
 			deployID: true,
 		}, true

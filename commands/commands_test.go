@@ -129,6 +129,8 @@ func parseCases() []parseCase {
 		{name: "abort id", text: "/deploy abort #18446744073709551615", want: Command{Verb: VerbAbort, DeployID: 18446744073709551615}},
 		{name: "rollback", text: "/deploy rollback", want: Command{Verb: VerbRollback}},
 		{name: "rollback service id", text: "/deploy rollback web #9", want: Command{Verb: VerbRollback, Service: "web", DeployID: 9}},
+		{name: "retire", text: "/deploy retire", want: Command{Verb: VerbRetire}},
+		{name: "retire service id", text: "/deploy retire ns #9", want: Command{Verb: VerbRetire, Service: "ns", DeployID: 9}},
 		{name: "lock", text: "/deploy lock ns", want: Command{Verb: VerbLock, Service: "ns"}},
 		{name: "lock reason", text: "/deploy lock ns --reason maintenance window", want: Command{Verb: VerbLock, Service: "ns", Reason: "maintenance window"}},
 		{name: "lock reason equals quoted", text: "/deploy lock ns --reason=“zone freeze”", want: Command{Verb: VerbLock, Service: "ns", Reason: "zone freeze"}},
@@ -189,7 +191,7 @@ func parseCases() []parseCase {
 		{name: "refresh service typo", text: "/deploy refresh nss", usage: VerbRefresh, err: `unknown service "nss"`, suggestion: "ns"},
 		{name: "refresh verb typo", text: "/deploy refersh ns", err: `"refersh" is not a command`, suggestion: "refresh"},
 		{name: "refresh takes no image", text: "/deploy refresh ns --image x", usage: VerbRefresh, wantMessage: "--image is only for deploy"},
-		{name: "refresh takes no deploy number", text: "/deploy refresh ns #3", usage: VerbRefresh, err: "only go with diff, approve, abort and rollback"},
+		{name: "refresh takes no deploy number", text: "/deploy refresh ns #3", usage: VerbRefresh, err: "only go with diff, approve, abort, rollback, retire and resolve"},
 		{name: "schedule takes no service", text: "/deploy schedule web", usage: VerbSchedule, wantMessage: `schedule takes no arguments, but got "web"`},
 		{name: "schedule takes no flags", text: "/deploy schedule --dry-run", usage: VerbSchedule, wantMessage: "--dry-run is only for deploy"},
 		{name: "refresh needs service none configured", text: "/deploy refresh", services: []string{}, usage: VerbRefresh, err: "none are configured"},
@@ -252,7 +254,7 @@ func parseCases() []parseCase {
 		{name: "id zero", text: "/deploy rollback #0", usage: VerbRollback, wantMessage: "deploy numbers start at #1"},
 		{name: "id overflow", text: "/deploy diff ns #18446744073709551616", usage: VerbDiff, err: "too big for a deploy number"},
 		{name: "id twice", text: "/deploy approve #1 #2", usage: VerbApprove, wantMessage: `give one deploy number, not #1 and "#2"`},
-		{name: "id on verb without ids", text: "/deploy status ns #3", usage: VerbStatus, err: `deploy numbers like "#3" only go with diff, approve, abort and rollback`},
+		{name: "id on verb without ids", text: "/deploy status ns #3", usage: VerbStatus, err: `deploy numbers like "#3" only go with diff, approve, abort, rollback, retire and resolve`},
 		{name: "id on deploy", text: "/deploy ns #3", usage: VerbDeploy, err: "only go with diff"},
 
 		// Errors: extra words.

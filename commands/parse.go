@@ -196,7 +196,7 @@ func (p *parser) service(w string) (string, error) {
 // deployID takes a "#N" word.
 func (p *parser) deployID(w string) error {
 	if !p.spec.deployID {
-		return p.fail("", "deploy numbers like %s only go with diff, approve, abort and rollback", quote(w))
+		return p.fail("", "deploy numbers like %s only go with diff, approve, abort, rollback, retire and resolve", quote(w))
 	}
 	digits := w[1:]
 	if !isDigits(digits) {

@@ -22,6 +22,7 @@ const (
 	DecisionApprove  DecisionKind = "approve"
 	DecisionAbort    DecisionKind = "abort"
 	DecisionRollback DecisionKind = "rollback"
+	DecisionRetire   DecisionKind = "retire" // end the rollback window now
 )
 
 // Decisions that end a deploy that needs attention: which set keeps the traffic.
@@ -115,6 +116,9 @@ type Deployment struct {
 
 	Approval *Decision `json:"approval,omitempty"` // approve or abort at the gate
 	Rollback *Decision `json:"rollback,omitempty"`
+	// Retire is a person ending the rollback window early: the old set is
+	// retired at once.
+	Retire *Decision `json:"retire,omitempty"`
 	// RefusedRollbacks are rollbacks that could not be carried out (the
 	// old set stopped answering); the window stays open after one.
 	RefusedRollbacks []Decision `json:"refused_rollbacks,omitempty"`
@@ -191,6 +195,10 @@ func (d *Deployment) Clone() Deployment {
 	if d.Rollback != nil {
 		r := *d.Rollback
 		c.Rollback = &r
+	}
+	if d.Retire != nil {
+		r := *d.Retire
+		c.Retire = &r
 	}
 	c.RefusedRollbacks = append([]Decision(nil), d.RefusedRollbacks...)
 	if d.Resolve != nil {

@@ -95,3 +95,101 @@ func TestServiceDurationDefaults(t *testing.T) {
 		})
 	}
 }
+
+// Retire now ends the rollback window at once: the old set is deleted, the
+// lock released; a second retire, a late one and a rollback after it get
+// the outcome back and change nothing.
+func TestRetireNow(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	d := h.deploy("alice", deployer.Options{Image: imageV2})
+	h.waitPhase(d.ID, deployer.PhaseAwaitingApproval)
+	if _, err := h.dep.Retire(ctx, "ns", d.ID, "bob"); err == nil || !strings.Contains(err.Error(), "has not switched traffic yet") {
+		t.Fatalf("retire before the switch: %v", err)
+	}
+	if _, err := h.dep.Approve(ctx, "ns", d.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitPhase(d.ID, deployer.PhaseRollbackWindow)
+	start := h.clock.Now()
+
+	// A double click: exactly one is taken.
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := h.dep.Retire(ctx, "ns", 0, "bob"); errs <- err }()
+	}
+	var taken int
+	for range 2 {
+		if err := <-errs; err == nil {
+			taken++
+		} else if !strings.Contains(err.Error(), "already retired early by bob") && !strings.Contains(err.Error(), "was already retired") {
+			t.Errorf("second retire: %v", err)
+		}
+	}
+	if taken != 1 {
+		t.Fatalf("%d retires taken, want 1", taken)
+	}
+	d = h.waitPhase(d.ID, deployer.PhaseSucceeded)
+	if !h.clock.Now().Equal(start) {
+		t.Errorf("the clock moved %s", h.clock.Now().Sub(start))
+	}
+	if d.Retire == nil || d.Retire.By != "bob" || d.Retire.Kind != deployer.DecisionRetire {
+		t.Fatalf("retire decision %+v", d.Retire)
+	}
+	assertSteps(t, d, allDone())
+	h.assertServes("ns1-1", "ns2-1")
+	h.assertUnlocked()
+	if tagged := h.tagged(0); len(tagged) != 0 {
+		t.Errorf("the old set is still there: %v", tagged)
+	}
+
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want string
+	}{
+		{"retire after", func() error { _, err := h.dep.Retire(ctx, "ns", d.ID, "carol"); return err }, "already retired early by bob"},
+		{"rollback after", func() error { _, err := h.dep.Rollback(ctx, "ns", d.ID, "carol"); return err }, "bob retired the old set (ns1-0, ns2-0) of deploy #1 early"},
+	} {
+		if err := tc.do(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	log, _ := h.store.AuditLog(20)
+	var retires int
+	for _, e := range log {
+		if e.Action == "retire" {
+			retires++
+		}
+	}
+	if retires != 1 {
+		t.Errorf("%d retires audited, want 1", retires)
+	}
+}
+
+// After the window closed on its own, Retire now says so; a rollback
+// requested first wins over a later retire.
+func TestRetireAfterWindowAndAfterRollback(t *testing.T) {
+	ctx := context.Background()
+	t.Run("window closed", func(t *testing.T) {
+		h := newHarness(t)
+		d := h.deploy("alice", deployer.Options{Image: imageV2, AutoApprove: true})
+		h.closeWindow(d.ID)
+		if _, err := h.dep.Retire(ctx, "ns", d.ID, "bob"); err == nil || !strings.Contains(err.Error(), "closed at") || !strings.Contains(err.Error(), "was already retired") {
+			t.Fatalf("retire after the window: %v", err)
+		}
+	})
+	t.Run("rollback first", func(t *testing.T) {
+		h := newHarness(t)
+		d := h.deploy("alice", deployer.Options{Image: imageV2, AutoApprove: true})
+		h.waitPhase(d.ID, deployer.PhaseRollbackWindow)
+		if _, err := h.dep.Rollback(ctx, "ns", d.ID, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.dep.Retire(ctx, "ns", d.ID, "carol")
+		if err == nil || !(strings.Contains(err.Error(), "rollback of deploy #1 was already requested by bob") || strings.Contains(err.Error(), "rolled back by bob")) {
+			t.Fatalf("retire after a rollback: %v", err)
+		}
+		h.waitPhase(d.ID, deployer.PhaseRolledBack)
+	})
+}

@@ -503,7 +503,7 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			return "", err
 		}
 	}
-	if d.Rollback == nil {
+	if d.Rollback == nil && d.Retire == nil {
 		p.waitingPhase(d.ID, PhaseRollbackWindow)
 	} else {
 		p.setPhase(d.ID, PhaseRunning) // busy until the rollback is carried out
@@ -530,6 +530,18 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			p.emit(ctx, EventProblem, *d, StepRollbackWindow, err.Error())
 			p.setPhase(d.ID, PhaseRollbackWindow)
 		}
+		if d.Retire != nil {
+			closed, err := p.closeWindow(d.ID)
+			if err != nil {
+				return "", err
+			}
+			if closed {
+				p.setPhase(d.ID, PhaseRunning)
+				text := fmt.Sprintf("Retire now by %s: the rollback window ended at %s; retiring %s", d.Retire.By, clock(d.Retire.At), serverNames(d.Old))
+				p.emit(ctx, EventDecision, *d, StepRollbackWindow, text)
+				return fmt.Sprintf("ended early by %s at %s", d.Retire.By, clock(d.Retire.At)), nil
+			}
+		}
 		select {
 		case <-r.wake:
 		case <-p.clock.After(d.RollbackDeadline.Sub(p.clock.Now())):
@@ -552,12 +564,13 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 	}
 }
 
-// closeWindow ends the rollback window in one transaction, unless a
-// rollback was requested first.
+// closeWindow ends the rollback window in one transaction, at its deadline
+// or when someone asked to retire now, unless a rollback was requested
+// first.
 func (p *Deployer) closeWindow(id uint64) (bool, error) {
 	closed := false
 	_, err := p.store.UpdateDeployment(id, func(x *Deployment) error {
-		if x.Rollback != nil || p.clock.Now().Before(x.RollbackDeadline) {
+		if x.Rollback != nil || (x.Retire == nil && p.clock.Now().Before(x.RollbackDeadline)) {
 			return nil
 		}
 		x.Phase, closed = PhaseRunning, true

@@ -80,6 +80,10 @@ func (f *fakeDeployer) Rollback(_ context.Context, s string, id uint64, u string
 	f.record("rollback %s#%d by %s", s, id, u)
 	return deployer.Deployment{ID: id, Service: s}, nil
 }
+func (f *fakeDeployer) Retire(_ context.Context, s string, id uint64, u string) (deployer.Deployment, error) {
+	f.record("retire %s#%d by %s", s, id, u)
+	return deployer.Deployment{ID: id, Service: s}, nil
+}
 func (f *fakeDeployer) Lock(_ context.Context, s, u, r string) (deployer.Lock, error) {
 	f.record("lock %s by %s", s, u)
 	return deployer.Lock{Service: s, Holder: u, Reason: r}, nil
