@@ -274,6 +274,10 @@ type Status struct {
 	Lock    *Lock
 	Active  *Deployment
 	Last    *Deployment // the newest deployment that ended
+	// Frozen are the freezes in force, the longest first; NextFreeze is the
+	// next one of the config.
+	Frozen     []Freeze
+	NextFreeze *Freeze
 }
 
 // Status reports a service's live set, lock, deployment in flight and last one.
@@ -287,6 +291,9 @@ func (p *Deployer) Status(ctx context.Context, service string) (Status, error) {
 		return Status{}, err
 	}
 	if st.Lock, err = p.store.CurrentLock(service); err != nil {
+		return Status{}, err
+	}
+	if st.Frozen, st.NextFreeze, err = p.Frozen(service, p.clock.Now()); err != nil {
 		return Status{}, err
 	}
 	recent, err := p.store.Deployments(service, 20)

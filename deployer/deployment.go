@@ -12,6 +12,7 @@ type Options struct {
 	DryRun           bool   `json:"dry_run,omitempty"`
 	AllowLargeChange bool   `json:"allow_large_change,omitempty"`
 	AllowSameSerial  bool   `json:"allow_same_serial,omitempty"` // ship changed zones whose serial did not grow
+	OverrideFreeze   bool   `json:"override_freeze,omitempty"`   // an admin deploys during a freeze
 }
 
 // DecisionKind is what a person (or a deadline) decided.

@@ -77,6 +77,7 @@ type options struct {
 	zones       deployer.ZoneSource   // the service's zones source, when set
 	zeroWindow  bool                  // rollback_window: 0s, given explicitly
 	zeroGate    bool                  // approval_timeout: 0s, given explicitly
+	freezes     []deployer.FreezeWindow
 }
 
 // harness is greenlight's deployer wired to real parts: a bbolt store, the
@@ -152,6 +153,7 @@ func (h *harness) open() {
 		Checker:         dnscheck.New(dnscheck.Options{Clock: h.clock}),
 		Zones:           h.opts.zones,
 	}
+	svc.Freezes = h.opts.freezes
 	if h.opts.zeroWindow {
 		svc.RollbackWindow, svc.RollbackWindowSet = 0, true
 	}

@@ -362,6 +362,10 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 	if req.Options.DryRun {
 		return p.dryRun(ctx, svc, req)
 	}
+	overridden, err := p.checkFreeze(svc, req)
+	if err != nil {
+		return Deployment{}, err
+	}
 	now := p.clock.Now()
 	d := Deployment{
 		Service:   svc.Name,
@@ -385,6 +389,12 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 	p.audit(req.User, "deploy", svc.Name, d.ID, describeOptions(req))
 	p.log.Info("deploy started", "deploy", d.ID, "service", svc.Name, "user", req.User)
 	p.reporter.Report(ctx, Event{Kind: EventStep, Deployment: d, Step: StepLock})
+	if overridden != nil {
+		text := fmt.Sprintf("%s is frozen (%s) until %s, %s; %s deploys anyway with --override-freeze.",
+			svc.Name, overridden.About(), overridden.Until(), overridden.SetBy(), req.User)
+		p.audit(req.User, "override freeze", svc.Name, d.ID, fmt.Sprintf("%s until %s", overridden.About(), overridden.Until()))
+		p.emit(ctx, EventInfo, d, StepLock, text)
+	}
 	p.launch(svc, d, false)
 	return d, nil
 }
@@ -448,6 +458,9 @@ func describeOptions(req Request) string {
 	}
 	if req.Options.AllowSameSerial {
 		parts = append(parts, "allow same serial")
+	}
+	if req.Options.OverrideFreeze {
+		parts = append(parts, "override freeze")
 	}
 	if req.Reason != "" {
 		parts = append(parts, "reason: "+req.Reason)

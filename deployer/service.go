@@ -31,6 +31,9 @@ type Service struct {
 	ApprovalTimeoutSet bool
 	RollbackWindowSet  bool
 	Timeouts           Timeouts
+	// Freezes are the config's recurring freezes (the service's and the
+	// top level's): deploys are refused inside them.
+	Freezes []FreezeWindow
 
 	Cloud       Cloud
 	Provisioner Provisioner

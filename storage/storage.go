@@ -47,13 +47,14 @@ var (
 	bucketApprovals   = []byte("approvals")
 	bucketAudit       = []byte("audit")
 	bucketSchedules   = []byte("schedules")
+	bucketFreezes     = []byte("freezes")
 
 	keySchema = []byte("schema")
 )
 
 func allBuckets() [][]byte {
 	return [][]byte{bucketMeta, bucketDeployments, bucketLocks, bucketServices,
-		bucketApprovals, bucketAudit, bucketSchedules}
+		bucketApprovals, bucketAudit, bucketSchedules, bucketFreezes}
 }
 
 // Options tune Open.
@@ -80,7 +81,10 @@ type DB struct {
 	clock interface{ Now() time.Time }
 }
 
-var _ deployer.Store = (*DB)(nil)
+var (
+	_ deployer.Store       = (*DB)(nil)
+	_ deployer.FreezeStore = (*DB)(nil)
+)
 
 // Open opens the data file at path, creating it (mode 0600) and its parent
 // directory (mode 0700) when they do not exist, and every bucket in one

@@ -29,6 +29,8 @@ type Config struct {
 	Reconcile ReconcileConfig           `yaml:"reconcile"`
 	Admin     AdminConfig               `yaml:"admin"`
 	Services  map[string]*ServiceConfig `yaml:"services"`
+	// Freezes apply to every service, beside each service's own.
+	Freezes []FreezeConfig `yaml:"freezes"`
 }
 
 // LogConfig sets up structured logging.
@@ -73,6 +75,7 @@ type ServiceConfig struct {
 	Provisioner ProvisionerConfig `yaml:"provisioner"`
 	Switch      SwitchConfig      `yaml:"switch"`
 	Refresh     *RefreshConfig    `yaml:"refresh"`
+	Freezes     []FreezeConfig    `yaml:"freezes"`
 }
 
 // TimeoutsConfig bounds each step.
@@ -248,6 +251,10 @@ func (c *Config) validate() error {
 			add(&keyError{"admin.listen", fmt.Sprintf("%q is not host:port (or off)", l)})
 		}
 	}
+	for i, f := range c.Freezes {
+		_, err := ParseFreeze(fmt.Sprintf("freezes[%d]", i), f)
+		add(err)
+	}
 	if sl := c.Slack; sl != nil {
 		switch sl.Mode {
 		case "", "socket":
@@ -299,6 +306,10 @@ func (c *Config) validate() error {
 		if len(s.Check.Zones) == 0 {
 			add(&keyError{key + ".check.zones", "list at least one zone to check"})
 		}
+		for i, f := range s.Freezes {
+			_, err := ParseFreeze(fmt.Sprintf("%s.freezes[%d]", key, i), f)
+			add(err)
+		}
 		if s.ApprovalTimeout != nil && *s.ApprovalTimeout == 0 && !s.AutoPromote {
 			add(&keyError{key + ".approval_timeout", "0 without auto_promote: true would abort every deploy at the gate; set auto_promote: true to promote at once, or leave approval_timeout out for the default (30m)"})
 		}
@@ -330,8 +341,9 @@ func (c *Config) validate() error {
 // main fills in the cloud, provisioner, switch and checker.
 func (s *ServiceConfig) Service(name string) *deployer.Service {
 	return &deployer.Service{
-		Name:  name,
-		Roles: slices.Clone(s.Servers),
+		Name:    name,
+		Freezes: freezeWindows("services."+name+".freezes", s.Freezes),
+		Roles:   slices.Clone(s.Servers),
 		Check: deployer.CheckSpec{
 			Zones: slices.Clone(s.Check.Zones), Expect: slices.Clone(s.Check.Expect),
 			Passes: s.Check.Passes, MaxRounds: s.Check.MaxRounds,
@@ -351,6 +363,22 @@ func (s *ServiceConfig) Service(name string) *deployer.Service {
 			Switch: time.Duration(s.Timeouts.Switch), Retire: time.Duration(s.Timeouts.Retire),
 		},
 	}
+}
+
+// FreezeWindows are the top-level freezes, which apply to every service.
+// The config was validated, so every freeze parses.
+func (c *Config) FreezeWindows() []deployer.FreezeWindow {
+	return freezeWindows("freezes", c.Freezes)
+}
+
+func freezeWindows(key string, fs []FreezeConfig) []deployer.FreezeWindow {
+	var out []deployer.FreezeWindow
+	for i, f := range fs {
+		if w, err := ParseFreeze(fmt.Sprintf("%s[%d]", key, i), f); err == nil {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Policy is the service's authorization in the bot's terms.
@@ -398,7 +426,7 @@ func lineOf(root *yaml.Node, key string) int {
 	}
 	line := 0
 	for _, part := range strings.Split(key, ".") {
-		part, _, _ = strings.Cut(part, "[")
+		part, index, indexed := strings.Cut(part, "[")
 		if u, err := strconv.Unquote(part); err == nil {
 			part = u
 		}
@@ -411,6 +439,10 @@ func lineOf(root *yaml.Node, key string) int {
 				line, next = n.Content[i].Line, n.Content[i+1]
 				break
 			}
+		}
+		if i, err := strconv.Atoi(strings.TrimSuffix(index, "]")); indexed && err == nil && next != nil && next.Kind == yaml.SequenceNode && i >= 0 && i < len(next.Content) {
+			next = next.Content[i]
+			line = next.Line
 		}
 		n = next
 	}

@@ -75,7 +75,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		yaml string
 		want string // fragment of the error
 	}{
-		{"unknown top key", "colour: blue\n" + minimal, "test.yaml: colour: line 1: no such key; the keys here are admin, data, local, log, reconcile, services, slack"},
+		{"unknown top key", "colour: blue\n" + minimal, "test.yaml: colour: line 1: no such key; the keys here are admin, data, freezes, local, log, reconcile, services, slack"},
 		{"unknown service key", strings.Replace(minimal, "    listen:", "    lisen: x\n    listen:", 1), "test.yaml: services.ns.lisen: line 5: no such key; did you mean listen?"},
 		{"bad duration", minimal + "    approval_timeout: 30 minutes\n", `services.ns.approval_timeout: line 8: "30 minutes" is not a duration`},
 		{"negative duration", minimal + "    rollback_window: -5m\n", `services.ns.rollback_window: line 8`},
@@ -101,6 +101,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad percentage", minimal + "      max_update_pct: 130\n", "services.ns.check.max_update_pct: line 8: a percentage is between 0 and 100"},
 		{"tsig without secret_env", minimal + "      tsig: {name: k.}\n", "services.ns.check.tsig: line 8: a TSIG key needs a name and secret_env"},
 		{"zero approval timeout without auto-promote", minimal + "    approval_timeout: 0s\n", "services.ns.approval_timeout: line 8: 0 without auto_promote: true would abort every deploy"},
+		{"bad freeze start", minimal + "    freezes:\n      - {name: year-end, start: \"0 18 32 12 *\", end: \"0 8 2 1 *\"}\n", "services.ns.freezes[0].start: line 9: \"0 18 32 12 *\" is not a cron schedule"},
+		{"bad top-level freeze end", "freezes:\n  - name: x\n    start: \"0 18 23 12 *\"\n    end: \"CRON_TZ=Mars/Olympus 0 8 2 1 *\"\n" + minimal, "freezes[0].end: line 4"},
+		{"freeze without a name", minimal + "    freezes: [{start: \"@daily\", end: \"@weekly\"}]\n", "services.ns.freezes[0].name: line 8: a freeze needs a name"},
 		{"expect without type", minimal + "      expect: [{name: www.example.test.}]\n", "services.ns.check.expect[0]"},
 	}
 	for _, tc := range tests {
