@@ -222,6 +222,19 @@ func TestLoadConfigLinodeExample(t *testing.T) {
 		ns.Switch.NodeBalancerID != 12345 || ns.Provisioner.Kind != "cloud-init" || ns.Check.Port != 53 {
 		t.Fatalf("linode example: %+v", ns)
 	}
+	// The example's freezes: year-end for all, the weekend for ns.
+	freezes := append(ns.Service("ns").Freezes, cfg.FreezeWindows()...)
+	if len(freezes) != 2 {
+		t.Fatalf("freezes: %+v", freezes)
+	}
+	at := time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC)
+	if cur, _ := freezes[1].At(at); cur == nil || cur.Until() != "Sat 2 Jan 08:00 CET" {
+		t.Errorf("year-end at %s: %+v", at, cur)
+	}
+	sat := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	if cur, _ := freezes[0].At(sat); cur == nil || cur.Until() != "Mon 7 Dec 08:00 CET" {
+		t.Errorf("weekend at %s: %+v", sat, cur)
+	}
 }
 
 func TestLoadConfigLinodeErrors(t *testing.T) {

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/greenlight/greenlight/configs"
+	"github.com/greenlight/greenlight/deployer"
 )
 
 // localConfig writes the embedded local.yaml with each old → new
@@ -120,4 +123,115 @@ func TestSlackZeroRollbackWindow(t *testing.T) {
 	if len(api.find("chat.*", `"action_id":"rollback"`)) != 0 {
 		t.Error("a Rollback button was offered with a window of 0")
 	}
+}
+
+// freezeNow returns a freeze of the config, in Europe/Berlin, that began a
+// few minutes ago and ends in an hour (exact-date cron expressions), and
+// the end as the refusal shows it.
+func freezeNow(t *testing.T) (yaml, until string) {
+	t.Helper()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().In(berlin)
+	start, end := now.Add(-5*time.Minute), now.Add(time.Hour)
+	spec := func(at time.Time) string {
+		return fmt.Sprintf("CRON_TZ=Europe/Berlin %d %d %d %d *", at.Minute(), at.Hour(), at.Day(), int(at.Month()))
+	}
+	yaml = fmt.Sprintf("    freezes:\n      - {name: year-end, start: %q, end: %q, reason: holidays}\n", spec(start), spec(end))
+	end = time.Date(end.Year(), end.Month(), end.Day(), end.Hour(), end.Minute(), 0, 0, berlin)
+	return yaml, deployer.FreezeTime(end, berlin)
+}
+
+// A freeze of the config in the shell: a deploy is refused in plain
+// words; an admin overrides it, and the thread says so.
+func TestLocalFreezeRefusesAndOverride(t *testing.T) {
+	freezes, until := freezeNow(t)
+	config := localConfig(t, "    freezes: []                  #", freezes+"    #", "      admins: []", "      admins: [alice]")
+	p := start(t, t.TempDir(), "--config", config)
+	p.waitOutput(`serves ns1-0, ns2-0`)
+	p.typeLine("/deploy status ns")
+	p.waitOutput(regexp.QuoteMeta("frozen: year-end: holidays, until " + until + ", set in the config"))
+	p.typeLine("/deploy ns")
+	p.waitOutput(regexp.QuoteMeta("ns is frozen (year-end: holidays) until " + until + ", set in the config — an admin can deploy anyway with --override-freeze"))
+	p.typeLine("/deploy ns --override-freeze --reason 'urgent fix'")
+	p.waitOutput(`Started deploy #1 of ns`)
+	p.waitOutput(regexp.QuoteMeta("ns is frozen (year-end: holidays) until " + until + ", set in the config; alice deploys anyway with --override-freeze."))
+	p.waitOutput(`\[Approve\] type: /deploy approve ns #1`)
+	p.typeLine("/deploy schedule")
+	p.waitOutput(`ns: frozen \(year-end: holidays\)`)
+}
+
+// A deployer who is not an admin cannot override a freeze, nor set one.
+func TestLocalFreezeOverrideNeedsAdmin(t *testing.T) {
+	freezes, _ := freezeNow(t)
+	config := localConfig(t, "    freezes: []                  #", freezes+"    #", "      admins: []", "      admins: [root]")
+	p := start(t, t.TempDir(), "--config", config)
+	p.waitOutput(`serves ns1-0, ns2-0`)
+	p.typeLine("/deploy ns --override-freeze")
+	p.waitOutput(`not allowed: you are not an admin of ns, so you cannot deploy it during a freeze \(--override-freeze\)`)
+	p.typeLine("/deploy freeze ns --reason x")
+	p.waitOutput(`not allowed: you are not an admin of ns, so you cannot freeze or unfreeze its deploys`)
+	p.typeLine("/deploy status ns")
+	p.waitOutput(`lock: free`)
+}
+
+// A freeze set in chat survives a restart and ends with unfreeze.
+func TestLocalAdHocFreezeSurvivesRestart(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, data)
+	p.waitOutput(`serves ns1-0, ns2-0`)
+	p.typeLine("/deploy freeze ns --for 2h --reason 'incident 42'")
+	p.waitOutput(`ns is frozen by alice until .* UTC: incident 42\. New deploys are refused`)
+	p.in.Close()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("greenlight did not stop")
+	}
+	p.done <- 0 // for the cleanup's wait
+
+	q := start(t, data)
+	q.waitOutput(`serves ns1-0, ns2-0`)
+	q.typeLine("/deploy ns")
+	q.waitOutput(`ns is frozen \(incident 42\) until .* UTC, set by alice — an admin can deploy anyway with --override-freeze`)
+	q.typeLine("/deploy unfreeze ns")
+	q.waitOutput(`ns is unfrozen by alice \(the freeze set by alice: incident 42\)`)
+	q.typeLine("/deploy ns --auto-approve")
+	q.waitOutput(`ns is live on ns1-1, ns2-1`)
+}
+
+// Freezes through signed Slack requests: only an admin freezes, the freeze
+// is announced in the channel, a deploy is refused with its words, only an
+// admin overrides it and the override shows in the deploy's thread.
+func TestSlackFreeze(t *testing.T) {
+	api := &fakeSlack{}
+	_, base, srvURL := startSlack(t, api, "      admins: []", "      admins: [U0ADMIN1]")
+	respond := srvURL + "/response"
+	command := func(user, text string) {
+		t.Helper()
+		if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand(user, text, respond), time.Now()); code != http.StatusOK {
+			t.Fatalf("/deploy %s: status %d", text, code)
+		}
+	}
+	command("U0DEPLOY1", "freeze ns --for 2h --reason incident 42")
+	api.waitFor(t, "the refused freeze", "response", "not an admin of ns, so you cannot freeze or unfreeze its deploys")
+
+	command("U0ADMIN1", "freeze ns --for 2h --reason incident 42")
+	api.waitFor(t, "the freeze announced in the channel", "chat.postMessage", "channel=C1", "ns is frozen by", "U0ADMIN1", "incident 42")
+
+	command("U0DEPLOY1", "ns")
+	api.waitFor(t, "the refused deploy", "response", "ns is frozen (incident 42) until", "set by", "an admin can deploy anyway with --override-freeze")
+	command("U0DEPLOY1", "ns --override-freeze")
+	api.waitFor(t, "the refused override", "response", "not an admin of ns, so you cannot deploy it during a freeze")
+
+	command("U0ADMIN1", "ns --override-freeze --reason hotfix")
+	api.waitFor(t, "the override in the thread", "chat.postMessage", "thread_ts=", "deploys anyway with --override-freeze")
+	api.waitFor(t, "the approval buttons", "chat.postMessage", `"action_id":"approve"`, `"value":"ns#1"`)
+
+	command("U0ADMIN1", "status ns")
+	api.waitFor(t, "the freeze in the status", "response", "frozen: incident 42, until")
+	command("U0ADMIN1", "unfreeze ns")
+	api.waitFor(t, "the unfreeze announced", "chat.postMessage", "ns is unfrozen by")
 }
