@@ -75,7 +75,11 @@ func (n *Notifier) Messages(ev deployer.Event) []Message {
 	case deployer.EventStep:
 		return []Message{checklist}
 	case deployer.EventApproval:
-		return []Message{checklist, n.approvalMessage(d, true, "")}
+		m := n.approvalMessage(d, true, "")
+		if ev.Text != "" {
+			m.Text += "\n" + ev.Text
+		}
+		return []Message{checklist, m}
 	case deployer.EventDecision:
 		out := []Message{reply(LevelInfo, ev.Text)}
 		if ev.Step == deployer.StepApproval || (d.Approval != nil && d.Approval.Kind == deployer.DecisionAbort) {

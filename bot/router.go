@@ -284,6 +284,10 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		if err != nil {
 			return r.fail(user, err)
 		}
+		if !d.SwitchAt.IsZero() {
+			return r.say(user, LevelSuccess, fmt.Sprintf("Approved deploy #%d of %s; %s is outside its deploy windows and will switch at %s.",
+				d.ID, d.Service, d.Service, deployer.SwitchTime(d.SwitchAt, d.SwitchZone)))
+		}
 		return r.say(user, LevelSuccess, fmt.Sprintf("Approved deploy #%d of %s; switching traffic.", d.ID, d.Service))
 	case commands.VerbAbort:
 		d, err := r.Deployer.Abort(ctx, cmd.Service, cmd.DeployID, user, cmd.Reason)
@@ -515,6 +519,11 @@ func inFlight(d deployer.Deployment, now time.Time) string {
 	s := fmt.Sprintf("deploy #%d by %s", d.ID, d.Requester)
 	if d.ImageNew != "" {
 		s += fmt.Sprintf(", %s → %s", orNone(d.ImageOld), d.ImageNew)
+	}
+	switch {
+	case d.Phase == deployer.PhaseRunning && !d.SwitchAt.IsZero() && d.CurrentStep() == deployer.StepApproval:
+		s += fmt.Sprintf(", approved, waiting for its deploy window: switches at %s", deployer.SwitchTime(d.SwitchAt, d.SwitchZone))
+		return s + fmt.Sprintf(", for %s", Round(d.Duration(now)))
 	}
 	switch d.Phase {
 	case deployer.PhaseAwaitingApproval:

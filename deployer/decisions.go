@@ -29,6 +29,9 @@ func (p *Deployer) Approve(ctx context.Context, service string, id uint64, user 
 		}
 		x.Approval = &Decision{Kind: DecisionApprove, By: user, At: p.clock.Now()}
 		x.Phase = PhaseRunning
+		if open, next, loc := windowAt(svc.DeployWindows, p.clock.Now()); !open && !next.IsZero() {
+			x.SwitchAt, x.SwitchZone = next, loc.String()
+		}
 		x.Updated = p.clock.Now()
 		return nil
 	})

@@ -129,6 +129,12 @@ type Deployment struct {
 	Traffic   Traffic    `json:"traffic,omitzero"`
 	Attention *Attention `json:"attention,omitempty"`
 
+	// SwitchAt is when an approved deploy switches, set when it was
+	// approved outside the service's deploy windows; SwitchZone is the
+	// window's time zone, to show it.
+	SwitchAt   time.Time `json:"switch_at,omitzero"`
+	SwitchZone string    `json:"switch_zone,omitempty"`
+
 	ApprovalDeadline time.Time `json:"approval_deadline,omitzero"`
 	RollbackDeadline time.Time `json:"rollback_deadline,omitzero"`
 

@@ -78,6 +78,7 @@ type options struct {
 	zeroWindow  bool                  // rollback_window: 0s, given explicitly
 	zeroGate    bool                  // approval_timeout: 0s, given explicitly
 	freezes     []deployer.FreezeWindow
+	windows     []deployer.DeployWindow
 }
 
 // harness is greenlight's deployer wired to real parts: a bbolt store, the
@@ -154,6 +155,7 @@ func (h *harness) open() {
 		Zones:           h.opts.zones,
 	}
 	svc.Freezes = h.opts.freezes
+	svc.DeployWindows = h.opts.windows
 	if h.opts.zeroWindow {
 		svc.RollbackWindow, svc.RollbackWindowSet = 0, true
 	}

@@ -34,6 +34,8 @@ type Service struct {
 	// Freezes are the config's recurring freezes (the service's and the
 	// top level's): deploys are refused inside them.
 	Freezes []FreezeWindow
+	// DeployWindows, when set, are the only times traffic is switched.
+	DeployWindows []DeployWindow
 
 	Cloud       Cloud
 	Provisioner Provisioner

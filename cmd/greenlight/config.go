@@ -76,6 +76,8 @@ type ServiceConfig struct {
 	Switch      SwitchConfig      `yaml:"switch"`
 	Refresh     *RefreshConfig    `yaml:"refresh"`
 	Freezes     []FreezeConfig    `yaml:"freezes"`
+	// DeployWindows, when set, are the only times traffic is switched.
+	DeployWindows []DeployWindowConfig `yaml:"deploy_windows"`
 }
 
 // TimeoutsConfig bounds each step.
@@ -310,6 +312,10 @@ func (c *Config) validate() error {
 			_, err := ParseFreeze(fmt.Sprintf("%s.freezes[%d]", key, i), f)
 			add(err)
 		}
+		for i, w := range s.DeployWindows {
+			_, err := ParseDeployWindow(fmt.Sprintf("%s.deploy_windows[%d]", key, i), w)
+			add(err)
+		}
 		if s.ApprovalTimeout != nil && *s.ApprovalTimeout == 0 && !s.AutoPromote {
 			add(&keyError{key + ".approval_timeout", "0 without auto_promote: true would abort every deploy at the gate; set auto_promote: true to promote at once, or leave approval_timeout out for the default (30m)"})
 		}
@@ -341,9 +347,10 @@ func (c *Config) validate() error {
 // main fills in the cloud, provisioner, switch and checker.
 func (s *ServiceConfig) Service(name string) *deployer.Service {
 	return &deployer.Service{
-		Name:    name,
-		Freezes: freezeWindows("services."+name+".freezes", s.Freezes),
-		Roles:   slices.Clone(s.Servers),
+		Name:          name,
+		Freezes:       freezeWindows("services."+name+".freezes", s.Freezes),
+		DeployWindows: deployWindows("services."+name+".deploy_windows", s.DeployWindows),
+		Roles:         slices.Clone(s.Servers),
 		Check: deployer.CheckSpec{
 			Zones: slices.Clone(s.Check.Zones), Expect: slices.Clone(s.Check.Expect),
 			Passes: s.Check.Passes, MaxRounds: s.Check.MaxRounds,

@@ -104,6 +104,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad freeze start", minimal + "    freezes:\n      - {name: year-end, start: \"0 18 32 12 *\", end: \"0 8 2 1 *\"}\n", "services.ns.freezes[0].start: line 9: \"0 18 32 12 *\" is not a cron schedule"},
 		{"bad top-level freeze end", "freezes:\n  - name: x\n    start: \"0 18 23 12 *\"\n    end: \"CRON_TZ=Mars/Olympus 0 8 2 1 *\"\n" + minimal, "freezes[0].end: line 4"},
 		{"freeze without a name", minimal + "    freezes: [{start: \"@daily\", end: \"@weekly\"}]\n", "services.ns.freezes[0].name: line 8: a freeze needs a name"},
+		{"bad window day", minimal + "    deploy_windows: [{days: [mon, funday], from: \"09:00\", to: \"16:00\"}]\n", `services.ns.deploy_windows[0].days: line 8: "funday" is not a day`},
+		{"window ends before it starts", minimal + "    deploy_windows: [{days: [mon], from: \"16:00\", to: \"09:00\"}]\n", "services.ns.deploy_windows[0].to: line 8: 09:00 is not after from (16:00)"},
+		{"bad window time", minimal + "    deploy_windows: [{days: [mon], from: \"9am\", to: \"16:00\"}]\n", `services.ns.deploy_windows[0].from: line 8: "9am" is not a time of day`},
+		{"bad window zone", minimal + "    deploy_windows: [{days: [mon], from: \"09:00\", to: \"16:00\", tz: Mars/Olympus}]\n", `services.ns.deploy_windows[0].tz: line 8: "Mars/Olympus" is not a time zone`},
 		{"expect without type", minimal + "      expect: [{name: www.example.test.}]\n", "services.ns.check.expect[0]"},
 	}
 	for _, tc := range tests {

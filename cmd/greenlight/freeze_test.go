@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/greenlight/greenlight/deployer"
 )
 
 // ParseFreeze never panics, and a freeze it accepts is inside-or-outside
@@ -28,5 +30,26 @@ func FuzzParseFreeze(f *testing.F) {
 		if next != nil && !next.Start.After(now) {
 			t.Fatalf("the next freeze after %s starts at %s", now, next.Start)
 		}
+	})
+}
+
+// ParseDeployWindow never panics; a window it accepts opens before it closes.
+func FuzzParseDeployWindow(f *testing.F) {
+	f.Add("mon,tue", "09:00", "16:00", "Europe/Berlin", int64(1798041600))
+	f.Add("sun", "00:00", "24:00", "", int64(0))
+	f.Add("x", "25:00", "9", "Nowhere", int64(-5))
+	f.Fuzz(func(t *testing.T, days, from, to, tz string, at int64) {
+		w, err := ParseDeployWindow("w", DeployWindowConfig{Days: strings.Split(days, ","), From: from, To: to, TZ: tz})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "w.") {
+				t.Fatalf("error does not name the key: %v", err)
+			}
+			return
+		}
+		if w.From >= w.To || w.To > 24*time.Hour || len(w.Days) == 0 {
+			t.Fatalf("accepted %+v", w)
+		}
+		_ = w.String()
+		_ = deployer.NextWindowOpening([]deployer.DeployWindow{w}, time.Unix(at%(1<<34), 0))
 	})
 }

@@ -235,3 +235,51 @@ func TestSlackFreeze(t *testing.T) {
 	command("U0ADMIN1", "unfreeze ns")
 	api.waitFor(t, "the unfreeze announced", "chat.postMessage", "ns is unfrozen by")
 }
+
+// closedWindow returns a deploy window that is closed now (one day, three
+// days away, in UTC) and how its opening is shown.
+func closedWindow(t *testing.T) (yaml, opens string) {
+	t.Helper()
+	day := time.Now().UTC().AddDate(0, 0, 3)
+	name := strings.ToLower(day.Weekday().String()[:3])
+	yaml = fmt.Sprintf("    deploy_windows: [{days: [%s], from: \"09:00\", to: \"16:00\", tz: UTC}]\n", name)
+	at := time.Date(day.Year(), day.Month(), day.Day(), 9, 0, 0, 0, time.UTC)
+	return yaml, deployer.SwitchTime(at, "UTC")
+}
+
+// Outside its deploy window in the shell: the approval message says when
+// the switch would happen, approving says "will switch at", and the old
+// set keeps serving.
+func TestLocalDeployWindowWaits(t *testing.T) {
+	windows, opens := closedWindow(t)
+	config := localConfig(t, "    freezes: []                  #", windows+"    #")
+	p := start(t, t.TempDir(), "--config", config)
+	p.waitOutput(`serves ns1-0, ns2-0`)
+	p.typeLine("/deploy ns")
+	p.waitOutput(regexp.QuoteMeta("Outside ns's deploy windows: once approved, it switches at " + opens + ", when the next one opens."))
+	p.typeLine("approve")
+	p.waitOutput(regexp.QuoteMeta("Approved deploy #1 of ns; ns is outside its deploy windows and will switch at " + opens + "."))
+	p.waitOutput(regexp.QuoteMeta("ns is outside its deploy windows, so the switch waits: it will switch at " + opens + "."))
+	p.typeLine("/deploy status ns")
+	p.waitOutput(regexp.QuoteMeta("approved, waiting for its deploy window: switches at " + opens))
+	if got := nsid(t, p.addr(), "udp"); !strings.HasSuffix(got, "-0") {
+		t.Fatalf("outside the window, answers come from %q", got)
+	}
+}
+
+// The same through signed Slack requests: the approval message and the
+// answer to the Approve click say when the switch happens.
+func TestSlackDeployWindowWaits(t *testing.T) {
+	windows, opens := closedWindow(t)
+	api := &fakeSlack{}
+	m, base, srvURL := startSlack(t, api, "    freezes: []                  #", windows+"    #")
+	respond := srvURL + "/response"
+	signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U0DEPLOY1", "ns", respond), time.Now())
+	api.waitFor(t, "the approval message with the window", "chat.postMessage", `"action_id":"approve"`, "once approved, it switches at "+opens)
+	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "approve", "ns#1", respond), time.Now())
+	api.waitFor(t, "the answer to the approver", "response", "will switch at "+opens)
+	api.waitFor(t, "the wait in the thread", "chat.postMessage", "so the switch waits: it will switch at "+opens)
+	if got := nsid(t, m.lbs[0].Addr(), "udp"); !strings.HasSuffix(got, "-0") {
+		t.Fatalf("outside the window, answers come from %q", got)
+	}
+}
