@@ -65,6 +65,10 @@ func (p *Deployer) Abort(ctx context.Context, service string, id uint64, user, r
 			if x.Phase == PhaseRollbackWindow {
 				return Errorf(CodeConflict, "deploy #%d is live (approved by %s at %s), so there is nothing to abort; /deploy rollback %s switches back to %s", x.ID, x.Approval.By, clock(x.Approval.At), x.Service, serverNames(x.Old))
 			}
+			if !x.SwitchAt.IsZero() && x.Traffic.Target == "" {
+				return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and waits for %s's deploy window (it switches at %s); an approved deploy is not aborted: once it is live, /deploy rollback %s switches back",
+					x.ID, x.Approval.By, clock(x.Approval.At), x.Service, SwitchTime(x.SwitchAt, x.SwitchZone), x.Service)
+			}
 			return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and traffic is moving; use /deploy rollback %s once it is live", x.ID, x.Approval.By, clock(x.Approval.At), x.Service)
 		}
 		x.Approval = &Decision{Kind: DecisionAbort, By: user, At: p.clock.Now(), Reason: reason}

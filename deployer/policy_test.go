@@ -193,3 +193,20 @@ func TestRetireAfterWindowAndAfterRollback(t *testing.T) {
 		h.waitPhase(d.ID, deployer.PhaseRolledBack)
 	})
 }
+
+// A retire recorded just before a crash is carried out after the restart,
+// without waiting for the window's deadline.
+func TestRetireSurvivesCrash(t *testing.T) {
+	h := newHarness(t)
+	d := h.deploy("alice", deployer.Options{Image: imageV2, AutoApprove: true})
+	d = h.waitPhase(d.ID, deployer.PhaseRollbackWindow)
+	h.crashRestart(d.ID, func(x *deployer.Deployment) {
+		x.Retire = &deployer.Decision{Kind: deployer.DecisionRetire, By: "bob", At: h.clock.Now()}
+	})
+	d = h.waitPhase(d.ID, deployer.PhaseSucceeded)
+	if d.Retire == nil || d.Retire.By != "bob" || !h.clock.Now().Before(d.RollbackDeadline) {
+		t.Fatalf("after the crash: retire %+v, now %s, deadline %s", d.Retire, h.clock.Now(), d.RollbackDeadline)
+	}
+	h.assertServes("ns1-1", "ns2-1")
+	h.assertUnlocked()
+}

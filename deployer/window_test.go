@@ -44,6 +44,9 @@ func TestDeployWindowHoldsTheSwitch(t *testing.T) {
 		t.Fatalf("outside the window the switch ran: %s", describeSteps(got))
 	}
 	h.assertServes("ns1-0", "ns2-0")
+	if _, err := h.dep.Abort(ctx, "ns", d.ID, "carol", ""); err == nil || !strings.Contains(err.Error(), "waits for ns's deploy window (it switches at 09:00 CET on Mon 2 Nov)") {
+		t.Errorf("abort while waiting for the window: %v", err)
+	}
 
 	h.passDeadline(opens, "the deploy window to open")
 	d = h.waitPhase(d.ID, deployer.PhaseRollbackWindow)
