@@ -252,7 +252,7 @@ func closedWindow(t *testing.T) (yaml, opens string) {
 // set keeps serving.
 func TestLocalDeployWindowWaits(t *testing.T) {
 	windows, opens := closedWindow(t)
-	config := localConfig(t, "    freezes: []                  #", windows+"    #")
+	config := localConfig(t, "    deploy_windows: []           #", windows+"    #")
 	p := start(t, t.TempDir(), "--config", config)
 	p.waitOutput(`serves ns1-0, ns2-0`)
 	p.typeLine("/deploy ns")
@@ -272,7 +272,7 @@ func TestLocalDeployWindowWaits(t *testing.T) {
 func TestSlackDeployWindowWaits(t *testing.T) {
 	windows, opens := closedWindow(t)
 	api := &fakeSlack{}
-	m, base, srvURL := startSlack(t, api, "    freezes: []                  #", windows+"    #")
+	m, base, srvURL := startSlack(t, api, "    deploy_windows: []           #", windows+"    #")
 	respond := srvURL + "/response"
 	signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U0DEPLOY1", "ns", respond), time.Now())
 	api.waitFor(t, "the approval message with the window", "chat.postMessage", `"action_id":"approve"`, "once approved, it switches at "+opens)
