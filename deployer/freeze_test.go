@@ -98,13 +98,13 @@ func TestFreezeWindowAt(t *testing.T) {
 // already in flight finishes.
 func TestFreezeRefusesAndOverride(t *testing.T) {
 	ctx := context.Background()
-	// A freeze starting an hour after epoch and lasting a day, in UTC.
-	window := mustWindow(t, "year-end", "0 13 1 11 *", "0 13 2 11 *", "holidays")
+	// A freeze starting five minutes after epoch and lasting a day, in UTC.
+	window := mustWindow(t, "year-end", "5 12 1 11 *", "0 13 2 11 *", "holidays")
 	h := newHarness(t, func(o *options) { o.freezes = []deployer.FreezeWindow{window} })
 
 	d := h.deploy("alice", deployer.Options{Image: imageV2})
 	h.waitPhase(d.ID, deployer.PhaseAwaitingApproval)
-	h.advance(90 * time.Minute) // the freeze starts; the approval timeout is longer
+	h.advance(10 * time.Minute) // the freeze starts; the approval deadline (30m) is still ahead
 	if _, err := h.dep.Approve(ctx, "ns", d.ID, "bob"); err != nil {
 		t.Fatalf("approve during a freeze: %v", err)
 	}
