@@ -45,6 +45,16 @@ func (a *Authorizer) Open() bool { return a == nil || len(a.Policies) == 0 }
 // Allow returns nil when user may use perm on service from channel, or an
 // error saying which permission is missing.
 func (a *Authorizer) Allow(ctx context.Context, user, channel, service string, perm Permission) error {
+	return a.allow(ctx, user, channel, service, perm, "force its lock or resolve its deploys")
+}
+
+// AllowAdmin checks admin permission for what ("freeze its deploys"), and
+// says what in its refusal.
+func (a *Authorizer) AllowAdmin(ctx context.Context, user, channel, service, what string) error {
+	return a.allow(ctx, user, channel, service, PermAdmin, what)
+}
+
+func (a *Authorizer) allow(ctx context.Context, user, channel, service string, perm Permission, adminWhat string) error {
 	if a == nil || perm == PermView {
 		return nil
 	}
@@ -66,7 +76,7 @@ func (a *Authorizer) Allow(ctx context.Context, user, channel, service string, p
 	case PermApprove:
 		list, role = pol.Approvers, "approvers"
 	case PermAdmin:
-		return fmt.Errorf("you are not an admin of %s, so you cannot force its lock or resolve its deploys", service)
+		return fmt.Errorf("you are not an admin of %s, so you cannot %s", service, adminWhat)
 	}
 	if len(list) == 0 || a.member(ctx, user, list) {
 		return nil

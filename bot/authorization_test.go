@@ -44,6 +44,17 @@ func (f *fleet) Abort(_ context.Context, s string, id uint64, u, _ string) (depl
 func (f *fleet) Rollback(_ context.Context, s string, id uint64, u string) (deployer.Deployment, error) {
 	return f.decide("rollback", s, id, u)
 }
+func (f *fleet) Retire(_ context.Context, s string, id uint64, u string) (deployer.Deployment, error) {
+	return f.decide("retire", s, id, u)
+}
+func (f *fleet) Freeze(_ context.Context, req deployer.FreezeRequest) (deployer.Freeze, error) {
+	f.calls = append(f.calls, "freeze "+req.Service)
+	return deployer.Freeze{Service: req.Service, Reason: req.Reason, By: req.User}, nil
+}
+func (f *fleet) Unfreeze(_ context.Context, s, u string) (deployer.Freeze, error) {
+	f.calls = append(f.calls, "unfreeze "+s)
+	return deployer.Freeze{Service: s, By: u}, nil
+}
 func (f *fleet) Lock(_ context.Context, s, u, r string) (deployer.Lock, error) {
 	f.calls = append(f.calls, "lock "+s)
 	return deployer.Lock{Service: s, Holder: u}, nil
@@ -121,6 +132,20 @@ func TestAuthorizationHoldsOnEveryPath(t *testing.T) {
 			"not allowed: you are not among the approvers of web"},
 		{"rollback button", []deployer.Deployment{webLive}, "U_NS", "C_WEB", button(bot.ActionRollback, "web#7"),
 			"not allowed: you are not among the approvers of web"},
+		{"retire button", []deployer.Deployment{webLive}, "U_NS", "C_WEB", button(bot.ActionRetire, "web#7"),
+			"not allowed: you are not among the approvers of web"},
+		{"bare retire #7", []deployer.Deployment{webLive}, "U_NS", "C_WEB", typed("/deploy retire #7"),
+			"not allowed: you are not among the approvers of web"},
+		{"retire by a deployer", []deployer.Deployment{webLive}, "U_WEBDEP", "C_WEB", typed("/deploy retire web"),
+			"not allowed: you are not among the approvers of web"},
+		{"freeze by an approver", nil, "U_WEB", "C_WEB", typed("/deploy freeze web --reason x"),
+			"not allowed: you are not an admin of web, so you cannot freeze or unfreeze its deploys"},
+		{"freeze --all by an admin of one", nil, "U_NS", "C_WEB", typed("/deploy freeze --all --reason x"),
+			"not allowed: ns commands are not allowed in this channel; use C_NS"},
+		{"unfreeze by an approver", nil, "U_WEB", "C_WEB", typed("/deploy unfreeze web"),
+			"not allowed: you are not an admin of web, so you cannot freeze or unfreeze its deploys"},
+		{"override by a deployer", nil, "U_WEBDEP", "C_WEB", typed("/deploy web --override-freeze"),
+			"not allowed: you are not an admin of web, so you cannot deploy it during a freeze (--override-freeze)"},
 		{"button from the wrong channel", []deployer.Deployment{webWaits}, "U_WEB", "C_NS", button(bot.ActionApprove, "web#7"),
 			"not allowed: web commands are not allowed in this channel; use C_WEB"},
 		{"deploy of another service", nil, "U_NS", "C_WEB", typed("/deploy web"),

@@ -60,7 +60,7 @@ type Item struct {
 
 // Action is a button. Value carries the service and deployment it acts on.
 type Action struct {
-	ID      string // ActionApprove, ActionAbort, ActionRollback, ActionDeployNow
+	ID      string // ActionApprove, ActionAbort, ActionRollback, ActionRetire, ActionDeployNow
 	Label   string
 	Style   string // "primary", "danger" or ""
 	Value   string // "ns#7", or "ns image=ID" for deploy-now
@@ -72,6 +72,7 @@ const (
 	ActionApprove   = "approve"
 	ActionAbort     = "abort"
 	ActionRollback  = "rollback"
+	ActionRetire    = "retire"
 	ActionDeployNow = "deploy-now"
 )
 

@@ -75,7 +75,11 @@ func (n *Notifier) Messages(ev deployer.Event) []Message {
 	case deployer.EventStep:
 		return []Message{checklist}
 	case deployer.EventApproval:
-		return []Message{checklist, n.approvalMessage(d, true, "")}
+		m := n.approvalMessage(d, true, "")
+		if ev.Text != "" {
+			m.Text += "\n" + ev.Text
+		}
+		return []Message{checklist, m}
 	case deployer.EventDecision:
 		out := []Message{reply(LevelInfo, ev.Text)}
 		if ev.Step == deployer.StepApproval || (d.Approval != nil && d.Approval.Kind == deployer.DecisionAbort) {
@@ -86,7 +90,9 @@ func (n *Notifier) Messages(ev deployer.Event) []Message {
 		m := base
 		m.Key, m.Level, m.Text = rollbackKey(d.ID), LevelSuccess, ev.Text
 		m.Actions = []Action{{ID: ActionRollback, Label: "Rollback", Style: "danger", Value: ActionValue(d.Service, d.ID),
-			Confirm: fmt.Sprintf("Switch %s back to %s?", d.Service, serverList(d.Old))}}
+			Confirm: fmt.Sprintf("Switch %s back to %s?", d.Service, serverList(d.Old))},
+			{ID: ActionRetire, Label: "Retire now", Value: ActionValue(d.Service, d.ID),
+				Confirm: fmt.Sprintf("Delete %s now? There is no rollback after this.", serverList(d.Old))}}
 		return []Message{checklist, m}
 	case deployer.EventProblem:
 		if st := d.Step(ev.Step); st != nil && st.Status == deployer.StatusFailed && st.Detail != "" {
@@ -159,6 +165,8 @@ func closingText(d deployer.Deployment) string {
 	switch {
 	case d.Phase == deployer.PhaseRolledBack && d.Rollback != nil:
 		return fmt.Sprintf("Rolled back by %s at %s.", d.Rollback.By, clock(d.Rollback.At))
+	case d.Phase == deployer.PhaseSucceeded && d.Retire != nil:
+		return fmt.Sprintf("Retired now by %s at %s; the old set was retired.", d.Retire.By, clock(d.Retire.At))
 	case d.Phase == deployer.PhaseSucceeded && !d.RollbackDeadline.IsZero():
 		return fmt.Sprintf("Rollback window closed at %s; the old set was retired.", clock(d.RollbackDeadline))
 	case d.Approval != nil && d.Approval.Kind == deployer.DecisionAbort:

@@ -52,14 +52,47 @@ func (r *Router) refresh(ctx context.Context, user, service string) Reply {
 
 // schedule shows every service's bake schedule.
 func (r *Router) schedule(ctx context.Context, user string) Reply {
+	freezes, err := r.freezeText(ctx)
+	if err != nil {
+		return r.fail(user, err)
+	}
 	if r.Refresher == nil {
+		if freezes != "" {
+			return r.say(user, LevelInfo, freezes)
+		}
 		return r.fail(user, errRefreshOff)
 	}
 	list := r.Refresher.Schedules(ctx)
-	if len(list) == 0 {
-		return r.say(user, LevelInfo, "No service has image refresh configured.")
+	text := "No service has image refresh configured."
+	if len(list) > 0 {
+		text = ScheduleText(list, r.Deployer.Now())
 	}
-	return r.say(user, LevelInfo, ScheduleText(list, r.Deployer.Now()))
+	if freezes != "" {
+		text += "\n" + freezes
+	}
+	return r.say(user, LevelInfo, text)
+}
+
+// freezeText lists each service's freezes in force and its next one;
+// "" when there are none.
+func (r *Router) freezeText(ctx context.Context) (string, error) {
+	var lines []string
+	for _, name := range r.Deployer.Services() {
+		st, err := r.Deployer.Status(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		for _, f := range st.Frozen {
+			lines = append(lines, fmt.Sprintf("%s: frozen (%s) until %s, %s", name, f.About(), f.Until(), f.SetBy()))
+		}
+		if f := st.NextFreeze; f != nil {
+			lines = append(lines, fmt.Sprintf("%s: next freeze %s", name, NextFreezeText(*f)))
+		}
+	}
+	if len(lines) == 0 {
+		return "", nil
+	}
+	return "Freezes:\n" + strings.Join(lines, "\n"), nil
 }
 
 // ScheduleText renders the schedules, one block of lines per service.
@@ -238,6 +271,11 @@ func finishedText(ev refresh.Event) string {
 	case ev.DeployID != 0:
 		fmt.Fprintf(&b, "\nDeploy #%d started with it; it waits for approval.", ev.DeployID)
 	case ev.DeployErr != nil:
+		if fe, ok := errors.AsType[*deployer.FrozenError](ev.DeployErr); ok {
+			fmt.Fprintf(&b, "\nauto_deploy waits: %s is frozen (%s) until %s, %s. Deploy it once the freeze ends: /deploy %s --image %s",
+				fe.Service, fe.Freeze.About(), fe.Freeze.Until(), fe.Freeze.SetBy(), fe.Service, ev.Image.ID)
+			break
+		}
 		b.WriteString("\nNo deploy was started with it: " + ev.DeployErr.Error())
 	}
 	return b.String()

@@ -19,9 +19,12 @@ type Deployer interface {
 	Approve(ctx context.Context, service string, id uint64, user string) (deployer.Deployment, error)
 	Abort(ctx context.Context, service string, id uint64, user, reason string) (deployer.Deployment, error)
 	Rollback(ctx context.Context, service string, id uint64, user string) (deployer.Deployment, error)
+	Retire(ctx context.Context, service string, id uint64, user string) (deployer.Deployment, error)
 	Lock(ctx context.Context, service, user, reason string) (deployer.Lock, error)
 	Unlock(ctx context.Context, service, user string, force bool) (deployer.Lock, error)
 	Resolve(ctx context.Context, service string, id uint64, user string, to deployer.TrafficTarget) (deployer.Deployment, error)
+	Freeze(ctx context.Context, req deployer.FreezeRequest) (deployer.Freeze, error)
+	Unfreeze(ctx context.Context, service, user string) (deployer.Freeze, error)
 	Status(ctx context.Context, service string) (deployer.Status, error)
 	History(ctx context.Context, service string, n int) ([]deployer.Deployment, error)
 	Deployment(ctx context.Context, id uint64) (deployer.Deployment, error)
@@ -79,7 +82,7 @@ type Click struct {
 }
 
 // HandleClick runs the command a button stands for, as the person who
-// clicked: approve, abort and rollback ("ns#7"), or deploy-now
+// clicked: approve, abort, rollback and retire ("ns#7"), or deploy-now
 // ("ns image=ID"), which starts a deploy exactly as typing it would.
 func (r *Router) HandleClick(ctx context.Context, c Click) Reply {
 	if c.Action == ActionDeployNow {
@@ -97,6 +100,8 @@ func (r *Router) HandleClick(ctx context.Context, c Click) Reply {
 		cmd.Verb = commands.VerbAbort
 	case ActionRollback:
 		cmd.Verb = commands.VerbRollback
+	case ActionRetire:
+		cmd.Verb = commands.VerbRetire
 	default:
 		return r.fail(c.User, fmt.Errorf("unknown button %q", c.Action))
 	}
@@ -119,7 +124,7 @@ func ParseActionValue(v string) (string, uint64, error) {
 // decision reports whether verb is a decision about one deploy.
 func decision(verb commands.Verb) bool {
 	switch verb {
-	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback:
+	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback, commands.VerbRetire:
 		return true
 	}
 	return false
@@ -150,7 +155,7 @@ func (r *Router) resolve(ctx context.Context, cmd commands.Command) (commands.Co
 	switch cmd.Verb {
 	case commands.VerbApprove:
 		want = deployer.PhaseAwaitingApproval
-	case commands.VerbRollback:
+	case commands.VerbRollback, commands.VerbRetire:
 		want = deployer.PhaseRollbackWindow
 	}
 	var active, waiting []deployer.Deployment
@@ -188,8 +193,25 @@ func (r *Router) resolve(ctx context.Context, cmd commands.Command) (commands.Co
 // authorize checks every permission cmd needs. A deploy that approves
 // itself (--auto-approve) needs approve permission as well as deploy.
 func (r *Router) authorize(ctx context.Context, user, channel string, cmd commands.Command) error {
+	if cmd.Verb == commands.VerbFreeze || cmd.Verb == commands.VerbUnfreeze {
+		services := []string{cmd.Service}
+		if cmd.All {
+			services = r.Deployer.Services()
+		}
+		for _, s := range services {
+			if err := r.Auth.AllowAdmin(ctx, user, channel, s, "freeze or unfreeze its deploys"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if err := r.Auth.Allow(ctx, user, channel, cmd.Service, permission(cmd)); err != nil {
 		return err
+	}
+	if cmd.Verb == commands.VerbDeploy && cmd.OverrideFreeze && !cmd.DryRun {
+		if err := r.Auth.AllowAdmin(ctx, user, channel, cmd.Service, "deploy it during a freeze (--override-freeze)"); err != nil {
+			return err
+		}
 	}
 	if cmd.Verb == commands.VerbDeploy && cmd.AutoApprove && !cmd.DryRun {
 		if err := r.Auth.Allow(ctx, user, channel, cmd.Service, PermApprove); err != nil {
@@ -208,9 +230,9 @@ func permission(cmd commands.Command) Permission {
 			return PermAdmin
 		}
 		return PermDeploy
-	case commands.VerbResolve:
+	case commands.VerbResolve, commands.VerbFreeze, commands.VerbUnfreeze:
 		return PermAdmin
-	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback:
+	case commands.VerbApprove, commands.VerbAbort, commands.VerbRollback, commands.VerbRetire:
 		return PermApprove
 	}
 	return PermView
@@ -242,7 +264,7 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 	case commands.VerbDeploy:
 		req := deployer.Request{Service: cmd.Service, User: user, Reason: cmd.Reason,
 			Options: deployer.Options{Image: cmd.Image, AutoApprove: cmd.AutoApprove, DryRun: cmd.DryRun, AllowLargeChange: cmd.AllowLargeChange,
-				AllowSameSerial: cmd.AllowSameSerial}}
+				AllowSameSerial: cmd.AllowSameSerial, OverrideFreeze: cmd.OverrideFreeze}}
 		if channel != "" {
 			req.Refs = map[string]string{deployer.RefChannel: channel}
 		}
@@ -262,6 +284,10 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		if err != nil {
 			return r.fail(user, err)
 		}
+		if !d.SwitchAt.IsZero() {
+			return r.say(user, LevelSuccess, fmt.Sprintf("Approved deploy #%d of %s; %s is outside its deploy windows and will switch at %s.",
+				d.ID, d.Service, d.Service, deployer.SwitchTime(d.SwitchAt, d.SwitchZone)))
+		}
 		return r.say(user, LevelSuccess, fmt.Sprintf("Approved deploy #%d of %s; switching traffic.", d.ID, d.Service))
 	case commands.VerbAbort:
 		d, err := r.Deployer.Abort(ctx, cmd.Service, cmd.DeployID, user, cmd.Reason)
@@ -279,6 +305,12 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 			verb = "answers"
 		}
 		return r.say(user, LevelWarning, fmt.Sprintf("Rolling back deploy #%d of %s: checking that %s still %s, then switching traffic back.", d.ID, d.Service, serverList(d.Old), verb))
+	case commands.VerbRetire:
+		d, err := r.Deployer.Retire(ctx, cmd.Service, cmd.DeployID, user)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		return r.say(user, LevelWarning, fmt.Sprintf("Ending the rollback window of deploy #%d of %s: retiring %s and releasing the lock.", d.ID, d.Service, serverList(d.Old)))
 	case commands.VerbLock:
 		l, err := r.Deployer.Lock(ctx, cmd.Service, user, cmd.Reason)
 		if err != nil {
@@ -306,6 +338,24 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		}
 		return r.say(user, LevelWarning, fmt.Sprintf("Resolving deploy #%d of %s: keeping the %s set (%s). Checking it answers, then traffic goes there, the other set is deleted and the lock released.",
 			d.ID, d.Service, keep, serverList(kept)))
+	case commands.VerbFreeze:
+		req := deployer.FreezeRequest{Service: cmd.Service, User: user, Reason: cmd.Reason, Until: cmd.Until}
+		if cmd.For > 0 {
+			req.Until = r.Deployer.Now().Add(cmd.For)
+		}
+		f, err := r.Deployer.Freeze(ctx, req)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		return r.announce(user, LevelWarning, fmt.Sprintf("%s frozen by %s until %s: %s. New deploys are refused (an admin can deploy anyway with --override-freeze); deploys in flight go on. /deploy unfreeze %s ends it.",
+			frozenWhat(cmd.Service), user, f.Until(), f.Reason, unfreezeArg(cmd.Service)))
+	case commands.VerbUnfreeze:
+		f, err := r.Deployer.Unfreeze(ctx, cmd.Service, user)
+		if err != nil {
+			return r.fail(user, err)
+		}
+		return r.announce(user, LevelInfo, fmt.Sprintf("%s unfrozen by %s (the freeze set by %s: %s). Deploys may start again.",
+			frozenWhat(cmd.Service), user, f.By, f.Reason))
 	case commands.VerbStatus:
 		return r.status(ctx, user, cmd.Service)
 	case commands.VerbHistory:
@@ -324,6 +374,25 @@ func (r *Router) audit(user, action, service string, id uint64, detail string) {
 	if r.Audit != nil {
 		_ = r.Audit.Audit(deployer.AuditEntry{At: r.Deployer.Now(), User: user, Action: action, Service: service, DeployID: id, Detail: detail})
 	}
+}
+
+// announce answers in the channel, for everyone to see.
+func (r *Router) announce(user string, level Level, text string) Reply {
+	return Reply{Messages: []Message{{Level: level, Text: text, User: user}}}
+}
+
+func frozenWhat(service string) string {
+	if service == "" {
+		return "Every service is"
+	}
+	return service + " is"
+}
+
+func unfreezeArg(service string) string {
+	if service == "" {
+		return "--all"
+	}
+	return service
 }
 
 func (r *Router) say(user string, level Level, text string) Reply {
@@ -425,6 +494,12 @@ func StatusText(st deployer.Status, now time.Time) string {
 		}
 		b.WriteString("\n")
 	}
+	for _, f := range st.Frozen {
+		fmt.Fprintf(&b, "  frozen: %s, until %s, %s\n", f.About(), f.Until(), f.SetBy())
+	}
+	if f := st.NextFreeze; f != nil {
+		fmt.Fprintf(&b, "  next freeze: %s\n", NextFreezeText(*f))
+	}
 	if d := st.Active; d != nil {
 		fmt.Fprintf(&b, "  in flight: %s\n", inFlight(*d, now))
 	}
@@ -434,11 +509,21 @@ func StatusText(st deployer.Status, now time.Time) string {
 	return b.String()
 }
 
+// NextFreezeText says when a freeze of the config starts and ends.
+func NextFreezeText(f deployer.Freeze) string {
+	return fmt.Sprintf("%s from %s until %s", f.About(), deployer.FreezeTime(f.Start, f.Location), f.Until())
+}
+
 // inFlight says where an active deployment stands.
 func inFlight(d deployer.Deployment, now time.Time) string {
 	s := fmt.Sprintf("deploy #%d by %s", d.ID, d.Requester)
 	if d.ImageNew != "" {
 		s += fmt.Sprintf(", %s → %s", orNone(d.ImageOld), d.ImageNew)
+	}
+	switch {
+	case d.Phase == deployer.PhaseRunning && !d.SwitchAt.IsZero() && d.CurrentStep() == deployer.StepApproval:
+		s += fmt.Sprintf(", approved, waiting for its deploy window: switches at %s", deployer.SwitchTime(d.SwitchAt, d.SwitchZone))
+		return s + fmt.Sprintf(", for %s", Round(d.Duration(now)))
 	}
 	switch d.Phase {
 	case deployer.PhaseAwaitingApproval:

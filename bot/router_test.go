@@ -53,6 +53,18 @@ func (f *fakeDeployer) Rollback(_ context.Context, s string, id uint64, u string
 	f.calls = append(f.calls, "rollback "+s+" by "+u)
 	return deployer.Deployment{ID: id, Service: s}, nil
 }
+func (f *fakeDeployer) Retire(_ context.Context, s string, id uint64, u string) (deployer.Deployment, error) {
+	f.calls = append(f.calls, "retire "+s+" by "+u)
+	return deployer.Deployment{ID: id, Service: s}, nil
+}
+func (f *fakeDeployer) Freeze(_ context.Context, req deployer.FreezeRequest) (deployer.Freeze, error) {
+	f.calls = append(f.calls, "freeze "+req.Service+" by "+req.User)
+	return deployer.Freeze{Service: req.Service, Reason: req.Reason, End: req.Until, By: req.User}, nil
+}
+func (f *fakeDeployer) Unfreeze(_ context.Context, s, u string) (deployer.Freeze, error) {
+	f.calls = append(f.calls, "unfreeze "+s+" by "+u)
+	return deployer.Freeze{Service: s, By: "ops", Reason: "r"}, nil
+}
 func (f *fakeDeployer) Lock(_ context.Context, s, u, r string) (deployer.Lock, error) {
 	f.calls = append(f.calls, "lock "+s+" by "+u)
 	return deployer.Lock{Service: s, Holder: u, Reason: r}, nil

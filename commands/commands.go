@@ -8,6 +8,7 @@ package commands
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Verb names what a command asks greenlight to do.
@@ -22,9 +23,12 @@ const (
 	VerbApprove  Verb = "approve"
 	VerbAbort    Verb = "abort"
 	VerbRollback Verb = "rollback"
+	VerbRetire   Verb = "retire"
 	VerbLock     Verb = "lock"
 	VerbUnlock   Verb = "unlock"
 	VerbResolve  Verb = "resolve"
+	VerbFreeze   Verb = "freeze"
+	VerbUnfreeze Verb = "unfreeze"
 	VerbRefresh  Verb = "refresh"
 	VerbSchedule Verb = "schedule"
 	VerbHelp     Verb = "help"
@@ -44,18 +48,22 @@ const (
 // Command is one parsed chat command.
 type Command struct {
 	Verb             Verb
-	Service          string // "" when omitted (allowed for status, history, approve, abort, rollback, help, schedule)
-	DeployID         uint64 // "#N" (diff, approve, abort, rollback); 0 when omitted
-	Image            string // deploy --image ID
-	AutoApprove      bool   // deploy --auto-approve
-	DryRun           bool   // deploy --dry-run
-	AllowLargeChange bool   // deploy --allow-large-change
-	AllowSameSerial  bool   // deploy --allow-same-serial
-	To               string // resolve --to old|new
-	Force            bool   // unlock --force
-	Reason           string // deploy/lock --reason TEXT
-	Limit            int    // history -n N (default 10, 1..100); 0 for other verbs
-	Topic            string // help TOPIC (a verb name), "" for general help
+	Service          string        // "" when omitted (allowed for status, history, approve, abort, rollback, retire, help, schedule)
+	DeployID         uint64        // "#N" (diff, approve, abort, rollback, retire, resolve); 0 when omitted
+	Image            string        // deploy --image ID
+	AutoApprove      bool          // deploy --auto-approve
+	DryRun           bool          // deploy --dry-run
+	AllowLargeChange bool          // deploy --allow-large-change
+	AllowSameSerial  bool          // deploy --allow-same-serial
+	OverrideFreeze   bool          // deploy --override-freeze
+	All              bool          // freeze/unfreeze --all: every service
+	For              time.Duration // freeze --for 2h; 0 when not given
+	Until            time.Time     // freeze --until RFC 3339, in UTC; zero when not given
+	To               string        // resolve --to old|new
+	Force            bool          // unlock --force
+	Reason           string        // deploy/lock --reason TEXT
+	Limit            int           // history -n N (default 10, 1..100); 0 for other verbs
+	Topic            string        // help TOPIC (a verb name), "" for general help
 }
 
 // UsageError is every error Parse returns. Message says what was wrong,
@@ -85,7 +93,7 @@ func (e *UsageError) Error() string {
 func verbs() []Verb {
 	return []Verb{
 		VerbDeploy, VerbDiff, VerbStatus, VerbHistory, VerbApprove, VerbAbort,
-		VerbRollback, VerbLock, VerbUnlock, VerbResolve, VerbRefresh, VerbSchedule, VerbHelp,
+		VerbRollback, VerbRetire, VerbLock, VerbUnlock, VerbResolve, VerbFreeze, VerbUnfreeze, VerbRefresh, VerbSchedule, VerbHelp,
 	}
 }
 
@@ -123,10 +131,10 @@ func specOf(v Verb) (verbSpec, bool) {
 	switch v {
 	case VerbDeploy:
 		return verbSpec{
-			usage:   "/deploy SERVICE [--image ID] [--auto-approve] [--dry-run] [--allow-large-change] [--allow-same-serial] [--reason TEXT]",
-			desc:    "build a new set beside the live one, check it, and move traffic once approved",
+			usage:   "/deploy SERVICE [--image ID] [--auto-approve] [--dry-run] [--allow-large-change] [--allow-same-serial] [--override-freeze] [--reason TEXT]",
+			desc:    "build a new set beside the live one, check it, and move traffic once approved (--override-freeze: admins, during a freeze)",
 			service: requiredService,
-			flags:   []string{"--image", "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial", "--reason"},
+			flags:   []string{"--image", "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial", "--override-freeze", "--reason"},
 		}, true
 	case VerbDiff:
 		return verbSpec{
@@ -169,6 +177,13 @@ func specOf(v Verb) (verbSpec, bool) {
 			service:  optionalService,
 			deployID: true,
 		}, true
+	case VerbRetire:
+		return verbSpec{
+			usage:    "/deploy retire [SERVICE] [#N]",
+			desc:     "end the rollback window now: delete the previous set and release the lock (approvers)",
+			service:  optionalService,
+			deployID: true,
+		}, true
 	case VerbLock:
 		return verbSpec{
 			usage:   "/deploy lock SERVICE [--reason TEXT]",
@@ -190,6 +205,20 @@ func specOf(v Verb) (verbSpec, bool) {
 			service:  requiredService,
 			deployID: true,
 			flags:    []string{"--to"},
+		}, true
+	case VerbFreeze:
+		return verbSpec{
+			usage:   "/deploy freeze SERVICE|--all [--for 2h | --until 2026-12-27T08:00Z] --reason TEXT",
+			desc:    "refuse new deploys of a service (or of all) until the time given or /deploy unfreeze; deploys in flight go on (admins)",
+			service: optionalService,
+			flags:   []string{"--all", "--for", "--until", "--reason"},
+		}, true
+	case VerbUnfreeze:
+		return verbSpec{
+			usage:   "/deploy unfreeze SERVICE|--all",
+			desc:    "end a freeze set with /deploy freeze (admins)",
+			service: optionalService,
+			flags:   []string{"--all"},
 		}, true
 	case VerbRefresh:
 		return verbSpec{
@@ -280,6 +309,18 @@ func (c Command) String() string {
 	}
 	if c.AllowSameSerial {
 		add("--allow-same-serial")
+	}
+	if c.OverrideFreeze {
+		add("--override-freeze")
+	}
+	if c.All {
+		add("--all")
+	}
+	if c.For != 0 {
+		add("--for " + c.For.String())
+	}
+	if !c.Until.IsZero() {
+		add("--until " + c.Until.Format(time.RFC3339Nano))
 	}
 	if c.Force {
 		add("--force")

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -129,6 +130,23 @@ func parseCases() []parseCase {
 		{name: "abort id", text: "/deploy abort #18446744073709551615", want: Command{Verb: VerbAbort, DeployID: 18446744073709551615}},
 		{name: "rollback", text: "/deploy rollback", want: Command{Verb: VerbRollback}},
 		{name: "rollback service id", text: "/deploy rollback web #9", want: Command{Verb: VerbRollback, Service: "web", DeployID: 9}},
+		{name: "retire", text: "/deploy retire", want: Command{Verb: VerbRetire}},
+		{name: "freeze for", text: "/deploy freeze ns --for 2h --reason incident 42", want: Command{Verb: VerbFreeze, Service: "ns", For: 2 * time.Hour, Reason: "incident 42"}},
+		{name: "freeze all until", text: "/deploy freeze --all --until 2026-12-27T08:00Z --reason holidays", want: Command{Verb: VerbFreeze, All: true, Until: time.Date(2026, 12, 27, 8, 0, 0, 0, time.UTC), Reason: "holidays"}},
+		{name: "freeze until offset", text: "/deploy freeze ns --until=2026-12-27T09:00:30+01:00 --reason x", want: Command{Verb: VerbFreeze, Service: "ns", Until: time.Date(2026, 12, 27, 8, 0, 30, 0, time.UTC), Reason: "x"}},
+		{name: "freeze open-ended", text: "/deploy freeze ns --reason x", want: Command{Verb: VerbFreeze, Service: "ns", Reason: "x"}},
+		{name: "unfreeze", text: "/deploy unfreeze ns", want: Command{Verb: VerbUnfreeze, Service: "ns"}},
+		{name: "unfreeze all", text: "/deploy unfreeze --all", want: Command{Verb: VerbUnfreeze, All: true}},
+		{name: "override freeze", text: "/deploy ns --override-freeze --reason fix", want: Command{Verb: VerbDeploy, Service: "ns", OverrideFreeze: true, Reason: "fix"}},
+		{name: "freeze without reason", text: "/deploy freeze ns --for 2h", usage: VerbFreeze, err: "freeze needs --reason TEXT"},
+		{name: "freeze without service", text: "/deploy freeze --reason x", usage: VerbFreeze, err: "needs a service, or --all"},
+		{name: "freeze service and all", text: "/deploy freeze ns --all --reason x", usage: VerbFreeze, err: "a service or --all, not both"},
+		{name: "freeze for and until", text: "/deploy freeze ns --for 2h --until 2026-12-27T08:00Z --reason x", usage: VerbFreeze, err: "--for or --until, not both"},
+		{name: "freeze for zero", text: "/deploy freeze ns --for 0s --reason x", usage: VerbFreeze, err: "--for must be more than 0"},
+		{name: "freeze for words", text: "/deploy freeze ns --for soon --reason x", usage: VerbFreeze, err: "--for takes a duration"},
+		{name: "freeze until without zone", text: "/deploy freeze ns --until 2026-12-27T08:00 --reason x", usage: VerbFreeze, err: "--until takes a time with its offset"},
+		{name: "override on freeze", text: "/deploy freeze ns --override-freeze --reason x", usage: VerbFreeze, err: "--override-freeze is only for deploy"},
+		{name: "retire service id", text: "/deploy retire ns #9", want: Command{Verb: VerbRetire, Service: "ns", DeployID: 9}},
 		{name: "lock", text: "/deploy lock ns", want: Command{Verb: VerbLock, Service: "ns"}},
 		{name: "lock reason", text: "/deploy lock ns --reason maintenance window", want: Command{Verb: VerbLock, Service: "ns", Reason: "maintenance window"}},
 		{name: "lock reason equals quoted", text: "/deploy lock ns --reason=“zone freeze”", want: Command{Verb: VerbLock, Service: "ns", Reason: "zone freeze"}},
@@ -189,7 +207,7 @@ func parseCases() []parseCase {
 		{name: "refresh service typo", text: "/deploy refresh nss", usage: VerbRefresh, err: `unknown service "nss"`, suggestion: "ns"},
 		{name: "refresh verb typo", text: "/deploy refersh ns", err: `"refersh" is not a command`, suggestion: "refresh"},
 		{name: "refresh takes no image", text: "/deploy refresh ns --image x", usage: VerbRefresh, wantMessage: "--image is only for deploy"},
-		{name: "refresh takes no deploy number", text: "/deploy refresh ns #3", usage: VerbRefresh, err: "only go with diff, approve, abort and rollback"},
+		{name: "refresh takes no deploy number", text: "/deploy refresh ns #3", usage: VerbRefresh, err: "only go with diff, approve, abort, rollback, retire and resolve"},
 		{name: "schedule takes no service", text: "/deploy schedule web", usage: VerbSchedule, wantMessage: `schedule takes no arguments, but got "web"`},
 		{name: "schedule takes no flags", text: "/deploy schedule --dry-run", usage: VerbSchedule, wantMessage: "--dry-run is only for deploy"},
 		{name: "refresh needs service none configured", text: "/deploy refresh", services: []string{}, usage: VerbRefresh, err: "none are configured"},
@@ -215,7 +233,7 @@ func parseCases() []parseCase {
 		{name: "flag on verb without flags", text: "/deploy status --verbose", usage: VerbStatus, err: `status takes no flags, but got "--verbose"`},
 		{name: "force is only for unlock", text: "/deploy lock ns --force", usage: VerbLock, wantMessage: "--force is only for unlock"},
 		{name: "dry-run is only for deploy", text: "/deploy status --dry-run", usage: VerbStatus, wantMessage: "--dry-run is only for deploy"},
-		{name: "reason is only for deploy and lock", text: "/deploy unlock ns --reason done", usage: VerbUnlock, wantMessage: "--reason is only for deploy and lock"},
+		{name: "reason is only for deploy and lock", text: "/deploy unlock ns --reason done", usage: VerbUnlock, wantMessage: "--reason is only for deploy, lock and freeze"},
 		{name: "-n is only for history", text: "/deploy ns -n 3", usage: VerbDeploy, wantMessage: "-n is only for history"},
 		{name: "--limit is only for history", text: "/deploy status --limit=3", usage: VerbStatus, wantMessage: "--limit is only for history"},
 		{name: "boolean with value", text: "/deploy ns --dry-run=true", usage: VerbDeploy, wantMessage: "--dry-run takes no value"},
@@ -252,7 +270,7 @@ func parseCases() []parseCase {
 		{name: "id zero", text: "/deploy rollback #0", usage: VerbRollback, wantMessage: "deploy numbers start at #1"},
 		{name: "id overflow", text: "/deploy diff ns #18446744073709551616", usage: VerbDiff, err: "too big for a deploy number"},
 		{name: "id twice", text: "/deploy approve #1 #2", usage: VerbApprove, wantMessage: `give one deploy number, not #1 and "#2"`},
-		{name: "id on verb without ids", text: "/deploy status ns #3", usage: VerbStatus, err: `deploy numbers like "#3" only go with diff, approve, abort and rollback`},
+		{name: "id on verb without ids", text: "/deploy status ns #3", usage: VerbStatus, err: `deploy numbers like "#3" only go with diff, approve, abort, rollback, retire and resolve`},
 		{name: "id on deploy", text: "/deploy ns #3", usage: VerbDeploy, err: "only go with diff"},
 
 		// Errors: extra words.

@@ -127,6 +127,18 @@ func (p *parser) args(v Verb, service string) (Command, error) {
 	if p.spec.service == requiredService && p.cmd.Service == "" {
 		return Command{}, p.fail("", "%s needs a service%s", v, p.servicesHint())
 	}
+	if v == VerbFreeze || v == VerbUnfreeze {
+		switch {
+		case p.cmd.All && p.cmd.Service != "":
+			return Command{}, p.fail("", "%s takes a service or --all, not both", v)
+		case !p.cmd.All && p.cmd.Service == "":
+			return Command{}, p.fail("", "%s needs a service, or --all for every service", v)
+		case v == VerbFreeze && p.cmd.For != 0 && !p.cmd.Until.IsZero():
+			return Command{}, p.fail("", "give --for or --until, not both")
+		case v == VerbFreeze && p.cmd.Reason == "":
+			return Command{}, p.fail("", "freeze needs --reason TEXT: it is shown to everyone whose deploy is refused")
+		}
+	}
 	if v == VerbResolve && p.cmd.To == "" {
 		return Command{}, p.fail("", "resolve needs --to old (keep the old set) or --to new (keep the new set)")
 	}
@@ -196,7 +208,7 @@ func (p *parser) service(w string) (string, error) {
 // deployID takes a "#N" word.
 func (p *parser) deployID(w string) error {
 	if !p.spec.deployID {
-		return p.fail("", "deploy numbers like %s only go with diff, approve, abort and rollback", quote(w))
+		return p.fail("", "deploy numbers like %s only go with diff, approve, abort, rollback, retire and resolve", quote(w))
 	}
 	digits := w[1:]
 	if !isDigits(digits) {
@@ -252,6 +264,10 @@ func (p *parser) flag(w string, start int) (help bool, err error) {
 			p.cmd.AllowSameSerial = true
 		case "--force":
 			p.cmd.Force = true
+		case "--override-freeze":
+			p.cmd.OverrideFreeze = true
+		case "--all":
+			p.cmd.All = true
 		}
 		return false, nil
 	}
@@ -279,6 +295,28 @@ func (p *parser) flag(w string, start int) (help bool, err error) {
 			return false, p.fail(suggest(v, []string{"old", "new"}), "--to takes old or new, not %s", quote(v))
 		}
 		p.cmd.To = v
+		return false, nil
+	case "--for":
+		v, err := p.value(name, "a duration like 2h or 90m")
+		if err != nil {
+			return false, err
+		}
+		d, err := ParseFor(v)
+		if err != nil {
+			return false, p.fail("", "%s", err.Error())
+		}
+		p.cmd.For = d
+		return false, nil
+	case "--until":
+		v, err := p.value(name, "a time like 2026-12-27T08:00Z")
+		if err != nil {
+			return false, err
+		}
+		at, err := ParseUntil(v)
+		if err != nil {
+			return false, p.fail("", "%s", err.Error())
+		}
+		p.cmd.Until = at
 		return false, nil
 	case "--image":
 		v, err := p.value(name, "an image ID")
@@ -431,7 +469,13 @@ func flagOf(name string) (flagSpec, bool) {
 	case "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial":
 		return flagSpec{name: name, boolean: true, verbs: "deploy"}, true
 	case "--reason":
-		return flagSpec{name: name, verbs: "deploy and lock"}, true
+		return flagSpec{name: name, verbs: "deploy, lock and freeze"}, true
+	case "--override-freeze":
+		return flagSpec{name: name, boolean: true, verbs: "deploy"}, true
+	case "--all":
+		return flagSpec{name: name, boolean: true, verbs: "freeze and unfreeze"}, true
+	case "--for", "--until":
+		return flagSpec{name: name, verbs: "freeze"}, true
 	case "--force":
 		return flagSpec{name: name, boolean: true, verbs: "unlock"}, true
 	case "-n", "--limit":

@@ -29,6 +29,9 @@ func (p *Deployer) Approve(ctx context.Context, service string, id uint64, user 
 		}
 		x.Approval = &Decision{Kind: DecisionApprove, By: user, At: p.clock.Now()}
 		x.Phase = PhaseRunning
+		if open, next, loc := windowAt(svc.DeployWindows, p.clock.Now()); !open && !next.IsZero() {
+			x.SwitchAt, x.SwitchZone = next, loc.String()
+		}
 		x.Updated = p.clock.Now()
 		return nil
 	})
@@ -61,6 +64,10 @@ func (p *Deployer) Abort(ctx context.Context, service string, id uint64, user, r
 			}
 			if x.Phase == PhaseRollbackWindow {
 				return Errorf(CodeConflict, "deploy #%d is live (approved by %s at %s), so there is nothing to abort; /deploy rollback %s switches back to %s", x.ID, x.Approval.By, clock(x.Approval.At), x.Service, serverNames(x.Old))
+			}
+			if !x.SwitchAt.IsZero() && x.Traffic.Target == "" {
+				return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and waits for %s's deploy window (it switches at %s); an approved deploy is not aborted: once it is live, /deploy rollback %s switches back",
+					x.ID, x.Approval.By, clock(x.Approval.At), x.Service, SwitchTime(x.SwitchAt, x.SwitchZone), x.Service)
 			}
 			return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and traffic is moving; use /deploy rollback %s once it is live", x.ID, x.Approval.By, clock(x.Approval.At), x.Service)
 		}
@@ -97,6 +104,10 @@ func (p *Deployer) Rollback(ctx context.Context, service string, id uint64, user
 		if x.Rollback != nil {
 			return Errorf(CodeConflict, "a rollback of deploy #%d was already requested by %s at %s", x.ID, x.Rollback.By, clock(x.Rollback.At))
 		}
+		if x.Retire != nil {
+			return Errorf(CodeConflict, "%s ended the rollback window of deploy #%d at %s and its old set (%s) is being retired; deploy the old image with /deploy %s --image %s",
+				x.Retire.By, x.ID, clock(x.Retire.At), serverNames(x.Old), x.Service, x.ImageOld)
+		}
 		if !p.clock.Now().Before(x.RollbackDeadline) {
 			return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s", x.ID, clock(x.RollbackDeadline))
 		}
@@ -113,6 +124,43 @@ func (p *Deployer) Rollback(ctx context.Context, service string, id uint64, user
 	return d, nil
 }
 
+// Retire ends the rollback window of a live deployment now: the old set is
+// retired and the lock released without waiting for the deadline. It needs
+// traffic settled on the new set and no rollback asked for.
+func (p *Deployer) Retire(ctx context.Context, service string, id uint64, user string) (Deployment, error) {
+	d, err := p.resolve(service, id, PhaseRollbackWindow)
+	if err != nil {
+		return Deployment{}, err
+	}
+	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+		if x.Retire != nil {
+			return Errorf(CodeConflict, "deploy #%d's old set (%s) was already retired early by %s at %s", x.ID, serverNames(x.Old), x.Retire.By, clock(x.Retire.At))
+		}
+		if x.Phase != PhaseRollbackWindow {
+			return notWaiting(x, "retire")
+		}
+		if x.Rollback != nil {
+			return Errorf(CodeConflict, "a rollback of deploy #%d was already requested by %s at %s; it goes first", x.ID, x.Rollback.By, clock(x.Rollback.At))
+		}
+		if !x.Traffic.SettledOn(TrafficNext) {
+			return Errorf(CodeConflict, "deploy #%d cannot retire its old set: %s", x.ID, x.Traffic.Where(*x))
+		}
+		if !p.clock.Now().Before(x.RollbackDeadline) {
+			return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s; its old set (%s) is being retired", x.ID, clock(x.RollbackDeadline), serverNames(x.Old))
+		}
+		x.Retire = &Decision{Kind: DecisionRetire, By: user, At: p.clock.Now()}
+		x.Updated = p.clock.Now()
+		return nil
+	})
+	if err != nil {
+		p.audit(user, "refused retire", service, id, err.Error())
+		return Deployment{}, err
+	}
+	p.audit(user, "retire", d.Service, d.ID, fmt.Sprintf("rollback window ended early; retiring %s", serverNames(d.Old)))
+	p.decided(d.ID)
+	return d, nil
+}
+
 // notWaiting explains why a deployment does not take a decision now.
 func notWaiting(x *Deployment, what string) error {
 	switch {
@@ -124,12 +172,19 @@ func notWaiting(x *Deployment, what string) error {
 		return Errorf(CodeConflict, "deploy #%d was already %s by %s at %s", x.ID, verb, x.Approval.By, clock(x.Approval.At))
 	case what == "rollback" && x.Phase == PhaseRolledBack && x.Rollback != nil:
 		return Errorf(CodeConflict, "deploy #%d was already rolled back by %s at %s", x.ID, x.Rollback.By, clock(x.Rollback.At))
+	case what == "rollback" && x.Phase == PhaseSucceeded && x.Retire != nil:
+		return Errorf(CodeConflict, "%s retired the old set (%s) of deploy #%d early at %s; deploy the old image with /deploy %s --image %s",
+			x.Retire.By, serverNames(x.Old), x.ID, clock(x.Retire.At), x.Service, x.ImageOld)
 	case what == "rollback" && x.Phase == PhaseSucceeded && !x.RollbackDeadline.IsZero():
 		return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s and its old set (%s) was retired; deploy the old image with /deploy %s --image %s",
 			x.ID, clock(x.RollbackDeadline), serverNames(x.Old), x.Service, x.ImageOld)
+	case what == "retire" && x.Phase == PhaseSucceeded && !x.RollbackDeadline.IsZero():
+		return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s and its old set (%s) was already retired", x.ID, clock(x.RollbackDeadline), serverNames(x.Old))
+	case what == "retire" && x.Phase == PhaseRolledBack && x.Rollback != nil:
+		return Errorf(CodeConflict, "deploy #%d was rolled back by %s at %s; there is no old set to retire", x.ID, x.Rollback.By, clock(x.Rollback.At))
 	case x.Phase.Final():
 		return Errorf(CodeConflict, "deploy #%d already ended: %s", x.ID, x.Phase)
-	case what == "rollback" && x.Step(StepSwitch).Status == StatusPending:
+	case (what == "rollback" || what == "retire") && x.Step(StepSwitch).Status == StatusPending:
 		return Errorf(CodeConflict, "deploy #%d has not switched traffic yet (it is at %s); use /deploy abort %s", x.ID, x.CurrentStep().Title(), x.Service)
 	}
 	return Errorf(CodeConflict, "deploy #%d is not waiting for %s; it is at %s", x.ID, what, x.CurrentStep().Title())
@@ -226,6 +281,10 @@ type Status struct {
 	Lock    *Lock
 	Active  *Deployment
 	Last    *Deployment // the newest deployment that ended
+	// Frozen are the freezes in force, the longest first; NextFreeze is the
+	// next one of the config.
+	Frozen     []Freeze
+	NextFreeze *Freeze
 }
 
 // Status reports a service's live set, lock, deployment in flight and last one.
@@ -239,6 +298,9 @@ func (p *Deployer) Status(ctx context.Context, service string) (Status, error) {
 		return Status{}, err
 	}
 	if st.Lock, err = p.store.CurrentLock(service); err != nil {
+		return Status{}, err
+	}
+	if st.Frozen, st.NextFreeze, err = p.Frozen(service, p.clock.Now()); err != nil {
 		return Status{}, err
 	}
 	recent, err := p.store.Deployments(service, 20)

@@ -12,6 +12,7 @@ type Options struct {
 	DryRun           bool   `json:"dry_run,omitempty"`
 	AllowLargeChange bool   `json:"allow_large_change,omitempty"`
 	AllowSameSerial  bool   `json:"allow_same_serial,omitempty"` // ship changed zones whose serial did not grow
+	OverrideFreeze   bool   `json:"override_freeze,omitempty"`   // an admin deploys during a freeze
 }
 
 // DecisionKind is what a person (or a deadline) decided.
@@ -22,6 +23,7 @@ const (
 	DecisionApprove  DecisionKind = "approve"
 	DecisionAbort    DecisionKind = "abort"
 	DecisionRollback DecisionKind = "rollback"
+	DecisionRetire   DecisionKind = "retire" // end the rollback window now
 )
 
 // Decisions that end a deploy that needs attention: which set keeps the traffic.
@@ -115,6 +117,9 @@ type Deployment struct {
 
 	Approval *Decision `json:"approval,omitempty"` // approve or abort at the gate
 	Rollback *Decision `json:"rollback,omitempty"`
+	// Retire is a person ending the rollback window early: the old set is
+	// retired at once.
+	Retire *Decision `json:"retire,omitempty"`
 	// RefusedRollbacks are rollbacks that could not be carried out (the
 	// old set stopped answering); the window stays open after one.
 	RefusedRollbacks []Decision `json:"refused_rollbacks,omitempty"`
@@ -123,6 +128,12 @@ type Deployment struct {
 
 	Traffic   Traffic    `json:"traffic,omitzero"`
 	Attention *Attention `json:"attention,omitempty"`
+
+	// SwitchAt is when an approved deploy switches, set when it was
+	// approved outside the service's deploy windows; SwitchZone is the
+	// window's time zone, to show it.
+	SwitchAt   time.Time `json:"switch_at,omitzero"`
+	SwitchZone string    `json:"switch_zone,omitempty"`
 
 	ApprovalDeadline time.Time `json:"approval_deadline,omitzero"`
 	RollbackDeadline time.Time `json:"rollback_deadline,omitzero"`
@@ -191,6 +202,10 @@ func (d *Deployment) Clone() Deployment {
 	if d.Rollback != nil {
 		r := *d.Rollback
 		c.Rollback = &r
+	}
+	if d.Retire != nil {
+		r := *d.Retire
+		c.Retire = &r
 	}
 	c.RefusedRollbacks = append([]Decision(nil), d.RefusedRollbacks...)
 	if d.Resolve != nil {

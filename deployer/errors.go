@@ -51,6 +51,9 @@ func ErrorCode(err error) Code {
 	if _, ok := errors.AsType[*NotFoundError](err); ok {
 		return CodeNotFound
 	}
+	if _, ok := errors.AsType[*FrozenError](err); ok {
+		return CodeConflict
+	}
 	return ""
 }
 

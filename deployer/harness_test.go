@@ -75,6 +75,10 @@ type options struct {
 	limits      deployer.ChangeLimits
 	comparer    deployer.ZoneComparer // overrides the real comparison when set
 	zones       deployer.ZoneSource   // the service's zones source, when set
+	zeroWindow  bool                  // rollback_window: 0s, given explicitly
+	zeroGate    bool                  // approval_timeout: 0s, given explicitly
+	freezes     []deployer.FreezeWindow
+	windows     []deployer.DeployWindow
 }
 
 // harness is greenlight's deployer wired to real parts: a bbolt store, the
@@ -149,6 +153,14 @@ func (h *harness) open() {
 		Switch:          h.lb,
 		Checker:         dnscheck.New(dnscheck.Options{Clock: h.clock}),
 		Zones:           h.opts.zones,
+	}
+	svc.Freezes = h.opts.freezes
+	svc.DeployWindows = h.opts.windows
+	if h.opts.zeroWindow {
+		svc.RollbackWindow, svc.RollbackWindowSet = 0, true
+	}
+	if h.opts.zeroGate {
+		svc.ApprovalTimeout, svc.ApprovalTimeoutSet = 0, true
 	}
 	if h.opts.compare {
 		svc.Compare, svc.Limits = svc.Checker.(*dnscheck.Checker).Comparer(dnscheck.CompareOptions{}), h.opts.limits
@@ -594,4 +606,14 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// waitIdle waits until no deployment is in an active step.
+func (h *harness) waitIdle() {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := h.dep.WaitIdle(ctx); err != nil {
+		h.t.Fatalf("deployer still busy after %s", waitLimit)
+	}
 }

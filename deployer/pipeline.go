@@ -112,6 +112,8 @@ func (s *Service) validate() error {
 		return fmt.Errorf("service %s is missing its cloud, provisioner, switch or checker", s.Name)
 	case len(s.Check.Zones) == 0:
 		return fmt.Errorf("service %s has no zones to check", s.Name)
+	case s.ApprovalTimeoutSet && s.ApprovalTimeout <= 0 && !s.AutoPromote:
+		return fmt.Errorf("service %s has an approval timeout of 0 without auto-promote, which would abort every deploy at the gate", s.Name)
 	}
 	return nil
 }
@@ -122,8 +124,16 @@ func (s *Service) defaults() {
 			*d = v
 		}
 	}
-	def(&s.ApprovalTimeout, DefaultApprovalTimeout)
-	def(&s.RollbackWindow, DefaultRollbackWindow)
+	given := func(d *time.Duration, set bool, v time.Duration) {
+		switch {
+		case !set:
+			def(d, v)
+		case *d < 0:
+			*d = 0
+		}
+	}
+	given(&s.ApprovalTimeout, s.ApprovalTimeoutSet, DefaultApprovalTimeout)
+	given(&s.RollbackWindow, s.RollbackWindowSet, DefaultRollbackWindow)
 	def(&s.Timeouts.Create, 10*time.Minute)
 	def(&s.Timeouts.WaitRunning, 10*time.Minute)
 	def(&s.Timeouts.Provision, 15*time.Minute)
@@ -352,6 +362,10 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 	if req.Options.DryRun {
 		return p.dryRun(ctx, svc, req)
 	}
+	overridden, err := p.checkFreeze(svc, req)
+	if err != nil {
+		return Deployment{}, err
+	}
 	now := p.clock.Now()
 	d := Deployment{
 		Service:   svc.Name,
@@ -375,6 +389,12 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 	p.audit(req.User, "deploy", svc.Name, d.ID, describeOptions(req))
 	p.log.Info("deploy started", "deploy", d.ID, "service", svc.Name, "user", req.User)
 	p.reporter.Report(ctx, Event{Kind: EventStep, Deployment: d, Step: StepLock})
+	if overridden != nil {
+		text := fmt.Sprintf("%s is frozen (%s) until %s, %s; %s deploys anyway with --override-freeze.",
+			svc.Name, overridden.About(), overridden.Until(), overridden.SetBy(), req.User)
+		p.audit(req.User, "override freeze", svc.Name, d.ID, fmt.Sprintf("%s until %s", overridden.About(), overridden.Until()))
+		p.emit(ctx, EventInfo, d, StepLock, text)
+	}
 	p.launch(svc, d, false)
 	return d, nil
 }
@@ -438,6 +458,9 @@ func describeOptions(req Request) string {
 	}
 	if req.Options.AllowSameSerial {
 		parts = append(parts, "allow same serial")
+	}
+	if req.Options.OverrideFreeze {
+		parts = append(parts, "override freeze")
 	}
 	if req.Reason != "" {
 		parts = append(parts, "reason: "+req.Reason)

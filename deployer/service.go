@@ -25,7 +25,17 @@ type Service struct {
 	AutoPromote     bool          // at the deadline promote instead of aborting
 	FourEyes        bool          // the requester cannot approve their own deploy
 	RollbackWindow  time.Duration // how long the old set is kept; default 15m
-	Timeouts        Timeouts
+	// ApprovalTimeoutSet and RollbackWindowSet say the duration was given:
+	// then 0 means zero (promote at once with AutoPromote; retire the old
+	// set right after check-live) instead of the default.
+	ApprovalTimeoutSet bool
+	RollbackWindowSet  bool
+	Timeouts           Timeouts
+	// Freezes are the config's recurring freezes (the service's and the
+	// top level's): deploys are refused inside them.
+	Freezes []FreezeWindow
+	// DeployWindows, when set, are the only times traffic is switched.
+	DeployWindows []DeployWindow
 
 	Cloud       Cloud
 	Provisioner Provisioner

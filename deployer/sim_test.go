@@ -105,6 +105,7 @@ type simulation struct {
 
 	approvals map[uint64]deployer.Decision // first decision seen at the gate
 	rollbacks map[uint64]deployer.Decision
+	retires   map[uint64]deployer.Decision
 }
 
 type simServiceOptions struct {
@@ -141,6 +142,7 @@ func newSimulation(path string, seed uint64) *simulation {
 		clock:     deployer.NewManualClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)),
 		approvals: map[uint64]deployer.Decision{},
 		rollbacks: map[uint64]deployer.Decision{},
+		retires:   map[uint64]deployer.Decision{},
 	}
 	s.opts = simServiceOptions{fourEyes: s.rng.IntN(3) == 0, autoPromote: s.rng.IntN(3) == 0}
 	s.open()
@@ -314,6 +316,9 @@ func (s *simulation) step() {
 		svc, force := s.service(), s.rng.IntN(2) == 0
 		_, err := s.dep.Unlock(ctx, svc, user, force)
 		s.note("%s: unlock %s force=%v → %v", user, svc, force, err)
+	case roll < 65:
+		svc, id := s.target()
+		s.decide("retire", user, func() error { _, err := s.dep.Retire(ctx, svc, id, user); return err }, svc, id)
 	case roll < 78:
 		d := []time.Duration{10 * time.Second, 2 * time.Minute, 16 * time.Minute, 31 * time.Minute}[s.rng.IntN(4)]
 		s.note("time passes: %s", d)
@@ -490,6 +495,21 @@ func (s *simulation) checkOnce() (found []string) {
 			if _, ok := s.rollbacks[d.ID]; !ok {
 				s.rollbacks[d.ID] = *d.Rollback
 			}
+		}
+		if d.Retire != nil {
+			if first, ok := s.retires[d.ID]; !ok {
+				s.retires[d.ID] = *d.Retire
+			} else if !sameDecision(first, *d.Retire) {
+				s.w.violate("promise 4: deploy #%d's retire by %s was replaced by one by %s", d.ID, first.By, d.Retire.By)
+			}
+			if d.Rollback != nil {
+				s.w.violate("promise 4: deploy #%d has both a rollback by %s and a retire by %s", d.ID, d.Rollback.By, d.Retire.By)
+			}
+			if d.Phase == deployer.PhaseRolledBack {
+				s.w.violate("promise 4: deploy #%d was rolled back after %s retired its old set", d.ID, d.Retire.By)
+			}
+		} else if first, ok := s.retires[d.ID]; ok {
+			s.w.violate("promise 4: deploy #%d's retire by %s was erased", d.ID, first.By)
 		}
 	}
 	return found

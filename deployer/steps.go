@@ -388,7 +388,11 @@ func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment
 		}
 		if d.Approval == nil {
 			p.waitingPhase(d.ID, PhaseAwaitingApproval)
-			p.emit(ctx, EventApproval, *d, StepApproval, "")
+			note := ""
+			if open, next, loc := windowAt(svc.DeployWindows, p.clock.Now()); !open && !next.IsZero() {
+				note = fmt.Sprintf("Outside %s's deploy windows: once approved, it switches at %s, when the next one opens.", svc.Name, SwitchTime(next, loc.String()))
+			}
+			p.emit(ctx, EventApproval, *d, StepApproval, note)
 		}
 	}
 	for d.Approval == nil {
@@ -419,7 +423,15 @@ func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment
 			return "", err
 		}
 	}
+	waited, err := p.awaitWindow(ctx, svc, d, r)
+	if err != nil {
+		return "", err
+	}
 	p.setPhase(d.ID, PhaseRunning)
+	if waited != "" {
+		p.emit(ctx, EventDecision, *d, StepApproval, waited)
+		return waited, nil
+	}
 	switch dec.Source {
 	case SourceAutoApprove:
 		return "auto-approved (--auto-approve)", nil
@@ -431,6 +443,49 @@ func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment
 	text := fmt.Sprintf("Approved by %s", dec.By)
 	p.emit(ctx, EventDecision, *d, StepApproval, text)
 	return text, nil
+}
+
+// awaitWindow holds an approved deploy until one of the service's deploy
+// windows is open. It says so in the thread, and returns what it waited
+// for ("" when it did not wait).
+func (p *Deployer) awaitWindow(ctx context.Context, svc *Service, d *Deployment, r *run) (string, error) {
+	open, next, loc := windowAt(svc.DeployWindows, p.clock.Now())
+	if open || next.IsZero() {
+		return "", nil
+	}
+	if !d.SwitchAt.Equal(next) {
+		var err error
+		*d, err = p.update(d.ID, func(x *Deployment) { x.SwitchAt, x.SwitchZone = next, loc.String() })
+		if err != nil {
+			return "", err
+		}
+	}
+	p.emit(ctx, EventInfo, *d, StepApproval, fmt.Sprintf("%s; %s is outside its deploy windows, so the switch waits: it will switch at %s.",
+		approvedText(d.Approval), svc.Name, SwitchTime(next, loc.String())))
+	p.waitingPhase(d.ID, PhaseAwaitingApproval)
+	for !open {
+		select {
+		case <-r.wake:
+		case <-p.clock.After(next.Sub(p.clock.Now())):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		open, next, _ = windowAt(svc.DeployWindows, p.clock.Now())
+		if !open && next.IsZero() {
+			break
+		}
+	}
+	return fmt.Sprintf("%s; the switch waited for the deploy window, which opened at %s", approvedText(d.Approval), SwitchTime(p.clock.Now(), loc.String())), nil
+}
+
+func approvedText(dec *Decision) string {
+	switch dec.Source {
+	case SourceAutoApprove:
+		return "Auto-approved (--auto-approve)"
+	case SourceDeadline:
+		return "Promoted at the approval deadline"
+	}
+	return "Approved by " + dec.By
 }
 
 // deadlineDecision decides at the approval deadline, unless a person got there first.
@@ -503,13 +558,18 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			return "", err
 		}
 	}
-	if d.Rollback == nil {
+	if d.Rollback == nil && d.Retire == nil {
 		p.waitingPhase(d.ID, PhaseRollbackWindow)
 	} else {
 		p.setPhase(d.ID, PhaseRunning) // busy until the rollback is carried out
 	}
-	p.emit(ctx, EventRollback, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The old set (%s) is kept until %s: /deploy rollback %s switches back.",
-		svc.Name, serverNames(d.Next), serverNames(d.Old), d.RollbackDeadline.UTC().Format("15:04:05 MST"), svc.Name))
+	if svc.RollbackWindow > 0 || d.Rollback != nil {
+		p.emit(ctx, EventRollback, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The old set (%s) is kept until %s: /deploy rollback %s switches back, /deploy retire %s retires it now.",
+			svc.Name, serverNames(d.Next), serverNames(d.Old), d.RollbackDeadline.UTC().Format("15:04:05 MST"), svc.Name, svc.Name))
+	} else {
+		p.emit(ctx, EventInfo, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The rollback window is 0, so the old set (%s) is retired now.",
+			svc.Name, serverNames(d.Next), serverNames(d.Old)))
+	}
 	for {
 		if d.Rollback != nil {
 			text, err := p.rollBack(ctx, svc, d)
@@ -524,6 +584,18 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			}
 			p.emit(ctx, EventProblem, *d, StepRollbackWindow, err.Error())
 			p.setPhase(d.ID, PhaseRollbackWindow)
+		}
+		if d.Retire != nil {
+			closed, err := p.closeWindow(d.ID)
+			if err != nil {
+				return "", err
+			}
+			if closed {
+				p.setPhase(d.ID, PhaseRunning)
+				text := fmt.Sprintf("Retire now by %s: the rollback window ended at %s; retiring %s", d.Retire.By, clock(d.Retire.At), serverNames(d.Old))
+				p.emit(ctx, EventDecision, *d, StepRollbackWindow, text)
+				return fmt.Sprintf("ended early by %s at %s", d.Retire.By, clock(d.Retire.At)), nil
+			}
 		}
 		select {
 		case <-r.wake:
@@ -547,12 +619,13 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 	}
 }
 
-// closeWindow ends the rollback window in one transaction, unless a
-// rollback was requested first.
+// closeWindow ends the rollback window in one transaction, at its deadline
+// or when someone asked to retire now, unless a rollback was requested
+// first.
 func (p *Deployer) closeWindow(id uint64) (bool, error) {
 	closed := false
 	_, err := p.store.UpdateDeployment(id, func(x *Deployment) error {
-		if x.Rollback != nil || p.clock.Now().Before(x.RollbackDeadline) {
+		if x.Rollback != nil || (x.Retire == nil && p.clock.Now().Before(x.RollbackDeadline)) {
 			return nil
 		}
 		x.Phase, closed = PhaseRunning, true

@@ -65,13 +65,14 @@ var (
 	bucketDiffs       = []byte("diffs")
 	bucketActive      = []byte("active")
 	bucketHistory     = []byte("history")
+	bucketFreezes     = []byte("freezes")
 
 	keySchema = []byte("schema")
 )
 
 func allBuckets() [][]byte {
 	return [][]byte{bucketMeta, bucketDeployments, bucketLocks, bucketServices,
-		bucketApprovals, bucketAudit, bucketSchedules, bucketDiffs, bucketActive, bucketHistory}
+		bucketApprovals, bucketAudit, bucketSchedules, bucketDiffs, bucketActive, bucketHistory, bucketFreezes}
 }
 
 // Options tune Open.
@@ -99,7 +100,10 @@ type DB struct {
 	cache *recordCache
 }
 
-var _ deployer.Store = (*DB)(nil)
+var (
+	_ deployer.Store       = (*DB)(nil)
+	_ deployer.FreezeStore = (*DB)(nil)
+)
 
 // Open opens the data file at path, creating it (mode 0600) and its parent
 // directory (mode 0700) when they do not exist, and every bucket in one

@@ -25,7 +25,7 @@ var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // The on-disk layout, spelled out here on purpose: a change to it must be
 // a deliberate schema change, not an accident these tests follow.
-var wantBuckets = []string{"active", "approvals", "audit", "deployments", "diffs", "history", "locks", "meta", "schedules", "services"}
+var wantBuckets = []string{"active", "approvals", "audit", "deployments", "diffs", "freezes", "history", "locks", "meta", "schedules", "services"}
 
 func be(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
@@ -957,5 +957,34 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 	if next := begin(t, db, "mail", "dave"); next != id+1 {
 		t.Errorf("ID after reopen = %d, want %d", next, id+1)
+	}
+}
+
+// Freezes set in chat are kept per service, one for every service, and
+// removed one at a time.
+func TestFreezes(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "g.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	end := time.Date(2026, 12, 27, 8, 0, 0, 0, time.UTC)
+	for _, f := range []deployer.Freeze{{Service: "ns", Reason: "a", By: "ops", End: end}, {Reason: "all", By: "ops"}, {Service: "ns", Reason: "b", By: "ops"}} {
+		if err := db.SetFreeze(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.Freezes()
+	if err != nil || len(got) != 2 {
+		t.Fatalf("freezes %+v, %v; want 2", got, err)
+	}
+	if f, ok, err := db.DeleteFreeze("ns"); err != nil || !ok || f.Reason != "b" {
+		t.Fatalf("delete ns: %+v %v %v", f, ok, err)
+	}
+	if _, ok, err := db.DeleteFreeze("ns"); err != nil || ok {
+		t.Fatalf("second delete of ns: %v %v", ok, err)
+	}
+	if f, ok, err := db.DeleteFreeze(""); err != nil || !ok || f.Reason != "all" {
+		t.Fatalf("delete all: %+v %v %v", f, ok, err)
 	}
 }

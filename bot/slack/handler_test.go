@@ -80,6 +80,18 @@ func (f *fakeDeployer) Rollback(_ context.Context, s string, id uint64, u string
 	f.record("rollback %s#%d by %s", s, id, u)
 	return deployer.Deployment{ID: id, Service: s}, nil
 }
+func (f *fakeDeployer) Retire(_ context.Context, s string, id uint64, u string) (deployer.Deployment, error) {
+	f.record("retire %s#%d by %s", s, id, u)
+	return deployer.Deployment{ID: id, Service: s}, nil
+}
+func (f *fakeDeployer) Freeze(_ context.Context, req deployer.FreezeRequest) (deployer.Freeze, error) {
+	f.record("freeze %s by %s", req.Service, req.User)
+	return deployer.Freeze{Service: req.Service, Reason: req.Reason, End: req.Until, By: req.User}, nil
+}
+func (f *fakeDeployer) Unfreeze(_ context.Context, s, u string) (deployer.Freeze, error) {
+	f.record("unfreeze %s by %s", s, u)
+	return deployer.Freeze{Service: s, By: "ops", Reason: "r"}, nil
+}
 func (f *fakeDeployer) Lock(_ context.Context, s, u, r string) (deployer.Lock, error) {
 	f.record("lock %s by %s", s, u)
 	return deployer.Lock{Service: s, Holder: u, Reason: r}, nil

@@ -136,6 +136,12 @@ func (h *Home) View(ctx context.Context) (slackapi.HomeTabViewRequest, error) {
 			}
 			fmt.Fprintf(&b, "Lock: held by %s since %s\n", holder, st.Lock.Since.UTC().Format("15:04 MST"))
 		}
+		for _, f := range st.Frozen {
+			fmt.Fprintf(&b, ":snowflake: Frozen (%s) until %s, %s\n", f.About(), f.Until(), f.SetBy())
+		}
+		if f := st.NextFreeze; f != nil {
+			fmt.Fprintf(&b, "Next freeze: %s\n", bot.NextFreezeText(*f))
+		}
 		if d := st.Active; d != nil {
 			where := bot.PhaseText(d.Phase)
 			if d.Phase == deployer.PhaseRunning {

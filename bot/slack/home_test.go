@@ -194,3 +194,29 @@ func TestGroupsCacheAndFallback(t *testing.T) {
 		t.Fatalf("U3 is not in S1 but was allowed")
 	}
 }
+
+// TestHomeViewFreezes: the App Home shows the freezes in force and the next one.
+func TestHomeViewFreezes(t *testing.T) {
+	api, client := newHomeAPI(t)
+	end := time.Date(2027, 1, 2, 7, 0, 0, 0, time.UTC)
+	next := deployer.Freeze{Name: "year-end", Reason: "holidays", Start: time.Date(2027, 12, 23, 17, 0, 0, 0, time.UTC), End: time.Date(2028, 1, 2, 7, 0, 0, 0, time.UTC)}
+	d := homeDeployer{status: deployer.Status{Service: "ns",
+		Live:       deployer.ServiceState{Image: "local/ns-v1", Servers: []deployer.Server{{Name: "ns1-0"}}},
+		Frozen:     []deployer.Freeze{{Name: "year-end", Reason: "holidays", End: end}},
+		NextFreeze: &next}}
+	h := NewHome(client, d, nil)
+	if err := h.Opened(t.Context(), "U555"); err != nil {
+		t.Fatal(err)
+	}
+	api.mu.Lock()
+	body := api.calls["views.publish"][0]
+	api.mu.Unlock()
+	for _, want := range []string{
+		"Frozen (year-end: holidays) until Sat 2 Jan 07:00 UTC, set in the config",
+		"Next freeze: year-end: holidays from Thu 23 Dec 17:00 UTC until Sun 2 Jan 07:00 UTC",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("published view lacks %q:\n%s", want, body)
+		}
+	}
+}

@@ -29,6 +29,8 @@ type Config struct {
 	Reconcile ReconcileConfig           `yaml:"reconcile"`
 	Admin     AdminConfig               `yaml:"admin"`
 	Services  map[string]*ServiceConfig `yaml:"services"`
+	// Freezes apply to every service, beside each service's own.
+	Freezes []FreezeConfig `yaml:"freezes"`
 }
 
 // LogConfig sets up structured logging.
@@ -60,10 +62,10 @@ type ServiceConfig struct {
 	Cloud           string              `yaml:"cloud"`
 	Servers         []string            `yaml:"servers"`
 	Listen          string              `yaml:"listen"`
-	ApprovalTimeout Duration            `yaml:"approval_timeout"`
+	ApprovalTimeout *Duration           `yaml:"approval_timeout"` // nil: the default; 0 with auto_promote: promote at once
 	AutoPromote     bool                `yaml:"auto_promote"`
 	FourEyes        bool                `yaml:"four_eyes"`
-	RollbackWindow  Duration            `yaml:"rollback_window"`
+	RollbackWindow  *Duration           `yaml:"rollback_window"` // nil: the default; 0: retire right after check-live
 	Timeouts        TimeoutsConfig      `yaml:"timeouts"`
 	Check           CheckConfig         `yaml:"check"`
 	Zones           *ZonesConfig        `yaml:"zones"` // nil: the zones come with the image
@@ -73,6 +75,9 @@ type ServiceConfig struct {
 	Provisioner ProvisionerConfig `yaml:"provisioner"`
 	Switch      SwitchConfig      `yaml:"switch"`
 	Refresh     *RefreshConfig    `yaml:"refresh"`
+	Freezes     []FreezeConfig    `yaml:"freezes"`
+	// DeployWindows, when set, are the only times traffic is switched.
+	DeployWindows []DeployWindowConfig `yaml:"deploy_windows"`
 }
 
 // TimeoutsConfig bounds each step.
@@ -120,8 +125,13 @@ type TSIGConfig struct {
 	SecretEnv string `yaml:"secret_env"`
 }
 
-// Std is the duration as a time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
+// Std is the duration as a time.Duration; nil is 0.
+func (d *Duration) Std() time.Duration {
+	if d == nil {
+		return 0
+	}
+	return time.Duration(*d)
+}
 
 // AuthorizationConfig lists who may do what; empty lists let everyone.
 type AuthorizationConfig struct {
@@ -243,6 +253,10 @@ func (c *Config) validate() error {
 			add(&keyError{"admin.listen", fmt.Sprintf("%q is not host:port (or off)", l)})
 		}
 	}
+	for i, f := range c.Freezes {
+		_, err := ParseFreeze(fmt.Sprintf("freezes[%d]", i), f)
+		add(err)
+	}
 	if sl := c.Slack; sl != nil {
 		switch sl.Mode {
 		case "", "socket":
@@ -294,6 +308,17 @@ func (c *Config) validate() error {
 		if len(s.Check.Zones) == 0 {
 			add(&keyError{key + ".check.zones", "list at least one zone to check"})
 		}
+		for i, f := range s.Freezes {
+			_, err := ParseFreeze(fmt.Sprintf("%s.freezes[%d]", key, i), f)
+			add(err)
+		}
+		for i, w := range s.DeployWindows {
+			_, err := ParseDeployWindow(fmt.Sprintf("%s.deploy_windows[%d]", key, i), w)
+			add(err)
+		}
+		if s.ApprovalTimeout != nil && *s.ApprovalTimeout == 0 && !s.AutoPromote {
+			add(&keyError{key + ".approval_timeout", "0 without auto_promote: true would abort every deploy at the gate; set auto_promote: true to promote at once, or leave approval_timeout out for the default (30m)"})
+		}
 		if s.Check.Passes < 0 || s.Check.Passes > 100 {
 			add(&keyError{key + ".check.passes", "passes is between 1 and 100"})
 		}
@@ -322,8 +347,10 @@ func (c *Config) validate() error {
 // main fills in the cloud, provisioner, switch and checker.
 func (s *ServiceConfig) Service(name string) *deployer.Service {
 	return &deployer.Service{
-		Name:  name,
-		Roles: slices.Clone(s.Servers),
+		Name:          name,
+		Freezes:       freezeWindows("services."+name+".freezes", s.Freezes),
+		DeployWindows: deployWindows("services."+name+".deploy_windows", s.DeployWindows),
+		Roles:         slices.Clone(s.Servers),
 		Check: deployer.CheckSpec{
 			Zones: slices.Clone(s.Check.Zones), Expect: slices.Clone(s.Check.Expect),
 			Passes: s.Check.Passes, MaxRounds: s.Check.MaxRounds,
@@ -331,16 +358,34 @@ func (s *ServiceConfig) Service(name string) *deployer.Service {
 		},
 		Limits: deployer.ChangeLimits{MaxUpdatePct: s.Check.MaxUpdatePct, MaxDeletePct: s.Check.MaxDeletePct,
 			ExpectUnchanged: s.Check.ExpectUnchanged},
-		ApprovalTimeout: time.Duration(s.ApprovalTimeout),
-		AutoPromote:     s.AutoPromote,
-		FourEyes:        s.FourEyes,
-		RollbackWindow:  time.Duration(s.RollbackWindow),
+		ApprovalTimeout:    s.ApprovalTimeout.Std(),
+		ApprovalTimeoutSet: s.ApprovalTimeout != nil,
+		AutoPromote:        s.AutoPromote,
+		FourEyes:           s.FourEyes,
+		RollbackWindow:     s.RollbackWindow.Std(),
+		RollbackWindowSet:  s.RollbackWindow != nil,
 		Timeouts: deployer.Timeouts{
 			Create: time.Duration(s.Timeouts.Create), WaitRunning: time.Duration(s.Timeouts.WaitRunning),
 			Provision: time.Duration(s.Timeouts.Provision), Check: time.Duration(s.Timeouts.Check),
 			Switch: time.Duration(s.Timeouts.Switch), Retire: time.Duration(s.Timeouts.Retire),
 		},
 	}
+}
+
+// FreezeWindows are the top-level freezes, which apply to every service.
+// The config was validated, so every freeze parses.
+func (c *Config) FreezeWindows() []deployer.FreezeWindow {
+	return freezeWindows("freezes", c.Freezes)
+}
+
+func freezeWindows(key string, fs []FreezeConfig) []deployer.FreezeWindow {
+	var out []deployer.FreezeWindow
+	for i, f := range fs {
+		if w, err := ParseFreeze(fmt.Sprintf("%s[%d]", key, i), f); err == nil {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Policy is the service's authorization in the bot's terms.
@@ -388,7 +433,7 @@ func lineOf(root *yaml.Node, key string) int {
 	}
 	line := 0
 	for _, part := range strings.Split(key, ".") {
-		part, _, _ = strings.Cut(part, "[")
+		part, index, indexed := strings.Cut(part, "[")
 		if u, err := strconv.Unquote(part); err == nil {
 			part = u
 		}
@@ -401,6 +446,10 @@ func lineOf(root *yaml.Node, key string) int {
 				line, next = n.Content[i].Line, n.Content[i+1]
 				break
 			}
+		}
+		if i, err := strconv.Atoi(strings.TrimSuffix(index, "]")); indexed && err == nil && next != nil && next.Kind == yaml.SequenceNode && i >= 0 && i < len(next.Content) {
+			next = next.Content[i]
+			line = next.Line
 		}
 		n = next
 	}

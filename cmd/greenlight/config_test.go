@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/configs"
+	"github.com/greenlight/greenlight/deployer"
 )
 
 const minimal = `
@@ -30,13 +31,41 @@ func TestLoadConfigEmbeddedLocal(t *testing.T) {
 		t.Fatalf("the embedded local.yaml does not load: %v", err)
 	}
 	ns := cfg.Services["ns"]
-	if ns == nil || ns.Listen != "127.0.0.1:5300" || time.Duration(ns.ApprovalTimeout) != 30*time.Minute ||
-		time.Duration(ns.RollbackWindow) != 15*time.Minute || time.Duration(cfg.Local.BootDelay) != 2*time.Second {
+	if ns == nil || ns.Listen != "127.0.0.1:5300" || ns.ApprovalTimeout.Std() != 30*time.Minute ||
+		ns.RollbackWindow.Std() != 15*time.Minute || time.Duration(cfg.Local.BootDelay) != 2*time.Second {
 		t.Fatalf("local.yaml defaults: %+v", ns)
 	}
 	svc := ns.Service("ns")
 	if svc.Check.Passes != 3 || len(svc.Roles) != 2 || svc.Check.Timeout != 2*time.Second {
 		t.Fatalf("converted service: %+v", svc)
+	}
+}
+
+// Left out, a duration gets its default; written as 0s it means zero.
+func TestLoadConfigZeroDurations(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string
+		want  deployer.Service
+	}{
+		{"left out", "", deployer.Service{}},
+		{"zero window", "    rollback_window: 0s\n", deployer.Service{RollbackWindowSet: true}},
+		{"zero gate with auto-promote", "    approval_timeout: 0s\n    auto_promote: true\n", deployer.Service{ApprovalTimeoutSet: true, AutoPromote: true}},
+		{"given", "    approval_timeout: 5m\n    rollback_window: 1h\n", deployer.Service{ApprovalTimeout: 5 * time.Minute, ApprovalTimeoutSet: true, RollbackWindow: time.Hour, RollbackWindowSet: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadConfig(strings.NewReader(minimal+tc.extra), "test.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc := cfg.Services["ns"].Service("ns")
+			w := tc.want
+			if svc.ApprovalTimeout != w.ApprovalTimeout || svc.ApprovalTimeoutSet != w.ApprovalTimeoutSet || svc.AutoPromote != w.AutoPromote ||
+				svc.RollbackWindow != w.RollbackWindow || svc.RollbackWindowSet != w.RollbackWindowSet {
+				t.Errorf("got approval %s (set %v), window %s (set %v); want %+v", svc.ApprovalTimeout, svc.ApprovalTimeoutSet, svc.RollbackWindow, svc.RollbackWindowSet, w)
+			}
+		})
 	}
 }
 
@@ -46,7 +75,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		yaml string
 		want string // fragment of the error
 	}{
-		{"unknown top key", "colour: blue\n" + minimal, "test.yaml: colour: line 1: no such key; the keys here are admin, data, local, log, reconcile, services, slack"},
+		{"unknown top key", "colour: blue\n" + minimal, "test.yaml: colour: line 1: no such key; the keys here are admin, data, freezes, local, log, reconcile, services, slack"},
 		{"unknown service key", strings.Replace(minimal, "    listen:", "    lisen: x\n    listen:", 1), "test.yaml: services.ns.lisen: line 5: no such key; did you mean listen?"},
 		{"bad duration", minimal + "    approval_timeout: 30 minutes\n", `services.ns.approval_timeout: line 8: "30 minutes" is not a duration`},
 		{"negative duration", minimal + "    rollback_window: -5m\n", `services.ns.rollback_window: line 8`},
@@ -71,6 +100,14 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"not yaml", "services: [\n", "test.yaml: line 1: not valid YAML: did not find expected node content"},
 		{"bad percentage", minimal + "      max_update_pct: 130\n", "services.ns.check.max_update_pct: line 8: a percentage is between 0 and 100"},
 		{"tsig without secret_env", minimal + "      tsig: {name: k.}\n", "services.ns.check.tsig: line 8: a TSIG key needs a name and secret_env"},
+		{"zero approval timeout without auto-promote", minimal + "    approval_timeout: 0s\n", "services.ns.approval_timeout: line 8: 0 without auto_promote: true would abort every deploy"},
+		{"bad freeze start", minimal + "    freezes:\n      - {name: year-end, start: \"0 18 32 12 *\", end: \"0 8 2 1 *\"}\n", "services.ns.freezes[0].start: line 9: \"0 18 32 12 *\" is not a cron schedule"},
+		{"bad top-level freeze end", "freezes:\n  - name: x\n    start: \"0 18 23 12 *\"\n    end: \"CRON_TZ=Mars/Olympus 0 8 2 1 *\"\n" + minimal, "freezes[0].end: line 4"},
+		{"freeze without a name", minimal + "    freezes: [{start: \"@daily\", end: \"@weekly\"}]\n", "services.ns.freezes[0].name: line 8: a freeze needs a name"},
+		{"bad window day", minimal + "    deploy_windows: [{days: [mon, funday], from: \"09:00\", to: \"16:00\"}]\n", `services.ns.deploy_windows[0].days: line 8: "funday" is not a day`},
+		{"window ends before it starts", minimal + "    deploy_windows: [{days: [mon], from: \"16:00\", to: \"09:00\"}]\n", "services.ns.deploy_windows[0].to: line 8: 09:00 is not after from (16:00)"},
+		{"bad window time", minimal + "    deploy_windows: [{days: [mon], from: \"9am\", to: \"16:00\"}]\n", `services.ns.deploy_windows[0].from: line 8: "9am" is not a time of day`},
+		{"bad window zone", minimal + "    deploy_windows: [{days: [mon], from: \"09:00\", to: \"16:00\", tz: Mars/Olympus}]\n", `services.ns.deploy_windows[0].tz: line 8: "Mars/Olympus" is not a time zone`},
 		{"expect without type", minimal + "      expect: [{name: www.example.test.}]\n", "services.ns.check.expect[0]"},
 	}
 	for _, tc := range tests {
@@ -188,6 +225,19 @@ func TestLoadConfigLinodeExample(t *testing.T) {
 	if ns.Cloud != "linode" || ns.Linode.Region != "us-east" || ns.Switch.Kind != "nodebalancer" ||
 		ns.Switch.NodeBalancerID != 12345 || ns.Provisioner.Kind != "cloud-init" || ns.Check.Port != 53 {
 		t.Fatalf("linode example: %+v", ns)
+	}
+	// The example's freezes: year-end for all, the weekend for ns.
+	freezes := append(ns.Service("ns").Freezes, cfg.FreezeWindows()...)
+	if len(freezes) != 2 {
+		t.Fatalf("freezes: %+v", freezes)
+	}
+	at := time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC)
+	if cur, _ := freezes[1].At(at); cur == nil || cur.Until() != "Sat 2 Jan 08:00 CET" {
+		t.Errorf("year-end at %s: %+v", at, cur)
+	}
+	sat := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	if cur, _ := freezes[0].At(sat); cur == nil || cur.Until() != "Mon 7 Dec 08:00 CET" {
+		t.Errorf("weekend at %s: %+v", sat, cur)
 	}
 }
 

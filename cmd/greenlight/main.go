@@ -344,6 +344,7 @@ func (m *Main) Open(ctx context.Context) error {
 	for _, name := range slices.Sorted(maps.Keys(m.Config.Services)) {
 		sc := m.Config.Services[name]
 		svc := sc.Service(name)
+		svc.Freezes = append(svc.Freezes, m.Config.FreezeWindows()...)
 		svc.Checker = checker
 		if err := m.wireService(ctx, svc, sc, checker); err != nil {
 			return err

@@ -241,8 +241,9 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 }
 
 // startSlack runs greenlight in Slack HTTP mode on the local cloud, against
-// api as Slack's Web API, and returns it with its HTTP base URL.
-func startSlack(t *testing.T, api *fakeSlack) (*Main, string, string) {
+// api as Slack's Web API, and returns it with its HTTP base URL. replace
+// are old → new pairs changed in local.yaml.
+func startSlack(t *testing.T, api *fakeSlack, replace ...string) (*Main, string, string) {
 	t.Helper()
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
@@ -250,7 +251,14 @@ func startSlack(t *testing.T, api *fakeSlack) (*Main, string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.Replace(string(local), "      approvers: []", "      approvers: [U0APPROVE1]", 1) +
+	conf := string(local)
+	for i := 0; i+1 < len(replace); i += 2 {
+		if !strings.Contains(conf, replace[i]) {
+			t.Fatalf("local.yaml has no %q", replace[i])
+		}
+		conf = strings.Replace(conf, replace[i], replace[i+1], 1)
+	}
+	cfg := strings.Replace(conf, "      approvers: []", "      approvers: [U0APPROVE1]", 1) +
 		fmt.Sprintf("\nslack:\n  mode: http\n  listen: 127.0.0.1:0\n  channel: C1\n  api_url: %s/\n", srv.URL)
 	path := filepath.Join(t.TempDir(), "greenlight.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
