@@ -143,7 +143,7 @@ func (p *Deployer) advance(ctx context.Context, svc *Service, id uint64, r *run)
 		}
 		// Whether or not the step went on, the record says what comes next:
 		// an abort cancels the step and is cleaned up on the next turn.
-		if _, err := p.runStep(ctx, svc, id, name, r); err != nil {
+		if err := p.runStep(ctx, svc, id, name, r); err != nil {
 			return err
 		}
 	}
@@ -161,9 +161,9 @@ func failedStep(d Deployment) StepName {
 // waits reports whether a step waits for people rather than working.
 func waits(name StepName) bool { return name == StepApproval || name == StepRollbackWindow }
 
-// runStep runs one step with its state persisted before and after. It
-// reports whether the pipeline should go on; an error is a storeError.
-func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name StepName, r *run) (bool, error) {
+// runStep runs one step with its state persisted before and after; what
+// comes next is read from the record. An error is a storeError.
+func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name StepName, r *run) error {
 	d, err := p.update(id, func(d *Deployment) {
 		st := d.Step(name)
 		if st.Status != StatusRunning {
@@ -173,10 +173,10 @@ func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name St
 		st.Attempts++
 	})
 	if err != nil {
-		return false, err
+		return err
 	}
 	if st := d.Step(name); !waits(name) && st.Attempts > maxStepAttempts {
-		return false, p.needsAttention(ctx, svc, id, fmt.Sprintf("%s was started %d times without finishing", strings.ToLower(name.Title()), st.Attempts-1))
+		return p.needsAttention(ctx, svc, id, fmt.Sprintf("%s was started %d times without finishing", strings.ToLower(name.Title()), st.Attempts-1))
 	}
 	p.log.Info("step started", "deploy", id, "service", svc.Name, "step", name)
 	p.emit(ctx, EventStep, d, name, "")
@@ -194,22 +194,22 @@ func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name St
 		return p.completeStep(ctx, svc, id, name, detail)
 	case errors.As(err, new(*rolledBackError)):
 		// Recorded even during shutdown: the rollback has already happened.
-		return false, p.finishRolledBack(context.WithoutCancel(ctx), svc, id, err.(*rolledBackError).text)
+		return p.finishRolledBack(context.WithoutCancel(ctx), svc, id, err.(*rolledBackError).text)
 	case errors.As(err, new(*attentionError)):
-		return false, p.needsAttention(ctx, svc, id, err.Error())
+		return p.needsAttention(ctx, svc, id, err.Error())
 	case errors.As(err, new(*storeError)):
-		return false, err
+		return err
 	case ctx.Err() != nil:
-		return false, nil // shutdown or abort: the step is re-run or cleaned up later
+		return nil // shutdown or abort: the step is re-run or cleaned up later
 	}
 	if aborted, ok := errors.AsType[*abortedError](err); ok {
 		_, uerr := p.update(id, func(d *Deployment) { d.Step(name).Detail = "aborted by " + aborted.decision.By })
-		return uerr == nil, uerr // advance sees the persisted abort decision and cleans up
+		return uerr // advance sees the persisted abort decision and cleans up
 	}
 	if timedOut {
 		err = fmt.Errorf("%s did not finish within %s: %w", strings.ToLower(name.Title()), svc.stepTimeout(name), err)
 	}
-	return false, p.fail(ctx, svc, id, name, err)
+	return p.fail(ctx, svc, id, name, err)
 }
 
 // callStep runs a step's function; a panic fails the step, with the stack
@@ -226,7 +226,7 @@ func (p *Deployer) callStep(ctx context.Context, svc *Service, d *Deployment, na
 
 // completeStep records a step's success; retire also records the next set
 // as live and releases the lock, in the same transaction.
-func (p *Deployer) completeStep(ctx context.Context, svc *Service, id uint64, name StepName, detail string) (bool, error) {
+func (p *Deployer) completeStep(ctx context.Context, svc *Service, id uint64, name StepName, detail string) error {
 	mark := func(d *Deployment) {
 		st := d.Step(name)
 		st.Status, st.Finished, st.Detail = StatusDone, p.clock.Now(), detail
@@ -246,7 +246,7 @@ func (p *Deployer) completeStep(ctx context.Context, svc *Service, id uint64, na
 		d, err = p.store.UpdateDeployment(id, func(d *Deployment) error { mark(d); return nil })
 	}
 	if err != nil {
-		return false, &storeError{err}
+		return &storeError{err}
 	}
 	p.log.Info("step finished", "deploy", id, "service", svc.Name, "step", name,
 		"duration", d.Step(name).Duration(), "detail", detail)
@@ -254,7 +254,7 @@ func (p *Deployer) completeStep(ctx context.Context, svc *Service, id uint64, na
 	if d.Phase.Final() {
 		p.ended(ctx, d, name)
 	}
-	return !d.Phase.Final(), nil
+	return nil
 }
 
 // ended tells everyone a deployment reached its final phase.

@@ -198,6 +198,10 @@ func (p *Deployer) Start(ctx context.Context) error {
 	for _, name := range p.names {
 		svc := p.services[name]
 		d, ok := byService[name]
+		live, err := p.store.Service(name)
+		if err != nil {
+			return fmt.Errorf("read %s's live set: %w", name, err)
+		}
 		switch {
 		case ok && d.Phase == PhaseNeedsAttention:
 			// A person decides where traffic goes; greenlight touches nothing.
@@ -208,20 +212,12 @@ func (p *Deployer) Start(ctx context.Context) error {
 			p.log.Info("resuming deployment", "deploy", d.ID, "service", d.Service, "step", d.CurrentStep(), "phase", d.Phase)
 			p.emit(ctx, EventInfo, d, d.CurrentStep(),
 				fmt.Sprintf("greenlight restarted; resuming deploy #%d at %s", d.ID, d.CurrentStep().Title()))
-			live, err := p.store.Service(name)
-			if err != nil {
-				return fmt.Errorf("read %s's live set: %w", name, err)
-			}
 			asserted := p.tryAccept(ctx, svc, serving(d, live.Servers))
 			if asserted {
 				p.markReady(name)
 			}
 			p.launch(svc, d, !asserted)
 		default:
-			live, err := p.store.Service(name)
-			if err != nil {
-				return fmt.Errorf("read %s's live set: %w", name, err)
-			}
 			if p.tryAccept(ctx, svc, live.Servers) {
 				p.markReady(name)
 				continue

@@ -514,7 +514,7 @@ func (p *Deployer) switchTraffic(ctx context.Context, svc *Service, d *Deploymen
 	if d.Traffic.Target == TrafficOld && d.Traffic.NextTouched {
 		return "", fmt.Errorf("traffic was switched back to %s before greenlight restarted", serverNames(d.Old))
 	}
-	if err := p.waitReady(ctx, svc.Name); err != nil {
+	if err := p.WaitReady(ctx, svc.Name); err != nil {
 		return "", err
 	}
 	if err := p.moveTraffic(ctx, svc, d, TrafficNext); err != nil {
@@ -658,9 +658,7 @@ func (p *Deployer) rollBack(ctx context.Context, svc *Service, d *Deployment) (s
 	if report := svc.Checker.Check(cctx, ownTargets(d.Old), spec); !report.OK && !moved {
 		return "", p.refuseRollback(d, fmt.Sprintf("the old set no longer answers: %s", strings.Join(report.Problems, "; ")))
 	}
-	if moved {
-		// Nothing to move.
-	} else if err := p.moveTraffic(cctx, svc, d, TrafficOld); err != nil {
+	if err := p.moveTraffic(cctx, svc, d, TrafficOld); err != nil {
 		if _, ok := errors.AsType[*storeError](err); ok {
 			return "", err
 		}

@@ -11,13 +11,19 @@ import (
 // moved away from before it gives up.
 const drainTries = 3
 
-// moveTraffic sends d's clients to target's set and away from the other.
+// moveTraffic sends d's clients to target's set and away from the other;
+// it does nothing when they have settled there already.
 // The intent is recorded before the switch is asked to change anything, and
 // the outcome after, each in one transaction, so a crash anywhere in
 // between leaves a record that says where traffic may be. The next set is
 // only a target once it has passed check-next (or a person chose it with
 // /deploy resolve).
 func (p *Deployer) moveTraffic(ctx context.Context, svc *Service, d *Deployment, target TrafficTarget) error {
+	if d.Traffic.SettledOn(target) {
+		// Already there. A rollback resumed after it moved traffic (and may
+		// have begun deleting the next set) must not move it anywhere else.
+		return nil
+	}
 	to, from := d.Next, d.Old
 	if target == TrafficOld {
 		to, from = d.Old, d.Next
