@@ -252,6 +252,21 @@ func verbNames() []string {
 	return names
 }
 
+// verbsWhere lists, in help order and as a sentence ("deploy, lock and
+// freeze"), the verbs whose spec has what.
+func verbsWhere(what func(verbSpec) bool) string {
+	var names []string
+	for _, s := range verbSpecs {
+		if what(s) {
+			names = append(names, string(s.verb))
+		}
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
 // generalUsage answers when no verb can be told from the text.
 const generalUsage = "/deploy SERVICE [flags] | /deploy COMMAND [args] — /deploy help lists every command"
 
