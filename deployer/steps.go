@@ -137,6 +137,16 @@ func (s *Service) stepTimeout(name StepName) time.Duration {
 	return 0
 }
 
+// LockLimit is how long a deploy of s may hold the lock when nobody acts:
+// every step's timeout, the approval deadline and the rollback window.
+func (s *Service) LockLimit() time.Duration {
+	limit := s.ApprovalTimeout + s.RollbackWindow
+	for _, st := range stepDefs {
+		limit += s.stepTimeout(st.name)
+	}
+	return limit
+}
+
 // deleteNext deletes every server deploy d created: those it recorded and
 // those the cloud tags with it (a crash may have come between the two).
 // It returns a note for the chat when some could not be deleted.

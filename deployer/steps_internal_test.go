@@ -52,6 +52,11 @@ func TestStepTable(t *testing.T) {
 		}
 	}
 
+	svc.ApprovalTimeout, svc.RollbackWindow = 7*time.Minute, 8*time.Minute
+	if got, want := svc.LockLimit(), (1+2+3+4+5+4+6+7+8)*time.Minute; got != want {
+		t.Errorf("LockLimit() = %s, want %s: every step's timeout, the approval deadline and the rollback window", got, want)
+	}
+
 	gone := StepName("gone")
 	if gone.Title() != "gone" || svc.stepTimeout(gone) != 0 || waits(gone) || stepOf(gone).do != nil {
 		t.Errorf("a step the table does not have: title %q, timeout %s, waits %v; want its name, no bound, no wait, no work",
