@@ -89,24 +89,6 @@ func (e *UsageError) Error() string {
 	return b.String()
 }
 
-// verbs returns every verb in help order.
-func verbs() []Verb {
-	return []Verb{
-		VerbDeploy, VerbDiff, VerbStatus, VerbHistory, VerbApprove, VerbAbort,
-		VerbRollback, VerbRetire, VerbLock, VerbUnlock, VerbResolve, VerbFreeze, VerbUnfreeze, VerbRefresh, VerbSchedule, VerbHelp,
-	}
-}
-
-// verbNames returns the verbs as plain strings, for suggestions.
-func verbNames() []string {
-	vs := verbs()
-	names := make([]string, len(vs))
-	for i, v := range vs {
-		names[i] = string(v)
-	}
-	return names
-}
-
 // arity says whether a verb takes a service.
 type arity int
 
@@ -116,129 +98,173 @@ const (
 	requiredService
 )
 
-// verbSpec is what a verb accepts; one table drives parsing, usage and help.
+// verbSpec is what a verb accepts and how help describes it.
 type verbSpec struct {
+	verb     Verb
 	usage    string
 	desc     string
 	service  arity
-	deployID bool
-	topic    bool
+	deployID bool     // takes a #N
+	topic    bool     // takes a help topic
 	flags    []string // flag spellings this verb takes, canonical first
+}
+
+// verbSpecs is the command set, one row per verb in the order help lists
+// them; the parser, usage, help and suggestions all read it. A new verb is
+// a Verb above and a row here (and what it does, in bot.Router); nothing
+// writes the table.
+var verbSpecs = [...]verbSpec{
+	{
+		verb:    VerbDeploy,
+		usage:   "/deploy SERVICE [--image ID] [--auto-approve] [--dry-run] [--allow-large-change] [--allow-same-serial] [--override-freeze] [--reason TEXT]",
+		desc:    "build a new set beside the live one, check it, and move traffic once approved (--override-freeze: admins, during a freeze)",
+		service: requiredService,
+		flags:   []string{"--image", "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial", "--override-freeze", "--reason"},
+	},
+	{
+		verb:     VerbDiff,
+		usage:    "/deploy diff SERVICE [#N]",
+		desc:     "compare the zone the next set serves with the live one",
+		service:  requiredService,
+		deployID: true,
+	},
+	{
+		verb:    VerbStatus,
+		usage:   "/deploy status [SERVICE]",
+		desc:    "show locks and deploys in progress",
+		service: optionalService,
+	},
+	{
+		verb:    VerbHistory,
+		usage:   "/deploy history [SERVICE] [-n N]",
+		desc:    "list recent deploys, newest first (10 unless -n says otherwise, at most 100)",
+		service: optionalService,
+		flags:   []string{"-n", "--limit"},
+	},
+	{
+		verb:     VerbApprove,
+		usage:    "/deploy approve [SERVICE] [#N]",
+		desc:     "approve a deploy waiting at the approval gate",
+		service:  optionalService,
+		deployID: true,
+	},
+	{
+		verb:     VerbAbort,
+		usage:    "/deploy abort [SERVICE] [#N]",
+		desc:     "stop a deploy before traffic moves and remove its new servers",
+		service:  optionalService,
+		deployID: true,
+	},
+	{
+		verb:     VerbRollback,
+		usage:    "/deploy rollback [SERVICE] [#N]",
+		desc:     "move traffic back to the previous set during the rollback window",
+		service:  optionalService,
+		deployID: true,
+	},
+	{
+		verb:     VerbRetire,
+		usage:    "/deploy retire [SERVICE] [#N]",
+		desc:     "end the rollback window now: delete the previous set and release the lock (approvers)",
+		service:  optionalService,
+		deployID: true,
+	},
+	{
+		verb:    VerbLock,
+		usage:   "/deploy lock SERVICE [--reason TEXT]",
+		desc:    "stop anyone from deploying a service",
+		service: requiredService,
+		flags:   []string{"--reason"},
+	},
+	{
+		verb:    VerbUnlock,
+		usage:   "/deploy unlock SERVICE [--force]",
+		desc:    "release a service's lock (--force: one you do not hold)",
+		service: requiredService,
+		flags:   []string{"--force"},
+	},
+	{
+		verb:     VerbResolve,
+		usage:    "/deploy resolve SERVICE [#N] --to old|new",
+		desc:     "end a deploy that needs attention: keep the old or the new set, delete the other and release the lock (admins)",
+		service:  requiredService,
+		deployID: true,
+		flags:    []string{"--to"},
+	},
+	{
+		verb:    VerbFreeze,
+		usage:   "/deploy freeze SERVICE|--all [--for 2h | --until 2026-12-27T08:00Z] --reason TEXT",
+		desc:    "refuse new deploys of a service (or of all) until the time given or /deploy unfreeze; deploys in flight go on (admins)",
+		service: optionalService,
+		flags:   []string{"--all", "--for", "--until", "--reason"},
+	},
+	{
+		verb:    VerbUnfreeze,
+		usage:   "/deploy unfreeze SERVICE|--all",
+		desc:    "end a freeze set with /deploy freeze (admins)",
+		service: optionalService,
+		flags:   []string{"--all"},
+	},
+	{
+		verb:    VerbRefresh,
+		usage:   "/deploy refresh SERVICE",
+		desc:    "bake a fresh golden image of a service now; it is announced, with the command that deploys it, when it is ready",
+		service: requiredService,
+	},
+	{
+		verb:  VerbSchedule,
+		usage: "/deploy schedule",
+		desc:  "show each service's image refresh schedule: the next bake (UTC), the last one and how it went",
+	},
+	{
+		verb:  VerbHelp,
+		usage: "/deploy help [COMMAND]",
+		desc:  "list the commands, or show how to use one",
+		topic: true,
+	},
 }
 
 // specOf describes v; ok is false for a verb that does not exist.
 func specOf(v Verb) (verbSpec, bool) {
-	switch v {
-	case VerbDeploy:
-		return verbSpec{
-			usage:   "/deploy SERVICE [--image ID] [--auto-approve] [--dry-run] [--allow-large-change] [--allow-same-serial] [--override-freeze] [--reason TEXT]",
-			desc:    "build a new set beside the live one, check it, and move traffic once approved (--override-freeze: admins, during a freeze)",
-			service: requiredService,
-			flags:   []string{"--image", "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial", "--override-freeze", "--reason"},
-		}, true
-	case VerbDiff:
-		return verbSpec{
-			usage:    "/deploy diff SERVICE [#N]",
-			desc:     "compare the zone the next set serves with the live one",
-			service:  requiredService,
-			deployID: true,
-		}, true
-	case VerbStatus:
-		return verbSpec{
-			usage:   "/deploy status [SERVICE]",
-			desc:    "show locks and deploys in progress",
-			service: optionalService,
-		}, true
-	case VerbHistory:
-		return verbSpec{
-			usage:   "/deploy history [SERVICE] [-n N]",
-			desc:    "list recent deploys, newest first (10 unless -n says otherwise, at most 100)",
-			service: optionalService,
-			flags:   []string{"-n", "--limit"},
-		}, true
-	case VerbApprove:
-		return verbSpec{
-			usage:    "/deploy approve [SERVICE] [#N]",
-			desc:     "approve a deploy waiting at the approval gate",
-			service:  optionalService,
-			deployID: true,
-		}, true
-	case VerbAbort:
-		return verbSpec{
-			usage:    "/deploy abort [SERVICE] [#N]",
-			desc:     "stop a deploy before traffic moves and remove its new servers",
-			service:  optionalService,
-			deployID: true,
-		}, true
-	case VerbRollback:
-		return verbSpec{
-			usage:    "/deploy rollback [SERVICE] [#N]",
-			desc:     "move traffic back to the previous set during the rollback window",
-			service:  optionalService,
-			deployID: true,
-		}, true
-	case VerbRetire:
-		return verbSpec{
-			usage:    "/deploy retire [SERVICE] [#N]",
-			desc:     "end the rollback window now: delete the previous set and release the lock (approvers)",
-			service:  optionalService,
-			deployID: true,
-		}, true
-	case VerbLock:
-		return verbSpec{
-			usage:   "/deploy lock SERVICE [--reason TEXT]",
-			desc:    "stop anyone from deploying a service",
-			service: requiredService,
-			flags:   []string{"--reason"},
-		}, true
-	case VerbUnlock:
-		return verbSpec{
-			usage:   "/deploy unlock SERVICE [--force]",
-			desc:    "release a service's lock (--force: one you do not hold)",
-			service: requiredService,
-			flags:   []string{"--force"},
-		}, true
-	case VerbResolve:
-		return verbSpec{
-			usage:    "/deploy resolve SERVICE [#N] --to old|new",
-			desc:     "end a deploy that needs attention: keep the old or the new set, delete the other and release the lock (admins)",
-			service:  requiredService,
-			deployID: true,
-			flags:    []string{"--to"},
-		}, true
-	case VerbFreeze:
-		return verbSpec{
-			usage:   "/deploy freeze SERVICE|--all [--for 2h | --until 2026-12-27T08:00Z] --reason TEXT",
-			desc:    "refuse new deploys of a service (or of all) until the time given or /deploy unfreeze; deploys in flight go on (admins)",
-			service: optionalService,
-			flags:   []string{"--all", "--for", "--until", "--reason"},
-		}, true
-	case VerbUnfreeze:
-		return verbSpec{
-			usage:   "/deploy unfreeze SERVICE|--all",
-			desc:    "end a freeze set with /deploy freeze (admins)",
-			service: optionalService,
-			flags:   []string{"--all"},
-		}, true
-	case VerbRefresh:
-		return verbSpec{
-			usage:   "/deploy refresh SERVICE",
-			desc:    "bake a fresh golden image of a service now; it is announced, with the command that deploys it, when it is ready",
-			service: requiredService,
-		}, true
-	case VerbSchedule:
-		return verbSpec{
-			usage: "/deploy schedule",
-			desc:  "show each service's image refresh schedule: the next bake (UTC), the last one and how it went",
-		}, true
-	case VerbHelp:
-		return verbSpec{
-			usage: "/deploy help [COMMAND]",
-			desc:  "list the commands, or show how to use one",
-			topic: true,
-		}, true
+	for _, s := range verbSpecs {
+		if s.verb == v {
+			return s, true
+		}
 	}
 	return verbSpec{}, false
+}
+
+// verbs returns every verb in help order.
+func verbs() []Verb {
+	out := make([]Verb, len(verbSpecs))
+	for i, s := range verbSpecs {
+		out[i] = s.verb
+	}
+	return out
+}
+
+// verbNames returns the verbs as plain strings, for suggestions.
+func verbNames() []string {
+	names := make([]string, len(verbSpecs))
+	for i, s := range verbSpecs {
+		names[i] = string(s.verb)
+	}
+	return names
+}
+
+// verbsWhere lists, in help order and as a sentence ("deploy, lock and
+// freeze"), the verbs whose spec has what.
+func verbsWhere(what func(verbSpec) bool) string {
+	var names []string
+	for _, s := range verbSpecs {
+		if what(s) {
+			names = append(names, string(s.verb))
+		}
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // generalUsage answers when no verb can be told from the text.
@@ -255,8 +281,7 @@ func Usage(v Verb) string {
 // Help returns what `/deploy help` prints: one line per verb with what it is for.
 func Help() string {
 	var b strings.Builder
-	for i, v := range verbs() {
-		s, _ := specOf(v)
+	for i, s := range verbSpecs {
 		if i > 0 {
 			b.WriteByte('\n')
 		}

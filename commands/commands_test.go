@@ -546,3 +546,70 @@ func checkInvariants(t *testing.T, text string, c Command) {
 		}
 	}
 }
+
+// TestVerbTable checks that every verb of the table parses, has its usage
+// and a line in help, and is suggested for a near miss.
+func TestVerbTable(t *testing.T) {
+	// What a verb needs beyond a service and a deploy number to parse.
+	needs := map[Verb]string{VerbResolve: " --to old", VerbFreeze: " --reason maintenance"}
+	help := strings.Split(Help(), "\n")
+	if len(help) != len(verbSpecs) {
+		t.Fatalf("Help() has %d lines for %d verbs:\n%s", len(help), len(verbSpecs), Help())
+	}
+	seen := map[Verb]bool{}
+	for i, s := range verbSpecs {
+		if seen[s.verb] {
+			t.Errorf("verb %s is in the table twice", s.verb)
+		}
+		seen[s.verb] = true
+		if s.usage == "" || s.desc == "" || Usage(s.verb) != s.usage {
+			t.Errorf("verb %s: usage %q, desc %q, Usage() %q", s.verb, s.usage, s.desc, Usage(s.verb))
+		}
+		if want := s.usage + " — " + s.desc; help[i] != want {
+			t.Errorf("Help() line %d = %q, want %q", i, help[i], want)
+		}
+		text := "/deploy " + string(s.verb)
+		want := Command{Verb: s.verb}
+		if s.service != noService {
+			text += " ns"
+			want.Service = "ns"
+		}
+		if s.deployID {
+			text += " #3"
+			want.DeployID = 3
+		}
+		text += needs[s.verb]
+		got, err := Parse(text, testServices())
+		if err != nil {
+			t.Errorf("Parse(%q): %v", text, err)
+			continue
+		}
+		if got.Verb != want.Verb || got.Service != want.Service || got.DeployID != want.DeployID {
+			t.Errorf("Parse(%q) = %+v, want verb %s, service %q, #%d", text, got, want.Verb, want.Service, want.DeployID)
+		}
+		for _, f := range s.flags {
+			if _, ok := flagOf(f); !ok {
+				t.Errorf("verb %s takes %s, which the parser does not know", s.verb, f)
+			}
+		}
+		for _, text := range []string{"/deploy help " + string(s.verb), "/deploy " + string(s.verb) + " --help"} {
+			if s.verb == VerbHelp && strings.HasSuffix(text, "--help") {
+				continue // help --help is the general help
+			}
+			if got, err := Parse(text, testServices()); err != nil || got != (Command{Verb: VerbHelp, Topic: string(s.verb)}) {
+				t.Errorf("Parse(%q) = %+v, %v; want help on %s", text, got, err, s.verb)
+			}
+		}
+		miss := "/deploy " + string(s.verb[:len(s.verb)-1])
+		_, err = Parse(miss, testServices())
+		if ue, ok := errors.AsType[*UsageError](err); !ok || ue.Suggestion != string(s.verb) {
+			t.Errorf("Parse(%q) = %v; want a suggestion of %s", miss, err, s.verb)
+		}
+	}
+	for _, v := range []Verb{VerbDeploy, VerbDiff, VerbStatus, VerbHistory, VerbApprove, VerbAbort, VerbRollback, VerbRetire,
+		VerbLock, VerbUnlock, VerbResolve, VerbFreeze, VerbUnfreeze, VerbRefresh, VerbSchedule, VerbHelp} {
+		if !seen[v] {
+			t.Errorf("verb %s is not in the table", v)
+		}
+	}
+}

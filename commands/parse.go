@@ -208,7 +208,7 @@ func (p *parser) service(w string) (string, error) {
 // deployID takes a "#N" word.
 func (p *parser) deployID(w string) error {
 	if !p.spec.deployID {
-		return p.fail("", "deploy numbers like %s only go with diff, approve, abort, rollback, retire and resolve", quote(w))
+		return p.fail("", "deploy numbers like %s only go with %s", quote(w), verbsWhere(func(s verbSpec) bool { return s.deployID }))
 	}
 	digits := w[1:]
 	if !isDigits(digits) {
@@ -247,7 +247,7 @@ func (p *parser) flag(w string, start int) (help bool, err error) {
 		return false, p.fail(suggestFlag(name, p.spec.flags), "%s has no flag %s", p.cmd.Verb, quote(rawName))
 	}
 	if !slices.Contains(p.spec.flags, name) {
-		return false, p.fail("", "%s is only for %s", name, f.verbs)
+		return false, p.fail("", "%s is only for %s", name, verbsWhere(func(s verbSpec) bool { return slices.Contains(s.flags, f.name) }))
 	}
 	if f.boolean {
 		if hasValue {
@@ -452,34 +452,21 @@ func spaceOrEnd(s string, i int) bool {
 	return unicode.IsSpace(r)
 }
 
-// flagSpec describes one flag.
+// flagSpec describes one flag; the verbs that take it list it in verbSpecs.
 type flagSpec struct {
 	name    string // canonical spelling
 	boolean bool
-	verbs   string // who takes it, for "only for" errors
 }
 
 // flagOf looks up a flag by its normalized spelling; --limit is -n.
 func flagOf(name string) (flagSpec, bool) {
 	switch name {
-	case "--image":
-		return flagSpec{name: name, verbs: "deploy"}, true
-	case "--to":
-		return flagSpec{name: name, verbs: "resolve"}, true
-	case "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial":
-		return flagSpec{name: name, boolean: true, verbs: "deploy"}, true
-	case "--reason":
-		return flagSpec{name: name, verbs: "deploy, lock and freeze"}, true
-	case "--override-freeze":
-		return flagSpec{name: name, boolean: true, verbs: "deploy"}, true
-	case "--all":
-		return flagSpec{name: name, boolean: true, verbs: "freeze and unfreeze"}, true
-	case "--for", "--until":
-		return flagSpec{name: name, verbs: "freeze"}, true
-	case "--force":
-		return flagSpec{name: name, boolean: true, verbs: "unlock"}, true
+	case "--image", "--to", "--reason", "--for", "--until":
+		return flagSpec{name: name}, true
+	case "--auto-approve", "--dry-run", "--allow-large-change", "--allow-same-serial", "--override-freeze", "--all", "--force":
+		return flagSpec{name: name, boolean: true}, true
 	case "-n", "--limit":
-		return flagSpec{name: "-n", verbs: "history"}, true
+		return flagSpec{name: "-n"}, true
 	}
 	return flagSpec{}, false
 }

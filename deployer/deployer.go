@@ -11,59 +11,6 @@ import (
 	"time"
 )
 
-// StepName names one step of the pipeline.
-type StepName string
-
-// The pipeline's steps, in the order they run.
-const (
-	StepLock           StepName = "lock"
-	StepPlan           StepName = "plan"
-	StepCreate         StepName = "create"
-	StepWaitRunning    StepName = "wait-running"
-	StepProvision      StepName = "provision"
-	StepCheckNext      StepName = "check-next"
-	StepApproval       StepName = "approval"
-	StepSwitch         StepName = "switch"
-	StepCheckLive      StepName = "check-live"
-	StepRollbackWindow StepName = "rollback-window"
-	StepRetire         StepName = "retire"
-)
-
-// Steps returns the pipeline's steps in order.
-func Steps() []StepName {
-	return []StepName{StepLock, StepPlan, StepCreate, StepWaitRunning, StepProvision,
-		StepCheckNext, StepApproval, StepSwitch, StepCheckLive, StepRollbackWindow, StepRetire}
-}
-
-// Title is the step's name as a person reads it in a checklist.
-func (s StepName) Title() string {
-	switch s {
-	case StepLock:
-		return "Take the deploy lock"
-	case StepPlan:
-		return "Plan"
-	case StepCreate:
-		return "Create the next set"
-	case StepWaitRunning:
-		return "Wait until running"
-	case StepProvision:
-		return "Provision"
-	case StepCheckNext:
-		return "Check the next set answers"
-	case StepApproval:
-		return "Approval"
-	case StepSwitch:
-		return "Switch traffic"
-	case StepCheckLive:
-		return "Check through the load balancer"
-	case StepRollbackWindow:
-		return "Rollback window"
-	case StepRetire:
-		return "Retire the old set"
-	}
-	return string(s)
-}
-
 // StepStatus is where a step stands.
 type StepStatus string
 

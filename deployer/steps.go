@@ -13,50 +13,138 @@ import (
 	"time"
 )
 
-type stepFunc func(ctx context.Context, svc *Service, d *Deployment, r *run) (detail string, err error)
+// StepName names one step of the pipeline. The names are persisted with
+// every deployment, so a step is never renamed.
+type StepName string
 
-func (p *Deployer) stepFunc(name StepName) stepFunc {
-	switch name {
-	case StepPlan:
-		return p.plan
-	case StepCreate:
-		return p.create
-	case StepWaitRunning:
-		return p.waitRunning
-	case StepProvision:
-		return p.provision
-	case StepCheckNext:
-		return p.checkNext
-	case StepApproval:
-		return p.approvalGate
-	case StepSwitch:
-		return p.switchTraffic
-	case StepCheckLive:
-		return p.checkLive
-	case StepRollbackWindow:
-		return p.rollbackWindow
-	case StepRetire:
-		return p.retire
-	}
-	return func(context.Context, *Service, *Deployment, *run) (string, error) { return "", nil } // lock: taken by Deploy
+// The pipeline's steps, in the order they run.
+const (
+	StepLock           StepName = "lock"
+	StepPlan           StepName = "plan"
+	StepCreate         StepName = "create"
+	StepWaitRunning    StepName = "wait-running"
+	StepProvision      StepName = "provision"
+	StepCheckNext      StepName = "check-next"
+	StepApproval       StepName = "approval"
+	StepSwitch         StepName = "switch"
+	StepCheckLive      StepName = "check-live"
+	StepRollbackWindow StepName = "rollback-window"
+	StepRetire         StepName = "retire"
+)
+
+// stepDef is what the pipeline, the chat and the metrics know of a step.
+type stepDef struct {
+	name  StepName
+	title string // as a person reads it in a checklist
+	// timeout bounds one run of the step, from the service's config; nil
+	// for the lock and the plan, which have none, and for the steps with
+	// deadlines of their own (the approval gate, the rollback window).
+	timeout func(Timeouts) time.Duration
+	// do is the step's work; nil for the lock, which Deploy takes.
+	do func(p *Deployer, ctx context.Context, svc *Service, d *Deployment, r *run) (detail string, err error)
+	// waits says the step waits for people rather than working, so
+	// restarts while it waits do not count as attempts.
+	waits bool
 }
 
-func (s *Service) stepTimeout(name StepName) time.Duration {
-	switch name {
-	case StepCreate:
-		return s.Timeouts.Create
-	case StepWaitRunning:
-		return s.Timeouts.WaitRunning
-	case StepProvision:
-		return s.Timeouts.Provision
-	case StepCheckNext, StepCheckLive:
-		return s.Timeouts.Check
-	case StepSwitch:
-		return s.Timeouts.Switch
-	case StepRetire:
-		return s.Timeouts.Retire
+// stepDefs is the pipeline, one row per step in the order they run. A new
+// step is a StepName above and a row here; nothing writes the table.
+var stepDefs = [...]stepDef{
+	{name: StepLock, title: "Take the deploy lock"},
+	{name: StepPlan, title: "Plan", do: (*Deployer).plan},
+	{
+		name:    StepCreate,
+		title:   "Create the next set",
+		timeout: func(t Timeouts) time.Duration { return t.Create },
+		do:      (*Deployer).create,
+	},
+	{
+		name:    StepWaitRunning,
+		title:   "Wait until running",
+		timeout: func(t Timeouts) time.Duration { return t.WaitRunning },
+		do:      (*Deployer).waitRunning,
+	},
+	{
+		name:    StepProvision,
+		title:   "Provision",
+		timeout: func(t Timeouts) time.Duration { return t.Provision },
+		do:      (*Deployer).provision,
+	},
+	{
+		name:    StepCheckNext,
+		title:   "Check the next set answers",
+		timeout: func(t Timeouts) time.Duration { return t.Check },
+		do:      (*Deployer).checkNext,
+	},
+	{name: StepApproval, title: "Approval", do: (*Deployer).approvalGate, waits: true},
+	{
+		name:    StepSwitch,
+		title:   "Switch traffic",
+		timeout: func(t Timeouts) time.Duration { return t.Switch },
+		do:      (*Deployer).switchTraffic,
+	},
+	{
+		name:    StepCheckLive,
+		title:   "Check through the load balancer",
+		timeout: func(t Timeouts) time.Duration { return t.Check },
+		do:      (*Deployer).checkLive,
+	},
+	{name: StepRollbackWindow, title: "Rollback window", do: (*Deployer).rollbackWindow, waits: true},
+	{
+		name:    StepRetire,
+		title:   "Retire the old set",
+		timeout: func(t Timeouts) time.Duration { return t.Retire },
+		do:      (*Deployer).retire,
+	},
+}
+
+// stepOf returns the row of step name, or a row with only the name for a
+// step the table does not have.
+func stepOf(name StepName) stepDef {
+	for _, s := range stepDefs {
+		if s.name == name {
+			return s
+		}
 	}
-	return 0 // the gate and the window have their own deadlines
+	return stepDef{name: name}
+}
+
+// Steps returns the pipeline's steps in order.
+func Steps() []StepName {
+	out := make([]StepName, len(stepDefs))
+	for i, s := range stepDefs {
+		out[i] = s.name
+	}
+	return out
+}
+
+// Title is the step's name as a person reads it in a checklist.
+func (s StepName) Title() string {
+	if t := stepOf(s).title; t != "" {
+		return t
+	}
+	return string(s)
+}
+
+// waits reports whether a step waits for people rather than working.
+func waits(name StepName) bool { return stepOf(name).waits }
+
+// stepTimeout bounds one run of step name; 0 is no bound.
+func (s *Service) stepTimeout(name StepName) time.Duration {
+	if t := stepOf(name).timeout; t != nil {
+		return t(s.Timeouts)
+	}
+	return 0
+}
+
+// LockLimit is how long a deploy of s may hold the lock when nobody acts:
+// every step's timeout, the approval deadline and the rollback window.
+func (s *Service) LockLimit() time.Duration {
+	limit := s.ApprovalTimeout + s.RollbackWindow
+	for _, st := range stepDefs {
+		limit += s.stepTimeout(st.name)
+	}
+	return limit
 }
 
 // deleteNext deletes every server deploy d created: those it recorded and

@@ -372,9 +372,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.Metrics.ServiceNames(m.Deployer.Services())
 	for _, svc := range services {
-		t := svc.Timeouts
-		m.Metrics.LockLimit(svc.Name, svc.ApprovalTimeout+svc.RollbackWindow+
-			t.Create+t.WaitRunning+t.Provision+2*t.Check+t.Switch+t.Retire)
+		m.Metrics.LockLimit(svc.Name, svc.LockLimit())
 	}
 	m.Metrics.WatchServices(m.Deployer)
 	m.Notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
