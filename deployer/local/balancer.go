@@ -59,6 +59,9 @@ type BalancerOptions struct {
 	// carry queries, each answer matched to its query by a rewritten ID.
 	// Default 2.
 	UDPSockets int
+	// Network is "udp" or "tcp" for a balancer that takes that protocol
+	// alone, on addr; default both, on one port.
+	Network string
 }
 
 // Balancer is the local load balancer, a deployer.Switch: a UDP and TCP
@@ -114,7 +117,8 @@ type flight struct {
 }
 
 // NewBalancer listens on addr, UDP and TCP on the same port ("127.0.0.1:0"
-// picks a free one). Until Accept, it answers SERVFAIL.
+// picks a free one), or only the protocol opts.Network names. Until Accept,
+// it answers SERVFAIL.
 func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -131,12 +135,12 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 	if opts.UDPSockets <= 0 {
 		opts.UDPSockets = DefaultUDPSockets
 	}
-	u, l, err := listenPair(addr)
+	u, l, err := listen(addr, opts.Network)
 	if err != nil {
 		return nil, err
 	}
 	b := &Balancer{
-		log:        opts.Logger.With("balancer", u.LocalAddr().String()),
+		log:        opts.Logger.With("balancer", boundAddr(u, l)),
 		timeout:    opts.QueryTimeout,
 		idle:       opts.IdleTimeout,
 		maxClients: opts.MaxTCPClients,
@@ -150,16 +154,21 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 		landed:     make(chan struct{}),
 		inflight:   make(chan struct{}, maxUDPInFlight),
 	}
-	b.wg.Add(1 + udpReaders)
-	for range udpReaders {
-		go b.serveUDP()
+	if u != nil {
+		b.wg.Add(udpReaders)
+		for range udpReaders {
+			go b.serveUDP()
+		}
 	}
-	go b.serveTCP()
+	if l != nil {
+		b.wg.Add(1)
+		go b.serveTCP()
+	}
 	return b, nil
 }
 
 // Addr is the address the balancer answers on, host:port.
-func (b *Balancer) Addr() string { return b.udp.LocalAddr().String() }
+func (b *Balancer) Addr() string { return boundAddr(b.udp, b.tcp) }
 
 // Endpoints are the addresses clients use.
 func (b *Balancer) Endpoints() []string { return []string{b.Addr()} }
@@ -324,8 +333,12 @@ func (b *Balancer) Close() error {
 	pools := slices.Collect(maps.Values(b.pools))
 	clear(b.pools)
 	b.mu.Unlock()
-	b.udp.Close()
-	b.tcp.Close()
+	if b.udp != nil {
+		b.udp.Close()
+	}
+	if b.tcp != nil {
+		b.tcp.Close()
+	}
 	for _, c := range conns {
 		c.Close()
 	}

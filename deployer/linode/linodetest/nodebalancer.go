@@ -1,10 +1,7 @@
 package linodetest
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -12,21 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/miekg/dns"
 )
-
-// FrontendPort is the NodeBalancer port a frontend stands in for: the
-// frontend forwards UDP to the NodeBalancer's "udp" config on this port and
-// TCP to its "tcp" config on this port.
-const FrontendPort = 53
-
-// frontendTimeout bounds a UDP query relayed to a node, and dialling a node
-// over TCP.
-const frontendTimeout = 2 * time.Second
-
-// maxFrontendUDP bounds the UDP queries one frontend relays at once.
-const maxFrontendUDP = 512
 
 // NodeBalancer is the fake's record of one NodeBalancer.
 type NodeBalancer struct {
@@ -75,13 +58,6 @@ type NodeBalancerNode struct {
 	Status         string // what the API says: "Unknown" until health checks run
 }
 
-// Forwarded counts what a frontend sent to one node address: UDP queries and
-// TCP connections.
-type Forwarded struct {
-	UDP uint64
-	TCP uint64
-}
-
 // nodeBalancers is the fake's NodeBalancer state. It has its own lock, never
 // held together with Server.mu.
 type nodeBalancers struct {
@@ -98,14 +74,12 @@ type nodeBalancers struct {
 
 type nodeBalancer struct {
 	NodeBalancer
-	configs   []*nbConfig // oldest first
-	forwarded map[string]*Forwarded
+	configs []*nbConfig // oldest first
 }
 
 type nbConfig struct {
 	NodeBalancerConfig
 	nodes []*NodeBalancerNode // oldest first
-	next  uint64              // round-robin position
 }
 
 // AddNodeBalancer adds a NodeBalancer as if it had been created in the
@@ -115,6 +89,16 @@ type nbConfig struct {
 // must not call it.
 func (s *Server) AddNodeBalancer(nb NodeBalancer) NodeBalancer {
 	s.nbs.routes.Do(s.routeNodeBalancers)
+	nb, f := s.addNodeBalancer(nb)
+	if f != nil {
+		f.sync() // added again: it has no configs now
+	}
+	return nb
+}
+
+// addNodeBalancer records nb and returns it with its frontend, if it was
+// added before and has one.
+func (s *Server) addNodeBalancer(nb NodeBalancer) (NodeBalancer, *frontend) {
 	now := s.clock.Now()
 	n := &s.nbs
 	n.mu.Lock()
@@ -156,8 +140,8 @@ func (s *Server) AddNodeBalancer(nb NodeBalancer) NodeBalancer {
 	if _, dup := n.byID[nb.ID]; !dup {
 		n.order = append(n.order, nb.ID)
 	}
-	n.byID[nb.ID] = &nodeBalancer{NodeBalancer: nb, forwarded: map[string]*Forwarded{}}
-	return nb
+	n.byID[nb.ID] = &nodeBalancer{NodeBalancer: nb}
+	return nb, n.frontends[nb.ID]
 }
 
 func dashed(ip string) string {
@@ -201,347 +185,6 @@ func (s *Server) NodeBalancerNodes(id int) []NodeBalancerNode {
 		}
 	}
 	return out
-}
-
-// NodeBalancerForwarded returns, per node address, what the NodeBalancer's
-// frontend has sent there so far.
-func (s *Server) NodeBalancerForwarded(id int) map[string]Forwarded {
-	s.nbs.mu.Lock()
-	defer s.nbs.mu.Unlock()
-	out := map[string]Forwarded{}
-	if nb := s.nbs.byID[id]; nb != nil {
-		for addr, f := range nb.forwarded {
-			out[addr] = *f
-		}
-	}
-	return out
-}
-
-// NodeBalancerFrontend makes the NodeBalancer really forward DNS: it starts
-// a UDP and TCP proxy on 127.0.0.1 (a free port, the same for both) that
-// stands in for the NodeBalancer's port FrontendPort and returns its
-// address. Each UDP query and each TCP connection goes to the next node in
-// "accept" mode of the matching config, round robin, picked when it
-// arrives, so a node set to "drain" (or "reject", or "backup") gets no new
-// queries while TCP connections already on it carry on. Like a load
-// balancer's soft reload, a connection also carries on when its node is
-// deleted. With no node to send to, a query is answered SERVFAIL, so a test
-// counts it as failed at once instead of waiting for a timeout.
-//
-// A second call returns the same address. The frontend stops when the
-// Server is closed. It panics when the NodeBalancer does not exist or no
-// port is free: both are mistakes in the test.
-func (s *Server) NodeBalancerFrontend(id int) string {
-	n := &s.nbs
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.byID[id] == nil {
-		panic(fmt.Sprintf("linodetest: no NodeBalancer %d; add it with AddNodeBalancer first", id))
-	}
-	if n.closed {
-		panic("linodetest: NodeBalancerFrontend on a closed Server")
-	}
-	if f := n.frontends[id]; f != nil {
-		return f.addr
-	}
-	f, err := startFrontend(s, id)
-	if err != nil {
-		panic("linodetest: start the NodeBalancer frontend: " + err.Error())
-	}
-	n.frontends[id] = f
-	return f.addr
-}
-
-// closeFrontends stops every frontend. Server.Close calls it.
-func (s *Server) closeFrontends() {
-	n := &s.nbs
-	n.mu.Lock()
-	n.closed = true
-	fs := make([]*frontend, 0, len(n.frontends))
-	for _, f := range n.frontends {
-		fs = append(fs, f)
-	}
-	n.mu.Unlock()
-	for _, f := range fs {
-		f.close()
-	}
-}
-
-// pick chooses the node address for one UDP query or TCP connection and
-// counts it; ok is false when the config has no node in accept mode.
-func (s *Server) pick(id int, protocol string) (addr string, ok bool) {
-	n := &s.nbs
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	nb := n.byID[id]
-	if nb == nil {
-		return "", false
-	}
-	for _, c := range nb.configs {
-		if c.Port != FrontendPort || c.Protocol != protocol {
-			continue
-		}
-		var accept []*NodeBalancerNode
-		for _, node := range c.nodes {
-			if node.Mode == "accept" {
-				accept = append(accept, node)
-			}
-		}
-		if len(accept) == 0 {
-			return "", false
-		}
-		node := accept[c.next%uint64(len(accept))]
-		c.next++
-		f := nb.forwarded[node.Address]
-		if f == nil {
-			f = &Forwarded{}
-			nb.forwarded[node.Address] = f
-		}
-		if protocol == "udp" {
-			f.UDP++
-		} else {
-			f.TCP++
-		}
-		return node.Address, true
-	}
-	return "", false
-}
-
-// reach is where the frontend sends traffic for a node address: the
-// private network is the instance's own (loopback) address in the fake.
-func (s *Server) reach(node string) string {
-	host, port, err := net.SplitHostPort(node)
-	if err != nil {
-		return node
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if in := s.privateOwner(host); in != nil {
-		return net.JoinHostPort(in.IPv4, port)
-	}
-	return node
-}
-
-// frontend is a NodeBalancer's forwarding data plane.
-type frontend struct {
-	s    *Server
-	id   int
-	addr string
-	udp  *net.UDPConn
-	tcp  net.Listener
-	sem  chan struct{}
-	wg   sync.WaitGroup
-
-	mu     sync.Mutex
-	conns  map[io.Closer]struct{} // closed by close: client and node connections, relay sockets
-	closed bool
-}
-
-func startFrontend(s *Server, id int) (*frontend, error) {
-	var lastErr error
-	for range 8 {
-		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return nil, err
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			u.Close()
-			lastErr = err
-			continue
-		}
-		f := &frontend{s: s, id: id, addr: u.LocalAddr().String(), udp: u, tcp: l,
-			sem: make(chan struct{}, maxFrontendUDP), conns: map[io.Closer]struct{}{}}
-		f.wg.Add(2)
-		go f.serveUDP()
-		go f.serveTCP()
-		return f, nil
-	}
-	return nil, fmt.Errorf("no port free for both UDP and TCP: %w", lastErr)
-}
-
-func (f *frontend) close() {
-	f.mu.Lock()
-	f.closed = true
-	conns := make([]io.Closer, 0, len(f.conns))
-	for c := range f.conns {
-		conns = append(conns, c)
-	}
-	f.mu.Unlock()
-	f.udp.Close()
-	f.tcp.Close()
-	for _, c := range conns {
-		c.Close()
-	}
-	f.wg.Wait()
-}
-
-// track makes close close c; it closes c at once and returns false when the
-// frontend is closed already.
-func (f *frontend) track(c io.Closer) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		c.Close()
-		return false
-	}
-	f.conns[c] = struct{}{}
-	return true
-}
-
-func (f *frontend) untrack(c io.Closer) {
-	c.Close()
-	f.mu.Lock()
-	delete(f.conns, c)
-	f.mu.Unlock()
-}
-
-func (f *frontend) serveUDP() {
-	defer f.wg.Done()
-	buf := make([]byte, dns.MaxMsgSize)
-	for {
-		n, client, err := f.udp.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		query := slices.Clone(buf[:n])
-		f.sem <- struct{}{}
-		f.wg.Go(func() {
-			defer func() { <-f.sem }()
-			if reply := f.exchangeUDP(query); reply != nil {
-				f.udp.WriteToUDPAddrPort(reply, client)
-			}
-		})
-	}
-}
-
-// exchangeUDP relays query to the next accepting node and returns its
-// reply, or SERVFAIL; nil for a packet that is not a DNS query.
-func (f *frontend) exchangeUDP(query []byte) []byte {
-	addr, ok := f.s.pick(f.id, "udp")
-	if !ok {
-		return servfail(query)
-	}
-	reply, err := f.relayUDP(f.s.reach(addr), query)
-	if err != nil {
-		return servfail(query)
-	}
-	return reply
-}
-
-func (f *frontend) relayUDP(addr string, query []byte) ([]byte, error) {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ap))
-	if err != nil {
-		return nil, err
-	}
-	if !f.track(conn) {
-		return nil, net.ErrClosed
-	}
-	defer f.untrack(conn)
-	if err := conn.SetDeadline(time.Now().Add(frontendTimeout)); err != nil {
-		return nil, err
-	}
-	if _, err := conn.Write(query); err != nil {
-		return nil, err
-	}
-	buf := make([]byte, dns.MaxMsgSize)
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			return nil, err
-		}
-		if n >= 2 && len(query) >= 2 && buf[0] == query[0] && buf[1] == query[1] {
-			return slices.Clone(buf[:n]), nil
-		}
-	}
-}
-
-func (f *frontend) serveTCP() {
-	defer f.wg.Done()
-	for {
-		c, err := f.tcp.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		if !f.track(c) {
-			continue
-		}
-		f.wg.Go(func() {
-			defer f.untrack(c)
-			f.proxyTCP(c)
-		})
-	}
-}
-
-// proxyTCP joins client to the next accepting node until either side closes.
-func (f *frontend) proxyTCP(client net.Conn) {
-	addr, ok := f.s.pick(f.id, "tcp")
-	if !ok {
-		servfailTCP(client)
-		return
-	}
-	node, err := net.DialTimeout("tcp", f.s.reach(addr), frontendTimeout)
-	if err != nil {
-		servfailTCP(client)
-		return
-	}
-	if !f.track(node) {
-		return
-	}
-	defer f.untrack(node)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		io.Copy(node, client)
-		node.Close()
-		client.Close()
-	}()
-	io.Copy(client, node)
-	node.Close()
-	client.Close()
-	<-done
-}
-
-// servfail is a SERVFAIL reply to query, or nil when query is not a query.
-func servfail(query []byte) []byte {
-	q := new(dns.Msg)
-	if err := q.Unpack(query); err != nil || q.Response || len(q.Question) == 0 {
-		return nil
-	}
-	out, err := new(dns.Msg).SetRcode(q, dns.RcodeServerFailure).Pack()
-	if err != nil {
-		return nil
-	}
-	return out
-}
-
-// servfailTCP answers SERVFAIL to the queries on c until the client closes
-// it or stays quiet for frontendTimeout.
-func servfailTCP(c net.Conn) {
-	dc := &dns.Conn{Conn: c}
-	for {
-		if err := c.SetReadDeadline(time.Now().Add(frontendTimeout)); err != nil {
-			return
-		}
-		q, err := dc.ReadMsg()
-		if err != nil || q.Response || len(q.Question) == 0 {
-			return
-		}
-		if err := dc.WriteMsg(new(dns.Msg).SetRcode(q, dns.RcodeServerFailure)); err != nil {
-			return
-		}
-	}
 }
 
 // The API.
@@ -844,21 +487,21 @@ func (s *Server) createNBConfig(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	s.nbs.mu.Lock()
-	defer s.nbs.mu.Unlock()
-	nb := s.nbFor(w, r)
-	if nb == nil {
-		return
-	}
-	c := &nbConfig{NodeBalancerConfig: NodeBalancerConfig{NodeBalancerID: nb.ID}}
-	if errs := nb.apply(c, req, true); len(errs) > 0 {
-		WriteErrors(w, http.StatusBadRequest, errs...)
-		return
-	}
-	s.nbs.nextCfg++
-	c.ID = s.nbs.nextCfg
-	nb.configs = append(nb.configs, c)
-	WriteJSON(w, http.StatusOK, c.json())
+	s.change(w, func() (int, any) {
+		nb := s.nbFor(w, r)
+		if nb == nil {
+			return 0, nil
+		}
+		c := &nbConfig{NodeBalancerConfig: NodeBalancerConfig{NodeBalancerID: nb.ID}}
+		if errs := nb.apply(c, req, true); len(errs) > 0 {
+			WriteErrors(w, http.StatusBadRequest, errs...)
+			return 0, nil
+		}
+		s.nbs.nextCfg++
+		c.ID = s.nbs.nextCfg
+		nb.configs = append(nb.configs, c)
+		return nb.ID, c.json()
+	})
 }
 
 func (s *Server) updateNBConfig(w http.ResponseWriter, r *http.Request) {
@@ -866,33 +509,33 @@ func (s *Server) updateNBConfig(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	s.nbs.mu.Lock()
-	defer s.nbs.mu.Unlock()
-	nb, c := s.configFor(w, r)
-	if c == nil {
-		return
-	}
-	next := &nbConfig{NodeBalancerConfig: c.NodeBalancerConfig, nodes: c.nodes}
-	if errs := nb.apply(next, req, false); len(errs) > 0 {
-		WriteErrors(w, http.StatusBadRequest, errs...)
-		return
-	}
-	c.NodeBalancerConfig = next.NodeBalancerConfig
-	for _, n := range c.nodes {
-		n.Protocol = c.Protocol
-	}
-	WriteJSON(w, http.StatusOK, c.json())
+	s.change(w, func() (int, any) {
+		nb, c := s.configFor(w, r)
+		if c == nil {
+			return 0, nil
+		}
+		next := &nbConfig{NodeBalancerConfig: c.NodeBalancerConfig, nodes: c.nodes}
+		if errs := nb.apply(next, req, false); len(errs) > 0 {
+			WriteErrors(w, http.StatusBadRequest, errs...)
+			return 0, nil
+		}
+		c.NodeBalancerConfig = next.NodeBalancerConfig
+		for _, n := range c.nodes {
+			n.Protocol = c.Protocol
+		}
+		return nb.ID, c.json()
+	})
 }
 
 func (s *Server) deleteNBConfig(w http.ResponseWriter, r *http.Request) {
-	s.nbs.mu.Lock()
-	defer s.nbs.mu.Unlock()
-	nb, c := s.configFor(w, r)
-	if c == nil {
-		return
-	}
-	nb.configs = slices.DeleteFunc(nb.configs, func(x *nbConfig) bool { return x == c })
-	WriteJSON(w, http.StatusOK, map[string]any{})
+	s.change(w, func() (int, any) {
+		nb, c := s.configFor(w, r)
+		if c == nil {
+			return 0, nil
+		}
+		nb.configs = slices.DeleteFunc(nb.configs, func(x *nbConfig) bool { return x == c })
+		return nb.ID, map[string]any{}
+	})
 }
 
 func (s *Server) listNBNodes(w http.ResponseWriter, r *http.Request) {
@@ -995,22 +638,22 @@ func (s *Server) createNBNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	owner := s.ownerOf(req.Address)
-	s.nbs.mu.Lock()
-	defer s.nbs.mu.Unlock()
-	nb, c := s.configFor(w, r)
-	if c == nil {
-		return
-	}
-	n := &NodeBalancerNode{NodeBalancerID: nb.ID, ConfigID: c.ID, Protocol: c.Protocol,
-		Weight: 100, Mode: "accept", Status: "Unknown"}
-	if errs := applyNode(nb, c, n, req, owner, true); len(errs) > 0 {
-		WriteErrors(w, http.StatusBadRequest, errs...)
-		return
-	}
-	s.nbs.nextNode++
-	n.ID = s.nbs.nextNode
-	c.nodes = append(c.nodes, n)
-	WriteJSON(w, http.StatusOK, nodeJSON(n))
+	s.change(w, func() (int, any) {
+		nb, c := s.configFor(w, r)
+		if c == nil {
+			return 0, nil
+		}
+		n := &NodeBalancerNode{NodeBalancerID: nb.ID, ConfigID: c.ID, Protocol: c.Protocol,
+			Weight: 100, Mode: "accept", Status: "Unknown"}
+		if errs := applyNode(nb, c, n, req, owner, true); len(errs) > 0 {
+			WriteErrors(w, http.StatusBadRequest, errs...)
+			return 0, nil
+		}
+		s.nbs.nextNode++
+		n.ID = s.nbs.nextNode
+		c.nodes = append(c.nodes, n)
+		return nb.ID, nodeJSON(n)
+	})
 }
 
 func (s *Server) updateNBNode(w http.ResponseWriter, r *http.Request) {
@@ -1019,32 +662,51 @@ func (s *Server) updateNBNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	owner := s.ownerOf(req.Address)
-	s.nbs.mu.Lock()
-	defer s.nbs.mu.Unlock()
-	nb, _ := s.configFor(w, r)
-	if nb == nil {
-		return
-	}
-	c, n := s.nodeFor(w, r)
-	if n == nil {
-		return
-	}
-	next := *n
-	if errs := applyNode(nb, c, &next, req, owner, false); len(errs) > 0 {
-		WriteErrors(w, http.StatusBadRequest, errs...)
-		return
-	}
-	*n = next
-	WriteJSON(w, http.StatusOK, nodeJSON(n))
+	s.change(w, func() (int, any) {
+		nb, _ := s.configFor(w, r)
+		if nb == nil {
+			return 0, nil
+		}
+		c, n := s.nodeFor(w, r)
+		if n == nil {
+			return 0, nil
+		}
+		next := *n
+		if errs := applyNode(nb, c, &next, req, owner, false); len(errs) > 0 {
+			WriteErrors(w, http.StatusBadRequest, errs...)
+			return 0, nil
+		}
+		*n = next
+		return nb.ID, nodeJSON(n)
+	})
 }
 
 func (s *Server) deleteNBNode(w http.ResponseWriter, r *http.Request) {
+	s.change(w, func() (int, any) {
+		c, n := s.nodeFor(w, r)
+		if n == nil {
+			return 0, nil
+		}
+		c.nodes = slices.DeleteFunc(c.nodes, func(x *NodeBalancerNode) bool { return x == n })
+		return n.NodeBalancerID, map[string]any{}
+	})
+}
+
+// change runs an API call that changes a NodeBalancer's configs or nodes.
+// edit runs under nbs.mu and either answers an error itself and returns a
+// nil reply, or makes the change and returns the NodeBalancer's ID and the
+// reply. The NodeBalancer's frontend follows the change before the reply is
+// written, so traffic has moved when the call returns.
+func (s *Server) change(w http.ResponseWriter, edit func() (id int, reply any)) {
 	s.nbs.mu.Lock()
-	defer s.nbs.mu.Unlock()
-	c, n := s.nodeFor(w, r)
-	if n == nil {
+	id, reply := edit()
+	f := s.nbs.frontends[id]
+	s.nbs.mu.Unlock()
+	if reply == nil {
 		return
 	}
-	c.nodes = slices.DeleteFunc(c.nodes, func(x *NodeBalancerNode) bool { return x == n })
-	WriteJSON(w, http.StatusOK, map[string]any{})
+	if f != nil {
+		f.sync()
+	}
+	WriteJSON(w, http.StatusOK, reply)
 }

@@ -150,26 +150,66 @@ func startNS(t *testing.T, ip, nsid string) string {
 	return ""
 }
 
-// ask sends one NSID query over network and returns the NSID and rcode.
-func ask(t *testing.T, network, addr string) (string, int) {
+// twoNameServers starts name servers "a" and "b" as instances in nb's
+// region and returns the node addresses that reach them. Each instance's
+// public address is its loopback one, where its server answers; the node
+// address is its private address at the server's port.
+func twoNameServers(t *testing.T, s *linodetest.Server, nb linodetest.NodeBalancer) (a, b string) {
 	t.Helper()
+	private := func(addr, label, ip string) string {
+		host, port, _ := net.SplitHostPort(addr)
+		s.AddInstance(linodetest.Instance{Label: label, Region: nb.Region, IPv4: host, PrivateIPv4: ip})
+		return net.JoinHostPort(ip, port)
+	}
+	return private(startNS(t, "127.0.0.2", "a"), "ns-a", "192.168.128.2"),
+		private(startNS(t, "127.0.0.3", "b"), "ns-b", "192.168.128.3")
+}
+
+// nsidQuery asks for a SOA and the answering server's NSID.
+func nsidQuery() *dns.Msg {
 	q := new(dns.Msg).SetQuestion("example.test.", dns.TypeSOA)
 	q.SetEdns0(1232, false)
 	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
-	c := &dns.Client{Net: network, Timeout: 3 * time.Second}
-	r, _, err := c.Exchange(q, addr)
-	if err != nil {
-		t.Fatalf("%s query to %s: %v", network, addr, err)
-	}
+	return q
+}
+
+// nsidOf is the NSID r carries, or "".
+func nsidOf(r *dns.Msg) string {
 	if opt := r.IsEdns0(); opt != nil {
 		for _, o := range opt.Option {
 			if n, ok := o.(*dns.EDNS0_NSID); ok {
 				b, _ := hex.DecodeString(n.Nsid)
-				return string(b), r.Rcode
+				return string(b)
 			}
 		}
 	}
-	return "", r.Rcode
+	return ""
+}
+
+// ask sends one NSID query over network and returns the NSID and rcode.
+func ask(t *testing.T, network, addr string) (string, int) {
+	t.Helper()
+	c := &dns.Client{Net: network, Timeout: 3 * time.Second}
+	r, _, err := c.Exchange(nsidQuery(), addr)
+	if err != nil {
+		t.Fatalf("%s query to %s: %v", network, addr, err)
+	}
+	return nsidOf(r), r.Rcode
+}
+
+// askOn sends one NSID query on an open connection and returns the NSID.
+func askOn(co *dns.Conn) (string, error) {
+	if err := co.SetDeadline(time.Now().Add(3 * time.Second)); err != nil {
+		return "", err
+	}
+	if err := co.WriteMsg(nsidQuery()); err != nil {
+		return "", err
+	}
+	r, err := co.ReadMsg()
+	if err != nil {
+		return "", err
+	}
+	return nsidOf(r), nil
 }
 
 func TestNodeBalancerFrontendForwardsToAcceptingNodes(t *testing.T) {
@@ -180,15 +220,7 @@ func TestNodeBalancerFrontendForwardsToAcceptingNodes(t *testing.T) {
 	if again := s.NodeBalancerFrontend(nb.ID); again != front {
 		t.Errorf("second frontend %s, want the first, %s", again, front)
 	}
-	// Each name server is an instance: public address on loopback, and the
-	// private address the NodeBalancer's nodes name.
-	private := func(addr, label, ip string) string {
-		host, port, _ := net.SplitHostPort(addr)
-		s.AddInstance(linodetest.Instance{Label: label, Region: nb.Region, IPv4: host, PrivateIPv4: ip})
-		return net.JoinHostPort(ip, port)
-	}
-	a := private(startNS(t, "127.0.0.2", "a"), "ns-a", "192.168.128.2")
-	b := private(startNS(t, "127.0.0.3", "b"), "ns-b", "192.168.128.3")
+	a, b := twoNameServers(t, s, nb)
 
 	for _, network := range []string{"udp", "tcp"} {
 		if nsid, rcode := ask(t, network, front); rcode != dns.RcodeServerFailure || nsid != "" {
@@ -257,5 +289,80 @@ func TestNodeBalancerFrontendForwardsToAcceptingNodes(t *testing.T) {
 	fw := s.NodeBalancerForwarded(nb.ID)
 	if fw[a].UDP != 2 || fw[b].UDP != 6 || fw[a].TCP+fw[b].TCP != 8 {
 		t.Errorf("forwarded %+v", fw)
+	}
+}
+
+// The frontend follows Linode's node modes: a backup node takes traffic
+// only when no node accepts; a drained node takes no new connection while
+// the one it has carries on; a rejected node's connection is cut; with the
+// config gone, queries are answered SERVFAIL.
+func TestNodeBalancerFrontendFollowsNodeModes(t *testing.T) {
+	s := linodetest.NewServer(linodetest.Options{})
+	defer s.Close()
+	nb := s.AddNodeBalancer(linodetest.NodeBalancer{Label: "ns-lb"})
+	front := s.NodeBalancerFrontend(nb.ID)
+	a, b := twoNameServers(t, s, nb)
+
+	ctx := context.Background()
+	c := s.NewClient(token)
+	cfg, err := c.CreateNodeBalancerConfig(ctx, nb.ID, linodego.NodeBalancerConfigCreateOptions{Port: 53, Protocol: linodego.ProtocolTCP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for addr, mode := range map[string]linodego.NodeMode{a: linodego.ModeAccept, b: linodego.ModeBackup} {
+		n, err := c.CreateNodeBalancerNode(ctx, nb.ID, cfg.ID, linodego.NodeBalancerNodeCreateOptions{
+			Address: addr, Label: "node-" + string(mode), Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[addr] = n.ID
+	}
+	setMode := func(addr string, mode linodego.NodeMode) {
+		t.Helper()
+		if _, err := c.UpdateNodeBalancerNode(ctx, nb.ID, cfg.ID, ids[addr], linodego.NodeBalancerNodeUpdateOptions{Mode: mode}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answers := func() map[string]int {
+		got := map[string]int{}
+		for range 4 {
+			nsid, _ := ask(t, "tcp", front)
+			got[nsid]++
+		}
+		return got
+	}
+	if got := answers(); got["a"] != 4 {
+		t.Errorf("with a accepting and b backup, answers came from %v, want a alone", got)
+	}
+
+	held, err := dns.DialTimeout("tcp", front, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if nsid, err := askOn(held); err != nil || nsid != "a" {
+		t.Fatalf("held connection answered by %q, %v; want a", nsid, err)
+	}
+	setMode(a, linodego.ModeDrain)
+	if got := answers(); got["b"] != 4 {
+		t.Errorf("with a draining and b backup, answers came from %v, want b alone", got)
+	}
+	if nsid, err := askOn(held); err != nil || nsid != "a" {
+		t.Errorf("held connection to the draining node answered by %q, %v; want a still", nsid, err)
+	}
+	setMode(a, linodego.ModeReject)
+	if nsid, err := askOn(held); err == nil {
+		t.Errorf("held connection to the rejecting node answered by %q, want it cut", nsid)
+	}
+
+	if err := c.DeleteNodeBalancerConfig(ctx, nb.ID, cfg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if nsid, rcode := ask(t, "tcp", front); rcode != dns.RcodeServerFailure {
+		t.Errorf("with the config deleted, answered by %q rcode %d, want SERVFAIL", nsid, rcode)
+	}
+	if fw := s.NodeBalancerForwarded(nb.ID); fw[a].TCP != 5 || fw[b].TCP != 4 || len(fw) != 2 {
+		t.Errorf("forwarded %+v, want 5 connections to a and 4 to b", fw)
 	}
 }
