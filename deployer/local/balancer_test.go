@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 	"github.com/miekg/dns"
 )
 
@@ -219,7 +220,7 @@ func TestBalancerSwitchUnderLoad(t *testing.T) {
 	}()
 
 	deadline := time.Now().Add(10 * time.Second) // for the whole load
-	waitFor(t, time.Until(deadline), "400 queries to set A", func() bool { return total.Load() >= 400 })
+	eventually.Within(t, time.Until(deadline), "400 queries to set A", func() bool { return total.Load() >= 400 })
 	phase.Store(phaseSwitch)
 	if err := b.Accept(ctx, bset); err != nil {
 		t.Fatal(err)
@@ -236,7 +237,7 @@ func TestBalancerSwitchUnderLoad(t *testing.T) {
 	if dctx.Err() != nil {
 		t.Fatalf("Drain took until its deadline (%v)", drained)
 	}
-	waitFor(t, time.Until(deadline), "600 queries to set B", func() bool { return afterB.Load() >= 600 })
+	eventually.Within(t, time.Until(deadline), "600 queries to set B", func() bool { return afterB.Load() >= 600 })
 	close(stop)
 	wg.Wait()
 	stop = make(chan struct{}) // for the deferred close
@@ -464,7 +465,7 @@ func isStopped(stop chan struct{}) bool {
 // waitDraining polls until a Drain is waiting on b.
 func waitDraining(t *testing.T, b *Balancer) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "Drain to wait", func() bool {
+	eventually.True(t, "Drain to wait", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.waiters > 0

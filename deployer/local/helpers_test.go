@@ -134,18 +134,6 @@ func soaSerial(t testing.TB, m *dns.Msg) uint32 {
 	return 0
 }
 
-// waitFor polls cond every few milliseconds until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // logBuffer collects log output from many goroutines.
 type logBuffer struct {
 	mu  sync.Mutex

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // StreamModule is where Debian's libnginx-mod-stream puts the module.
@@ -136,10 +138,9 @@ stream {
 			t.Error("nginx did not stop within 10s of SIGTERM")
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	started := eventually.Holds(eventually.Limit, func() bool {
 		if n.workers() > 0 {
-			return n
+			return true
 		}
 		select {
 		case err := <-exited:
@@ -147,11 +148,12 @@ stream {
 			t.Fatalf("nginx exited at start: %v\n%s", err, out.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not start its workers within 10s\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !started {
+		t.Fatalf("nginx did not start its workers within %s\n%s", eventually.Limit, out.String())
 	}
+	return n
 }
 
 // workers counts the master's worker processes, 0 before it has written
