@@ -16,6 +16,7 @@ import (
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/dnscheck"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // syncBuffer is an io.Writer the test can read while greenlight writes.
@@ -35,6 +36,10 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// waitLimit bounds every wait for greenlight to get somewhere, a whole
+// deploy included.
+const waitLimit = 20 * time.Second
 
 // program is greenlight running in-process, fed through a pipe as a person
 // would type into it.
@@ -103,14 +108,9 @@ func (p *program) typeLine(line string) {
 func (p *program) waitOutput(re string) {
 	p.t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if rx.MatchString(p.out.String()) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !eventually.Holds(waitLimit, func() bool { return rx.MatchString(p.out.String()) }) {
+		p.t.Fatalf("output never matched %q; output:\n%s\nstderr:\n%s", re, p.out, p.errOut)
 	}
-	p.t.Fatalf("output never matched %q; output:\n%s\nstderr:\n%s", re, p.out, p.errOut)
 }
 
 // nsid asks the load balancer for example.test's SOA over proto and returns
