@@ -1,7 +1,6 @@
 package slack
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/internal/eventually"
+	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
 const testToken = "xoxb-test-secret-0123456789"
@@ -217,34 +217,16 @@ func (s *refStore) get(id uint64) map[string]string {
 	return maps.Clone(s.refs[id])
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testPoster struct {
 	*Poster
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	stop func() // cancels Run and waits for it (bounded)
 }
 
 // startPoster runs a Poster against f with test-sized backoffs.
 func startPoster(t *testing.T, f *fakeSlack, cfg Config, refs RefSaver, setup ...func(*Poster)) testPoster {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.BotToken = testToken
 	p := NewPoster(f.client, cfg, refs, log)

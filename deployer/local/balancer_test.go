@@ -14,6 +14,7 @@ import (
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/internal/eventually"
+	"github.com/greenlight/greenlight/internal/logbuf"
 	"github.com/miekg/dns"
 )
 
@@ -351,7 +352,7 @@ func TestBalancerDrainWaitsForTCP(t *testing.T) {
 // When Drain's context ends first, it cuts the connection and says so.
 func TestBalancerDrainCutsAtDeadline(t *testing.T) {
 	a, bset := twoSets(t)
-	var logs logBuffer
+	var logs logbuf.Buffer
 	b := newTestBalancer(t, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx := context.Background()
 	if err := b.Accept(ctx, a); err != nil {
