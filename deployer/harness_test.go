@@ -17,6 +17,7 @@ import (
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/dnscheck"
 	"github.com/greenlight/greenlight/deployer/local"
+	"github.com/greenlight/greenlight/internal/eventually"
 	"github.com/greenlight/greenlight/storage"
 )
 
@@ -263,18 +264,6 @@ func (h *harness) seed() {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // deploy asks for a deploy of ns by user and fails the test if it is refused.
 func (h *harness) deploy(user string, opts deployer.Options) deployer.Deployment {
 	h.t.Helper()
@@ -300,30 +289,27 @@ func (h *harness) deployment(id uint64) deployer.Deployment {
 func (h *harness) waitPhase(id uint64, want deployer.Phase) deployer.Deployment {
 	h.t.Helper()
 	var d deployer.Deployment
-	deadline := time.Now().Add(waitLimit)
-	for {
+	reached := eventually.Holds(waitLimit, func() bool {
 		d = h.deployment(id)
-		if d.Phase == want {
-			return d
-		}
-		if d.Phase.Final() {
+		if d.Phase != want && d.Phase.Final() {
 			h.t.Fatalf("deploy #%d ended %s, want %s; error: %s; steps: %s", id, d.Phase, want, d.Error, describeSteps(d))
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("deploy #%d is %s on step %s after %s, want %s; steps: %s", id, d.Phase, d.CurrentStep(), waitLimit, want, describeSteps(d))
-		}
-		time.Sleep(5 * time.Millisecond)
+		return d.Phase == want
+	})
+	if !reached {
+		h.t.Fatalf("deploy #%d is %s on step %s after %s, want %s; steps: %s", id, d.Phase, d.CurrentStep(), waitLimit, want, describeSteps(d))
 	}
+	return d
 }
 
 // waitStep polls the store until deployment id's step name has status want.
 func (h *harness) waitStep(id uint64, name deployer.StepName, want deployer.StepStatus) deployer.Deployment {
 	h.t.Helper()
 	var d deployer.Deployment
-	waitFor(h.t, waitLimit, func() bool {
+	eventually.Within(h.t, waitLimit, fmt.Sprintf("step %s of deploy #%d to be %s", name, id, want), func() bool {
 		d = h.deployment(id)
 		return d.Step(name).Status == want
-	}, fmt.Sprintf("step %s of deploy #%d to be %s", name, id, want))
+	})
 	return d
 }
 
@@ -334,8 +320,8 @@ func (h *harness) advance(d time.Duration) { h.clock.Advance(d) }
 // approval gate, the rollback window), then moves the clock a second past it.
 func (h *harness) passDeadline(deadline time.Time, what string) {
 	h.t.Helper()
-	waitFor(h.t, waitLimit, func() bool { return h.clock.waiting(deadline) > 0 },
-		fmt.Sprintf("the pipeline to wait for %s at %s", what, deadline.Format(time.TimeOnly)))
+	eventually.Within(h.t, waitLimit, fmt.Sprintf("the pipeline to wait for %s at %s", what, deadline.Format(time.TimeOnly)),
+		func() bool { return h.clock.waiting(deadline) > 0 })
 	h.advance(deadline.Sub(h.clock.Now()) + time.Second)
 }
 
@@ -344,7 +330,7 @@ func (h *harness) passDeadline(deadline time.Time, what string) {
 func (h *harness) boot(what string) {
 	h.t.Helper()
 	at := h.clock.Now().Add(h.opts.bootDelay)
-	waitFor(h.t, waitLimit, func() bool { return h.clock.waiting(at) >= 2 }, what+" to boot")
+	eventually.Within(h.t, waitLimit, what+" to boot", func() bool { return h.clock.waiting(at) >= 2 })
 	h.advance(h.opts.bootDelay)
 }
 

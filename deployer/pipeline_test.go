@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 var (
@@ -146,7 +147,7 @@ func TestDeployUnderLoad(t *testing.T) {
 	l := startLoad(h.lb.Addr(), udpWorkers, tcpWorkers)
 	defer l.halt()
 
-	waitFor(t, 10*time.Second, func() bool { return l.answers(beforeDeploy) >= 200 }, "200 answers before the deploy")
+	eventually.True(t, "200 answers before the deploy", func() bool { return l.answers(beforeDeploy) >= 200 })
 	l.phase.Store(duringDeploy)
 	d := h.deploy("alice", deployer.Options{Image: imageV2})
 	if d.ID != 1 {
@@ -158,11 +159,11 @@ func TestDeployUnderLoad(t *testing.T) {
 	}
 	d = h.waitPhase(d.ID, deployer.PhaseRollbackWindow)
 	l.phase.Store(inWindow)
-	waitFor(t, 10*time.Second, func() bool { return l.answers(inWindow) >= 100 }, "100 answers in the rollback window")
+	eventually.True(t, "100 answers in the rollback window", func() bool { return l.answers(inWindow) >= 100 })
 	h.passDeadline(d.RollbackDeadline, "the rollback window to close")
 	d = h.waitPhase(d.ID, deployer.PhaseSucceeded)
 	l.phase.Store(afterRetire)
-	waitFor(t, 10*time.Second, func() bool { return l.answers(afterRetire) >= 300 }, "300 answers after the old set was retired")
+	eventually.True(t, "300 answers after the old set was retired", func() bool { return l.answers(afterRetire) >= 300 })
 	l.halt()
 
 	l.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // Outside its deploy windows a deploy is prepared and approved, but the
@@ -24,7 +25,7 @@ func TestDeployWindowHoldsTheSwitch(t *testing.T) {
 	ctx := context.Background()
 	d := h.deploy("alice", deployer.Options{Image: imageV2})
 	h.waitPhase(d.ID, deployer.PhaseAwaitingApproval)
-	waitFor(t, waitLimit, func() bool { return len(h.rep.texts(deployer.EventApproval, d.ID)) > 0 }, "the approval message")
+	eventually.Within(t, waitLimit, "the approval message", func() bool { return len(h.rep.texts(deployer.EventApproval, d.ID)) > 0 })
 	if got := h.rep.texts(deployer.EventApproval, d.ID)[0]; got != "Outside ns's deploy windows: once approved, it switches at 09:00 CET on Mon 2 Nov, when the next one opens." {
 		t.Errorf("approval note %q", got)
 	}
@@ -36,9 +37,9 @@ func TestDeployWindowHoldsTheSwitch(t *testing.T) {
 	if !approved.SwitchAt.Equal(opens) || !strings.HasPrefix(deployer.SwitchTime(approved.SwitchAt, approved.SwitchZone), "09:00 CET") {
 		t.Fatalf("switch at %s (%s), want %s", approved.SwitchAt, approved.SwitchZone, opens)
 	}
-	waitFor(t, waitLimit, func() bool {
+	eventually.Within(t, waitLimit, "the word that the switch waits", func() bool {
 		return strings.Contains(strings.Join(h.rep.texts(deployer.EventInfo, d.ID), "\n"), "will switch at 09:00 CET on Mon 2 Nov")
-	}, "the word that the switch waits")
+	})
 	h.waitIdle()
 	if got := h.deployment(d.ID); got.Step(deployer.StepSwitch).Status != deployer.StatusPending || got.Traffic.Target != "" {
 		t.Fatalf("outside the window the switch ran: %s", describeSteps(got))

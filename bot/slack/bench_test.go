@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // BenchmarkSlashCommands200 sends 200 signed slash commands at once to the
@@ -66,7 +68,7 @@ func BenchmarkSlashCommands200(b *testing.B) {
 
 		// None lost: every command reached the router, and every answer Slack.
 		prefix := fmt.Sprintf("bench-%d-", round)
-		eventually(b, "every command's answer", func() bool {
+		eventually.True(b, "every command's answer", func() bool {
 			got := 0
 			for _, c := range h.slack.Calls() {
 				if strings.HasPrefix(c.Hook, prefix) {

@@ -25,6 +25,7 @@ import (
 	"github.com/greenlight/greenlight/bot"
 	glslack "github.com/greenlight/greenlight/bot/slack"
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 const signingSecret = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -239,18 +240,6 @@ func (f *fakeSlack) Opens() int {
 	return f.opens
 }
 
-// eventually polls cond until it holds, failing after 10 s.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 type harness struct {
 	a     *glslack.Adapter
 	d     *fakeDeployer
@@ -312,7 +301,7 @@ func start(t testing.TB, d *fakeDeployer, s setup) *harness {
 	})
 	h := &harness{a: a, d: d, slack: fs, stop: stop}
 	if cfg.Mode == "http" {
-		eventually(t, "the HTTP server", func() bool { return a.Addr() != nil })
+		eventually.True(t, "the HTTP server", func() bool { return a.Addr() != nil })
 		h.base = "http://" + a.Addr().String()
 	}
 	return h
@@ -447,7 +436,7 @@ func TestSlashCommandIsAcknowledgedThenAnsweredEphemerally(t *testing.T) {
 	if code != http.StatusOK || body != "" {
 		t.Fatalf("ack: %d %q, want an empty 200", code, body)
 	}
-	eventually(t, "the answer on response_url", func() bool { return len(h.slack.Calls()) == 1 })
+	eventually.True(t, "the answer on response_url", func() bool { return len(h.slack.Calls()) == 1 })
 	got := h.slack.Calls()[0]
 	want := apiCall{Method: "response_url", Hook: "commands/1", ResponseType: "ephemeral", Text: "Started deploy #7 of ns."}
 	if got != want {
@@ -462,7 +451,7 @@ func TestSlashCommandIsAcknowledgedThenAnsweredEphemerally(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("ack: %d", code)
 	}
-	eventually(t, "chat.postEphemeral", func() bool { return len(h.slack.Calls()) == 2 })
+	eventually.True(t, "chat.postEphemeral", func() bool { return len(h.slack.Calls()) == 2 })
 	got = h.slack.Calls()[1]
 	if got.Method != "chat.postEphemeral" || got.Channel != "C_OPS" || got.User != "U_ALICE" || !strings.HasPrefix(got.Text, "ns: no live set yet") {
 		t.Errorf("answer %+v", got)
@@ -470,7 +459,7 @@ func TestSlashCommandIsAcknowledgedThenAnsweredEphemerally(t *testing.T) {
 
 	// A mistyped command gets usage, marked as an error, and echoed input is escaped.
 	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "stauts <!channel>", h.slack.HookURL("commands/3"))))
-	eventually(t, "the usage answer", func() bool { return len(h.slack.Calls()) == 3 })
+	eventually.True(t, "the usage answer", func() bool { return len(h.slack.Calls()) == 3 })
 	got = h.slack.Calls()[2]
 	if !strings.HasPrefix(got.Text, ":x: ") || !strings.Contains(got.Text, "did you mean status?") || strings.Contains(got.Text, "<!channel>") {
 		t.Errorf("usage answer %q", got.Text)
@@ -506,7 +495,7 @@ func TestButtonClicks(t *testing.T) {
 		if code != http.StatusOK || body != "" {
 			t.Fatalf("%d: ack %d %q, want an empty 200", i, code, body)
 		}
-		eventually(t, "the click's answer", func() bool { return len(h.slack.Calls()) == i+1 })
+		eventually.True(t, "the click's answer", func() bool { return len(h.slack.Calls()) == i+1 })
 		got := h.slack.Calls()[i]
 		want := apiCall{Method: "response_url", Hook: hook, ResponseType: "ephemeral", Text: tc.wantText}
 		if got != want {
@@ -528,7 +517,7 @@ func TestClickInAppHomeAnswersByDirectMessage(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("ack %d", code)
 	}
-	eventually(t, "the direct message", func() bool { return len(h.slack.Calls()) == 1 })
+	eventually.True(t, "the direct message", func() bool { return len(h.slack.Calls()) == 1 })
 	if got := h.slack.Calls()[0]; got.Method != "chat.postMessage" || got.Channel != "U_BOB" || !strings.Contains(got.Text, "Approved deploy #7") {
 		t.Errorf("answer %+v", got)
 	}
@@ -595,7 +584,7 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 	// One good command through the single worker: when its answer is back,
 	// anything queued before it has run too. Only it reached the deployer.
 	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "ns", h.slack.HookURL("good"))))
-	eventually(t, "the good command's answer", func() bool { return len(h.slack.Calls()) > 0 })
+	eventually.True(t, "the good command's answer", func() bool { return len(h.slack.Calls()) > 0 })
 	if calls := d.Calls(); !slices.Equal(calls, []string{"deploy ns by U_ALICE in C_OPS: "}) {
 		t.Errorf("deployer calls %q, want only the good command", calls)
 	}
@@ -625,7 +614,7 @@ func TestMentionAnswersInItsThread(t *testing.T) {
 		}
 	}
 	post(mentionJSON("Ev01", "U_ALICE", "C_OPS", "<@U0BOT> status ns", "1700000000.000300"))
-	eventually(t, "the thread reply", func() bool { return len(h.slack.Calls()) == 1 })
+	eventually.True(t, "the thread reply", func() bool { return len(h.slack.Calls()) == 1 })
 	got := h.slack.Calls()[0]
 	if got.Method != "chat.postMessage" || got.Channel != "C_OPS" || got.ThreadTS != "1700000000.000300" ||
 		!strings.HasPrefix(got.Text, "<@U_ALICE> ns: no live set yet") {
@@ -638,7 +627,7 @@ func TestMentionAnswersInItsThread(t *testing.T) {
 	threaded := strings.Replace(mentionJSON("Ev02", "U_ALICE", "C_OPS", "lock ns --reason a&amp;b <@U0BOT>", "1700000000.000400"),
 		`"event_ts"`, `"thread_ts":"1700000000.000100","event_ts"`, 1)
 	post(threaded)
-	eventually(t, "the second reply", func() bool { return len(h.slack.Calls()) == 2 })
+	eventually.True(t, "the second reply", func() bool { return len(h.slack.Calls()) == 2 })
 	got = h.slack.Calls()[1]
 	if got.ThreadTS != "1700000000.000100" || !strings.Contains(got.Text, "ns is locked by U_ALICE") {
 		t.Errorf("reply %+v", got)
@@ -677,7 +666,7 @@ func TestFullQueueAnswersBusy(t *testing.T) {
 	}()
 
 	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "ns", h.slack.HookURL("first"))))
-	eventually(t, "the worker to be busy", func() bool { return len(d.Calls()) == 1 })
+	eventually.True(t, "the worker to be busy", func() bool { return len(d.Calls()) == 1 })
 	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "status ns", h.slack.HookURL("queued"))))
 
 	// The queue is full: a command is told so in its acknowledgement...
@@ -690,13 +679,13 @@ func TestFullQueueAnswersBusy(t *testing.T) {
 	if code != http.StatusOK {
 		t.Errorf("click ack %d", code)
 	}
-	eventually(t, "the busy notice", func() bool { return len(h.slack.Calls()) == 1 })
+	eventually.True(t, "the busy notice", func() bool { return len(h.slack.Calls()) == 1 })
 	if got := h.slack.Calls()[0]; got.Hook != "click" || got.ResponseType != "ephemeral" || !strings.Contains(got.Text, "greenlight is busy") {
 		t.Errorf("busy notice %+v", got)
 	}
 
 	close(release)
-	eventually(t, "the queued command", func() bool { return len(h.slack.Calls()) == 3 })
+	eventually.True(t, "the queued command", func() bool { return len(h.slack.Calls()) == 3 })
 	var hooks []string
 	for _, c := range h.slack.Calls() {
 		hooks = append(hooks, c.Hook)
@@ -750,13 +739,13 @@ func TestShutdownFinishesAcknowledgedWork(t *testing.T) {
 	}}
 	h := start(t, d, setup{config: func(c *glslack.Config) { c.Workers = 1 }})
 	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "ns", h.slack.HookURL("running"))))
-	eventually(t, "the worker to be busy", func() bool { return len(d.Calls()) == 1 })
+	eventually.True(t, "the worker to be busy", func() bool { return len(d.Calls()) == 1 })
 	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_BOB", "C_OPS", "status ns", h.slack.HookURL("queued"))))
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.stop() }()
 	// The listener closes; the two acknowledged commands are still owed answers.
-	eventually(t, "the listener to close", func() bool {
+	eventually.True(t, "the listener to close", func() bool {
 		_, err := http.Post(h.base+"/slack/commands", formType, strings.NewReader(""))
 		return err != nil
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // homeDeployer is a bot.Deployer with a fixed state for the App Home.
@@ -152,10 +153,7 @@ func TestHomeView(t *testing.T) {
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
 	h.Send(ctx, bot.Message{Checklist: &bot.Checklist{Title: "x"}})
-	deadline := time.Now().Add(5 * time.Second)
-	for api.count("views.publish") < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.True(t, "the view republished", func() bool { return api.count("views.publish") >= 2 })
 	cancel()
 	<-done
 	if api.count("views.publish") != 2 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // TestMentionIsAuthorized: a bare approve by mention, from a person who is
@@ -17,7 +18,7 @@ func TestMentionIsAuthorized(t *testing.T) {
 	if code, _ := do(t, signed(t, h.base+"/slack/events", "application/json", body)); code != http.StatusOK {
 		t.Fatalf("ack %d", code)
 	}
-	eventually(t, "the thread reply", func() bool { return len(h.slack.Calls()) == 1 })
+	eventually.True(t, "the thread reply", func() bool { return len(h.slack.Calls()) == 1 })
 	if got := h.slack.Calls()[0]; got.ThreadTS != "1700000000.000900" || !strings.Contains(got.Text, "not allowed: you are not among the approvers of ns") {
 		t.Errorf("reply %+v", got)
 	}

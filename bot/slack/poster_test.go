@@ -1,7 +1,6 @@
 package slack
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/greenlight/greenlight/bot"
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
+	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
 const testToken = "xoxb-test-secret-0123456789"
@@ -216,34 +217,16 @@ func (s *refStore) get(id uint64) map[string]string {
 	return maps.Clone(s.refs[id])
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testPoster struct {
 	*Poster
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	stop func() // cancels Run and waits for it (bounded)
 }
 
 // startPoster runs a Poster against f with test-sized backoffs.
 func startPoster(t *testing.T, f *fakeSlack, cfg Config, refs RefSaver, setup ...func(*Poster)) testPoster {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.BotToken = testToken
 	p := NewPoster(f.client, cfg, refs, log)
@@ -275,18 +258,6 @@ func startPoster(t *testing.T, f *fakeSlack, cfg Config, refs RefSaver, setup ..
 	}
 	t.Cleanup(stop)
 	return testPoster{Poster: p, logs: logs, stop: stop}
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 var testNow = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
@@ -345,7 +316,7 @@ func TestPosterDeployThread(t *testing.T) {
 	d := testDeploy()
 
 	send(t, p.Poster, stepEvent(step(d, deployer.StepLock, "")))
-	waitFor(t, "the parent and the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
+	eventually.True(t, "the parent and the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
 	posts := f.answered("chat.postMessage")
 	parent, checklist := posts[0], posts[1]
 	wantTitle := "Deploy #7 of ns by <@U0ALICE1>: img-1 → img-2 — monthly patches"
@@ -360,7 +331,7 @@ func TestPosterDeployThread(t *testing.T) {
 	}
 
 	send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "2 servers")))
-	waitFor(t, "the checklist updated in place", func() bool {
+	eventually.True(t, "the checklist updated in place", func() bool {
 		c, _ := f.latest(checklist.TS)
 		return c.Method == "chat.update" && strings.Contains(c.shown(t), ":hourglass_flowing_sand: *Create the next set* (1m0s) — 2 servers")
 	})
@@ -372,7 +343,7 @@ func TestPosterDeployThread(t *testing.T) {
 	d2 := step(d, deployer.StepProvision, "")
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventProblem, Deployment: d2, Text: "provision failed: <ns1-7> exit 2"})
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventInfo, Deployment: d2, Text: "retrying provision"})
-	waitFor(t, "the replies", func() bool { return len(f.answered("chat.postMessage")) == 4 })
+	eventually.True(t, "the replies", func() bool { return len(f.answered("chat.postMessage")) == 4 })
 	posts = f.answered("chat.postMessage")
 	for i, want := range []string{"section: :x: provision failed: &lt;ns1-7&gt; exit 2", "section: retrying provision"} {
 		if c := posts[2+i]; c.ThreadTS != parent.TS || c.shown(t) != want {
@@ -381,14 +352,14 @@ func TestPosterDeployThread(t *testing.T) {
 	}
 
 	wantRefs := map[string]string{"slack.channel": "C0DEPLOYS", "slack.thread": parent.TS, "slack.ts.deploy-7/checklist": checklist.TS}
-	waitFor(t, "the refs saved", func() bool { return maps.Equal(refs.get(7), wantRefs) })
+	eventually.True(t, "the refs saved", func() bool { return maps.Equal(refs.get(7), wantRefs) })
 
 	ann := bot.Message{Level: bot.LevelSuccess, Text: "New golden image img-3 for ns",
 		Actions: []bot.Action{{ID: bot.ActionDeployNow, Label: "Deploy now", Value: "ns image=img-3"}}}
 	if err := p.Send(t.Context(), ann); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the announcement", func() bool { return len(f.answered("chat.postMessage")) == 5 })
+	eventually.True(t, "the announcement", func() bool { return len(f.answered("chat.postMessage")) == 5 })
 	a := f.answered("chat.postMessage")[4]
 	if a.Channel != "C0ANNOUNCE" || a.ThreadTS != "" || !a.hasActions() {
 		t.Errorf("announcement = %+v", a)
@@ -406,13 +377,13 @@ func TestPosterCoalescesUpdates(t *testing.T) {
 	p := startPoster(t, f, Config{Channel: "C0ANNOUNCE", UpdateInterval: interval}, &refStore{})
 	d := testDeploy()
 	send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "")))
-	waitFor(t, "the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
+	eventually.True(t, "the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
 	ts := f.answered("chat.postMessage")[1].TS
 
 	for i := range 20 {
 		send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, fmt.Sprintf("state %d", i))))
 	}
-	waitFor(t, "the last state", func() bool {
+	eventually.True(t, "the last state", func() bool {
 		c, _ := f.latest(ts)
 		return strings.Contains(c.shown(t), "state 19")
 	})
@@ -439,7 +410,7 @@ func TestPosterApprovalButtons(t *testing.T) {
 	d.Phase, d.ApprovalDeadline = deployer.PhaseAwaitingApproval, testNow.Add(30*time.Minute)
 	d.Checks = []string{"ns1-7: example.test SOA serial 2026112301, AA, NSID ns1-7 (UDP, TCP)"}
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventApproval, Deployment: d})
-	waitFor(t, "the approval message", func() bool { return len(f.answered("chat.postMessage")) == 3 })
+	eventually.True(t, "the approval message", func() bool { return len(f.answered("chat.postMessage")) == 3 })
 	posts := f.answered("chat.postMessage")
 	approval := posts[2]
 	if approval.ThreadTS != posts[0].TS {
@@ -473,12 +444,12 @@ func TestPosterApprovalButtons(t *testing.T) {
 	d.Phase = deployer.PhaseRunning
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventDecision, Deployment: d, Step: deployer.StepApproval,
 		Text: "Approved by U0BOB1234 at 14:03:00 UTC."})
-	waitFor(t, "the approval updated", func() bool { return len(f.updatesOf(approval.TS)) > 0 })
+	eventually.True(t, "the approval updated", func() bool { return len(f.updatesOf(approval.TS)) > 0 })
 	up := f.updatesOf(approval.TS)[0]
 	if up.hasActions() || !strings.Contains(up.shown(t), "Approved by <@U0BOB1234>") {
 		t.Errorf("after the decision the approval shows:\n%s", up.shown(t))
 	}
-	waitFor(t, "the decision reply", func() bool { return len(f.answered("chat.postMessage")) == 4 })
+	eventually.True(t, "the decision reply", func() bool { return len(f.answered("chat.postMessage")) == 4 })
 }
 
 // After a restart, a new Poster given the saved refs updates the same
@@ -490,7 +461,7 @@ func TestPosterRestartUsesRefs(t *testing.T) {
 	first := startPoster(t, f, cfg, refs)
 	d := testDeploy()
 	send(t, first.Poster, stepEvent(step(d, deployer.StepCreate, "")))
-	waitFor(t, "the refs saved", func() bool { return len(refs.get(7)) == 3 })
+	eventually.True(t, "the refs saved", func() bool { return len(refs.get(7)) == 3 })
 	first.stop()
 	posts := f.answered("chat.postMessage")
 	parentTS, checklistTS := posts[0].TS, posts[1].TS
@@ -500,7 +471,7 @@ func TestPosterRestartUsesRefs(t *testing.T) {
 	maps.Copy(d.Refs, refs.get(7))
 	second := startPoster(t, f, cfg, refs)
 	send(t, second.Poster, stepEvent(d))
-	waitFor(t, "the checklist updated", func() bool { return len(f.updatesOf(checklistTS)) == 1 })
+	eventually.True(t, "the checklist updated", func() bool { return len(f.updatesOf(checklistTS)) == 1 })
 	if n := len(f.answered("chat.postMessage")); n != 2 {
 		t.Fatalf("%d posts after the restart, want none new", n)
 	}
@@ -511,11 +482,11 @@ func TestPosterRestartUsesRefs(t *testing.T) {
 	d = step(d, deployer.StepApproval, "")
 	d.Phase, d.ApprovalDeadline = deployer.PhaseAwaitingApproval, testNow.Add(30*time.Minute)
 	send(t, second.Poster, deployer.Event{Kind: deployer.EventApproval, Deployment: d})
-	waitFor(t, "the approval posted", func() bool { return len(f.answered("chat.postMessage")) == 3 })
+	eventually.True(t, "the approval posted", func() bool { return len(f.answered("chat.postMessage")) == 3 })
 	if c := f.answered("chat.postMessage")[2]; c.ThreadTS != parentTS || c.Channel != "C0DEPLOYS" {
 		t.Errorf("approval posted in %s thread %q, want C0DEPLOYS thread %s", c.Channel, c.ThreadTS, parentTS)
 	}
-	waitFor(t, "the approval's ref", func() bool { return refs.get(7)["slack.ts.deploy-7/approval"] != "" })
+	eventually.True(t, "the approval's ref", func() bool { return refs.get(7)["slack.ts.deploy-7/approval"] != "" })
 	if got := refs.get(7)["slack.thread"]; got != parentTS {
 		t.Errorf("slack.thread = %q, want %q", got, parentTS)
 	}
@@ -583,14 +554,14 @@ func TestPosterRetries(t *testing.T) {
 			start := time.Now()
 			send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "state 0")))
 			if tc.method == "chat.update" {
-				waitFor(t, "the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
+				eventually.True(t, "the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
 				start = time.Now()
 				send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "state 1")))
-				waitFor(t, "a failed update", func() bool { _, fails := f.counts("chat.update"); return fails > 0 })
+				eventually.True(t, "a failed update", func() bool { _, fails := f.counts("chat.update"); return fails > 0 })
 				send(t, p.Poster, stepEvent(step(d, deployer.StepProvision, "state 2")))
 			}
 			want := map[string]string{"chat.postMessage": "state 0", "chat.update": "state 2"}[tc.method]
-			waitFor(t, "the latest state shown", func() bool {
+			eventually.True(t, "the latest state shown", func() bool {
 				posts := f.answered("chat.postMessage")
 				if len(posts) < 2 {
 					return false
@@ -633,7 +604,7 @@ func TestPosterCatchesUpAfterOutage(t *testing.T) {
 	for i, s := range []deployer.StepName{deployer.StepLock, deployer.StepPlan, deployer.StepCreate} {
 		send(t, p.Poster, stepEvent(step(d, s, fmt.Sprintf("state %d", i))))
 	}
-	waitFor(t, "a few failed tries", func() bool { _, fails := f.counts("chat.postMessage"); return fails >= 3 })
+	eventually.True(t, "a few failed tries", func() bool { _, fails := f.counts("chat.postMessage"); return fails >= 3 })
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventProblem, Deployment: d, Text: "create failed: quota"})
 	final := step(d, deployer.StepWaitRunning, "final state")
 	send(t, p.Poster, stepEvent(final))
@@ -641,7 +612,7 @@ func TestPosterCatchesUpAfterOutage(t *testing.T) {
 	down = false
 	mu.Unlock()
 
-	waitFor(t, "the thread caught up", func() bool { return len(f.answered("chat.postMessage")) == 3 })
+	eventually.True(t, "the thread caught up", func() bool { return len(f.answered("chat.postMessage")) == 3 })
 	posts := f.answered("chat.postMessage")
 	if !strings.Contains(posts[0].Text, "Deploy #7 of ns") || !strings.Contains(posts[1].shown(t), "final state") ||
 		!strings.Contains(posts[2].shown(t), "create failed: quota") || posts[2].ThreadTS != posts[0].TS {
@@ -679,7 +650,7 @@ func TestPosterPermanentErrors(t *testing.T) {
 	d := testDeploy()
 	d.Refs[deployer.RefChannel] = "C0PRIVATE"
 	send(t, p.Poster, stepEvent(step(d, deployer.StepLock, "")))
-	waitFor(t, "the thread in the fallback channel", func() bool { return len(f.answered("chat.postMessage")) == 2 })
+	eventually.True(t, "the thread in the fallback channel", func() bool { return len(f.answered("chat.postMessage")) == 2 })
 	posts := f.answered("chat.postMessage")
 	if posts[0].Channel != "C0ANNOUNCE" || posts[1].Channel != "C0ANNOUNCE" || posts[1].ThreadTS != posts[0].TS {
 		t.Errorf("thread posted as %+v / %+v", posts[0], posts[1])
@@ -687,9 +658,9 @@ func TestPosterPermanentErrors(t *testing.T) {
 	ts := posts[1].TS
 
 	send(t, p.Poster, stepEvent(step(d, deployer.StepPlan, "dropped")))
-	waitFor(t, "the refused update", func() bool { _, fails := f.counts("chat.update"); return fails == 1 })
+	eventually.True(t, "the refused update", func() bool { _, fails := f.counts("chat.update"); return fails == 1 })
 	send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "shown")))
-	waitFor(t, "the next update", func() bool { return len(f.updatesOf(ts)) == 1 })
+	eventually.True(t, "the next update", func() bool { return len(f.updatesOf(ts)) == 1 })
 	if s := f.updatesOf(ts)[0].shown(t); !strings.Contains(s, "shown") {
 		t.Errorf("update shows:\n%s", s)
 	}
@@ -698,7 +669,7 @@ func TestPosterPermanentErrors(t *testing.T) {
 	updateErr = "message_not_found"
 	mu.Unlock()
 	send(t, p.Poster, stepEvent(step(d, deployer.StepProvision, "reposted")))
-	waitFor(t, "the checklist posted again", func() bool { return len(f.answered("chat.postMessage")) == 3 })
+	eventually.True(t, "the checklist posted again", func() bool { return len(f.answered("chat.postMessage")) == 3 })
 	if c := f.answered("chat.postMessage")[2]; c.ThreadTS != posts[0].TS || !strings.Contains(c.shown(t), "reposted") {
 		t.Errorf("repost in thread %q shows:\n%s", c.ThreadTS, c.shown(t))
 	}
@@ -748,7 +719,7 @@ func TestPosterSendNeverBlocks(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Send blocked while Slack hangs")
 	}
-	waitFor(t, "a call hanging", func() bool { tries, _ := f.counts("chat.postMessage"); return tries > 0 })
+	eventually.True(t, "a call hanging", func() bool { tries, _ := f.counts("chat.postMessage"); return tries > 0 })
 
 	start := time.Now()
 	p.stop()
@@ -764,7 +735,7 @@ func TestPosterFinalFlush(t *testing.T) {
 	p := startPoster(t, f, Config{Channel: "C0ANNOUNCE", UpdateInterval: time.Hour}, &refStore{})
 	d := testDeploy()
 	send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "")))
-	waitFor(t, "the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
+	eventually.True(t, "the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
 	ts := f.answered("chat.postMessage")[1].TS
 	done := d.Clone()
 	for i := range done.Steps {
@@ -801,7 +772,7 @@ func TestPosterEphemeral(t *testing.T) {
 		Level: bot.LevelError, Text: "not allowed: approve needs the approvers of ns", Refs: d.Refs}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the ephemeral reply", func() bool { return len(f.answered("chat.postEphemeral")) == 1 })
+	eventually.True(t, "the ephemeral reply", func() bool { return len(f.answered("chat.postEphemeral")) == 1 })
 	e := f.answered("chat.postEphemeral")[0]
 	parent := f.answered("chat.postMessage")[0]
 	if e.User != "U0BOB1234" || e.Channel != "C0DEPLOYS" || e.ThreadTS != parent.TS || !strings.HasPrefix(e.Text, ":x: not allowed") {
@@ -814,7 +785,7 @@ func TestPosterEphemeral(t *testing.T) {
 		Text: "deploy #6 is no longer waiting", Refs: other}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the second ephemeral reply", func() bool { return len(f.answered("chat.postEphemeral")) == 2 })
+	eventually.True(t, "the second ephemeral reply", func() bool { return len(f.answered("chat.postEphemeral")) == 2 })
 	if e := f.answered("chat.postEphemeral")[1]; e.Channel != "C0DEPLOYS" || e.ThreadTS != "1763900000.000001" {
 		t.Errorf("ephemeral = %+v", e)
 	}

@@ -17,6 +17,7 @@ import (
 	glslack "github.com/greenlight/greenlight/bot/slack"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/refresh"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // buttonsOf decodes the buttons in a message's Block Kit JSON.
@@ -80,7 +81,7 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 
 	started := refresh.Event{Service: "ns", Kind: refresh.EventStarted, BuildID: "20261123-0400", Trigger: "schedule", Base: "linode/debian12"}
 	n.Refresh(ctx, started)
-	eventually(t, "the started announcement", func() bool { return len(callsTo(h.slack.Calls(), "chat.postMessage")) == 1 })
+	eventually.True(t, "the started announcement", func() bool { return len(callsTo(h.slack.Calls(), "chat.postMessage")) == 1 })
 	post := callsTo(h.slack.Calls(), "chat.postMessage")[0]
 	if post.Channel != "C_OPS" || post.ThreadTS != "" || post.Text != "Baking a new image of ns from linode/debian12 (build 20261123-0400, scheduled)" {
 		t.Fatalf("started announcement %+v", post)
@@ -91,7 +92,7 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 	finished.Image = deployer.Image{ID: "private/123", Label: "ns-golden-20261123-0400", Golden: true}
 	finished.Pruned = []deployer.Image{{ID: "private/100", Label: "ns-golden-20261101-0400"}, {ID: "private/101", Label: "ns-golden-20261108-0400"}}
 	n.Refresh(ctx, finished)
-	eventually(t, "the announcement updated in place", func() bool { return len(callsTo(h.slack.Calls(), "chat.update")) == 1 })
+	eventually.True(t, "the announcement updated in place", func() bool { return len(callsTo(h.slack.Calls(), "chat.update")) == 1 })
 	upd := callsTo(h.slack.Calls(), "chat.update")[0]
 	if upd.Channel != "C_OPS" || upd.TS != post.TS {
 		t.Fatalf("update %+v, want the started message (%s in C_OPS) updated", upd, post.TS)
@@ -122,7 +123,7 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 		if code != http.StatusOK || body != "" {
 			t.Fatalf("ack %d %q, want an empty 200", code, body)
 		}
-		eventually(t, "the refusal", func() bool { return len(h.slack.Calls()) == before+i+1 })
+		eventually.True(t, "the refusal", func() bool { return len(h.slack.Calls()) == before+i+1 })
 		want := apiCall{Method: "response_url", Hook: hook, ResponseType: "ephemeral", Text: ":x: not allowed: you are not among the deployers of ns"}
 		if got := h.slack.Calls()[before+i]; got != want {
 			t.Errorf("%s: answer %+v, want %+v", user, got, want)
@@ -137,7 +138,7 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("ack %d", code)
 	}
-	eventually(t, "the deploy's answer", func() bool { return len(h.slack.Calls()) == before+3 })
+	eventually.True(t, "the deploy's answer", func() bool { return len(h.slack.Calls()) == before+3 })
 	want := apiCall{Method: "response_url", Hook: "deploy-now/ok", ResponseType: "ephemeral", Text: "Started deploy #7 of ns."}
 	if got := h.slack.Calls()[before+2]; got != want {
 		t.Errorf("answer %+v, want %+v", got, want)
@@ -150,7 +151,7 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 	bad := *btn
 	bad.Value = "ns image=private/123 --auto-approve"
 	do(t, signed(t, h.base+"/slack/interactions", formType, announcementClick(t, "U_DEP", "C_OPS", post.TS, upd.Blocks, &bad, h.slack.HookURL("deploy-now/bad"))))
-	eventually(t, "the malformed click's answer", func() bool { return len(h.slack.Calls()) == before+4 })
+	eventually.True(t, "the malformed click's answer", func() bool { return len(h.slack.Calls()) == before+4 })
 	if got := h.slack.Calls()[before+3]; got.Hook != "deploy-now/bad" || !strings.Contains(got.Text, "malformed Deploy now button value") {
 		t.Errorf("answer %+v", got)
 	}
@@ -165,7 +166,7 @@ func TestRefreshFailureAnnouncement(t *testing.T) {
 	n := &bot.Notifier{Chats: []bot.Chat{h.a.Chat()}}
 	started := refresh.Event{Service: "ns", Kind: refresh.EventStarted, BuildID: "20261123-1012", Trigger: "U0ALICE1", Base: "linode/debian12", Channel: "C_DNS"}
 	n.Refresh(context.Background(), started)
-	eventually(t, "the started announcement", func() bool { return len(callsTo(h.slack.Calls(), "chat.postMessage")) == 1 })
+	eventually.True(t, "the started announcement", func() bool { return len(callsTo(h.slack.Calls(), "chat.postMessage")) == 1 })
 	post := callsTo(h.slack.Calls(), "chat.postMessage")[0]
 	if post.Channel != "C_DNS" || !strings.Contains(post.Text, "asked for by <@U0ALICE1>") {
 		t.Fatalf("started announcement %+v: want it in the job's channel, mentioning who asked", post)
@@ -173,7 +174,7 @@ func TestRefreshFailureAnnouncement(t *testing.T) {
 	failed := started
 	failed.Kind, failed.Took, failed.Err = refresh.EventFailed, 3*time.Minute, fmt.Errorf("the builder did not boot within 10m")
 	n.Refresh(context.Background(), failed)
-	eventually(t, "the failure", func() bool { return len(callsTo(h.slack.Calls(), "chat.update")) == 1 })
+	eventually.True(t, "the failure", func() bool { return len(callsTo(h.slack.Calls(), "chat.update")) == 1 })
 	upd := callsTo(h.slack.Calls(), "chat.update")[0]
 	if upd.TS != post.TS || upd.Text != ":x: Baking an image of ns failed after 3m: the builder did not boot within 10m" || len(buttonsOf(t, upd.Blocks)) != 0 {
 		t.Errorf("failure %+v", upd)

@@ -15,6 +15,7 @@ import (
 	"github.com/greenlight/greenlight/bot"
 	glslack "github.com/greenlight/greenlight/bot/slack"
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // ack is an acknowledgement greenlight sent over a Socket Mode connection.
@@ -164,7 +165,7 @@ func TestSocketMode(t *testing.T) {
 		t.Errorf("apps.connections.open called %d times, want 2 (one reconnect)", n)
 	}
 
-	eventually(t, "four answers", func() bool { return len(h.slack.Calls()) == 4 })
+	eventually.True(t, "four answers", func() bool { return len(h.slack.Calls()) == 4 })
 	answers := map[string]apiCall{}
 	for _, c := range h.slack.Calls() {
 		key := c.Hook
@@ -242,7 +243,7 @@ func TestSocketModeBusyTravelsInTheAck(t *testing.T) {
 		}
 	}
 	once.Do(func() { close(release) })
-	eventually(t, "the two accepted commands' answers", func() bool { return len(h.slack.Calls()) == 2 })
+	eventually.True(t, "the two accepted commands' answers", func() bool { return len(h.slack.Calls()) == 2 })
 	var hooks []string
 	for _, c := range h.slack.Calls() {
 		hooks = append(hooks, c.Hook)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // get fetches url and returns the status code and body.
@@ -113,16 +114,15 @@ services:
 // waitMetric scrapes until series reaches want (bounded).
 func waitMetric(t *testing.T, base, series string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	var body string
-	for time.Now().Before(deadline) {
+	reached := eventually.Holds(waitLimit, func() bool {
 		_, body = get(t, base+"/metrics")
-		if v, ok := sample(t, body, series); ok && v == want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+		v, ok := sample(t, body, series)
+		return ok && v == want
+	})
+	if !reached {
+		t.Fatalf("%s never reached %v:\n%s", series, want, body)
 	}
-	t.Fatalf("%s never reached %v:\n%s", series, want, body)
 }
 
 // promtoolCheck runs promtool check metrics on an exposition when promtool

@@ -9,6 +9,7 @@ import (
 
 	"github.com/greenlight/greenlight/configs"
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
 const minimal = `
@@ -150,7 +151,7 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := &Main{Stderr: &syncBuffer{}}
+			m := &Main{Stderr: &logbuf.Buffer{}}
 			err := m.ParseFlags(tc.args)
 			switch {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):

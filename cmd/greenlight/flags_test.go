@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
 // TestCommandLineIsSaidOnce runs greenlight as a person starts it and reads
@@ -41,7 +43,7 @@ func TestCommandLineIsSaidOnce(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, errOut := &syncBuffer{}, &syncBuffer{}
+			out, errOut := &logbuf.Buffer{}, &logbuf.Buffer{}
 			m := &Main{Stdin: strings.NewReader(""), Stdout: out, Stderr: errOut, User: "alice"}
 			if code := m.Main(context.Background(), tc.args); code != tc.code {
 				t.Errorf("exit %d, want %d", code, tc.code)
@@ -67,7 +69,7 @@ func TestCommandLineIsSaidOnce(t *testing.T) {
 }
 
 func TestVersionFlag(t *testing.T) {
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &logbuf.Buffer{}, &logbuf.Buffer{}
 	m := &Main{Stdout: out, Stderr: errOut}
 	if code := m.Main(context.Background(), []string{"--version"}); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -86,8 +88,8 @@ func TestPortClashSuggestsListen(t *testing.T) {
 	}
 	defer pc.Close()
 	addr := pc.LocalAddr().String()
-	errOut := &syncBuffer{}
-	m := &Main{Stdin: strings.NewReader(""), Stdout: &syncBuffer{}, Stderr: errOut, User: "alice"}
+	errOut := &logbuf.Buffer{}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: &logbuf.Buffer{}, Stderr: errOut, User: "alice"}
 	code := m.Main(context.Background(), []string{"--data", t.TempDir(), "--listen", addr, "--log-file", "-"})
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)

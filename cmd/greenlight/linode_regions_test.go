@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/deployer/linode/linodetest"
+	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
 // TestLinodeTwoRegions: ns1 in us-east and ns2 in eu-central, each behind
@@ -94,7 +95,7 @@ func TestLinodeNodeBalancerInAnotherRegion(t *testing.T) {
 	eu := a.api.AddNodeBalancer(linodetest.NodeBalancer{Label: "ns-lb-eu", Region: "eu-central"})
 	path := a.config(t, "{kind: cloud-init}", fmt.Sprintf("{kind: nodebalancer, nodebalancer_id: %d}", eu.ID))
 	env := map[string]string{EnvLinodeToken: linodeToken, EnvLinodeURL: a.api.URL}
-	m := &Main{Stdin: strings.NewReader(""), Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, User: "alice",
+	m := &Main{Stdin: strings.NewReader(""), Stdout: &logbuf.Buffer{}, Stderr: &logbuf.Buffer{}, User: "alice",
 		Getenv: func(k string) string { return env[k] }}
 	if err := m.ParseFlags([]string{"--config", path, "--data", t.TempDir()}); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/greenlight/greenlight/deployer/dnscheck"
 	"github.com/greenlight/greenlight/deployer/linode/linodetest"
 	"github.com/greenlight/greenlight/deployer/nginx/nginxtest"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 const linodeToken = "test-token-not-a-secret"
@@ -217,7 +218,7 @@ func TestLinodeDeploy(t *testing.T) {
 				"ns1-1[greenlight,service:ns,deploy:1,role:ns1,label:ns1]",
 				"ns2-1[greenlight,service:ns,deploy:1,role:ns2,label:ns2]",
 			}
-			waitUntil(t, "the old instances are deleted", func() bool { return slices.Equal(a.instances(), want) })
+			eventually.Within(t, waitLimit, "the old instances to be deleted", func() bool { return slices.Equal(a.instances(), want) })
 			for _, in := range a.api.Instances() {
 				if !strings.HasPrefix(string(in.UserData), "#cloud-config") || !strings.Contains(string(in.UserData), in.Label) {
 					t.Errorf("%s user data is not its cloud-init: %.80q", in.Label, in.UserData)
@@ -291,7 +292,7 @@ func TestLinodeDeployFailures(t *testing.T) {
 			if !regexp.MustCompile(tc.says).MatchString(p.out.String()) {
 				t.Errorf("the chat does not say why (%s):\n%s", tc.says, p.out)
 			}
-			waitUntil(t, "every instance of deploy #1 is deleted", func() bool { return a.tagged(deployer.DeployTag(1)) == 0 })
+			eventually.Within(t, waitLimit, "every instance of deploy #1 to be deleted", func() bool { return a.tagged(deployer.DeployTag(1)) == 0 })
 			if got := a.api.NodeBalancerNodes(a.nb); !slices.Equal(got, before) {
 				t.Errorf("NodeBalancer nodes changed: %v, want %v", got, before)
 			}
@@ -301,17 +302,6 @@ func TestLinodeDeployFailures(t *testing.T) {
 			p.typeLine("/deploy status ns")
 			p.waitOutput(`(?s)status.*ns.*(unlocked|not locked|lock: free|free)`)
 		})
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

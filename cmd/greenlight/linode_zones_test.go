@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/greenlight/greenlight/deployer/linode/linodetest"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // tsigSecret is the test's TSIG secret (base64); it must reach no output.
@@ -150,7 +151,7 @@ func TestLinodeDeployShipsZoneFiles(t *testing.T) {
 	}
 
 	want := zoneFileRecords(t, zoneFile)
-	waitUntil(t, "the old instances are deleted", func() bool { return len(a.api.Instances()) == 2 })
+	eventually.Within(t, waitLimit, "the old instances to be deleted", func() bool { return len(a.api.Instances()) == 2 })
 	for _, in := range a.api.Instances() {
 		addr := net.JoinHostPort(in.IPv4, strconv.Itoa(a.ns.Port))
 		if got := axfr(t, addr); !slices.Equal(got, want) {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +14,13 @@ import (
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/dnscheck"
+	"github.com/greenlight/greenlight/internal/eventually"
+	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
-// syncBuffer is an io.Writer the test can read while greenlight writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// waitLimit bounds every wait for greenlight to get somewhere, a whole
+// deploy included.
+const waitLimit = 20 * time.Second
 
 // program is greenlight running in-process, fed through a pipe as a person
 // would type into it.
@@ -42,8 +28,8 @@ type program struct {
 	t      *testing.T
 	m      *Main
 	in     *io.PipeWriter
-	out    *syncBuffer
-	errOut *syncBuffer
+	out    *logbuf.Buffer
+	errOut *logbuf.Buffer
 	done   chan int
 }
 
@@ -58,7 +44,7 @@ func start(t *testing.T, data string, extra ...string) *program {
 func startMain(t *testing.T, edit func(*Main), args ...string) *program {
 	t.Helper()
 	r, w := io.Pipe()
-	p := &program{t: t, in: w, out: &syncBuffer{}, errOut: &syncBuffer{}, done: make(chan int, 1)}
+	p := &program{t: t, in: w, out: &logbuf.Buffer{}, errOut: &logbuf.Buffer{}, done: make(chan int, 1)}
 	p.m = &Main{Stdin: r, Stdout: p.out, Stderr: p.errOut, User: "alice", Clock: deployer.SystemClock{}}
 	if edit != nil {
 		edit(p.m)
@@ -103,14 +89,9 @@ func (p *program) typeLine(line string) {
 func (p *program) waitOutput(re string) {
 	p.t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if rx.MatchString(p.out.String()) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !eventually.Holds(waitLimit, func() bool { return rx.MatchString(p.out.String()) }) {
+		p.t.Fatalf("output never matched %q; output:\n%s\nstderr:\n%s", re, p.out, p.errOut)
 	}
-	p.t.Fatalf("output never matched %q; output:\n%s\nstderr:\n%s", re, p.out, p.errOut)
 }
 
 // nsid asks the load balancer for example.test's SOA over proto and returns
@@ -217,7 +198,7 @@ func TestLocalDeployApproveRollback(t *testing.T) {
 // The README's piped demo: it prints the checklist and exits 0 once the new
 // set serves.
 func TestPipedDemo(t *testing.T) {
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &logbuf.Buffer{}, &logbuf.Buffer{}
 	m := &Main{Stdin: strings.NewReader("/deploy ns --auto-approve\n"), Stdout: out, Stderr: errOut, User: "alice", Clock: deployer.SystemClock{}}
 	code := m.Main(context.Background(), []string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--boot-delay", "20ms"})
 	if code != 0 {
@@ -233,7 +214,7 @@ func TestPipedDemo(t *testing.T) {
 // A broken image never gets traffic; the pipe exits non-zero naming the check.
 func TestPipedBrokenImageFails(t *testing.T) {
 	data := t.TempDir()
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &logbuf.Buffer{}, &logbuf.Buffer{}
 	m := &Main{Stdin: strings.NewReader("/deploy ns --image local/ns-broken --auto-approve\n/deploy status ns\n"), Stdout: out, Stderr: errOut, User: "alice", Clock: deployer.SystemClock{}}
 	code := m.Main(context.Background(), []string{"--data", data, "--listen", "127.0.0.1:0", "--boot-delay", "20ms"})
 	if code != 1 {
@@ -254,7 +235,7 @@ func TestSecondInstanceRefused(t *testing.T) {
 	data := t.TempDir()
 	p := start(t, data)
 	p.waitOutput(`serves ns1-0, ns2-0`)
-	errOut := &syncBuffer{}
+	errOut := &logbuf.Buffer{}
 	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: errOut, User: "bob", Clock: deployer.SystemClock{}}
 	code := m.Main(context.Background(), []string{"--data", data, "--listen", "127.0.0.1:0"})
 	if code == 0 || !strings.Contains(errOut.String(), "another greenlight is using it") {

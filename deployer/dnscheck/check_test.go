@@ -15,6 +15,7 @@ import (
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/dnscheck"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 var epoch = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -398,7 +399,7 @@ func TestCheckCancelled(t *testing.T) {
 		done := make(chan deployer.CheckReport)
 		go func() { done <- c.Check(ctx, target(h, both), baseSpec()) }()
 
-		waitFor(t, func() bool { return clock.Waiters() == 1 }) // the first round failed; it waits
+		eventually.True(t, "the check to wait after its failed first round", func() bool { return clock.Waiters() == 1 })
 		cancel(errors.New("deploy #12 aborted"))
 		got := <-done
 
@@ -444,16 +445,4 @@ func TestCheckCancelled(t *testing.T) {
 			t.Errorf("OK, Summary = %v, %q", got.OK, got.Summary)
 		}
 	})
-}
-
-// waitFor polls a real condition, bounded.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/linode/linodetest"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 func TestNewNeedsClientRegionAndType(t *testing.T) {
@@ -85,9 +86,9 @@ func TestCreateInParallelThenWaitRunning(t *testing.T) {
 			return e.api.Count("GET", "/linode/instances/*") >= polls
 		}
 	}
-	eventually(t, "both instances polled while provisioning", seen("provisioning", 2))
+	eventually.True(t, "both instances polled while provisioning", seen("provisioning", 2))
 	apiClock.Advance(40 * time.Second)
-	eventually(t, "both instances seen booting", seen("booting", 4))
+	eventually.True(t, "both instances seen booting", seen("booting", 4))
 	apiClock.Advance(80 * time.Second)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -144,18 +145,6 @@ func TestCreateInParallelThenWaitRunning(t *testing.T) {
 	}
 	if bodies[0].RootPass == bodies[1].RootPass {
 		t.Error("both servers got the same root password")
-	}
-}
-
-// eventually polls cond, briefly, until it holds; the test fails after 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

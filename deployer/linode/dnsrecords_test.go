@@ -16,6 +16,7 @@ import (
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/linode/linodetest"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // recEnv is a DNSRecordSwitch on a domain of its own fake API.
@@ -461,7 +462,7 @@ func TestDNSRecordSwitchDrainStopped(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- e.sw.Drain(ctx, blueSet) }()
 			if tt.advance > 0 {
-				eventually(t, "Drain waits on the clock", func() bool { return clock.Waiters() > 0 })
+				eventually.True(t, "Drain waits on the clock", func() bool { return clock.Waiters() > 0 })
 				clock.Advance(tt.advance)
 				cancel()
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/linode/linodetest"
+	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
 // testToken is the bearer token the fake API accepts; no error or log line
@@ -53,30 +54,12 @@ func (c *skipClock) Waits() []time.Duration {
 	return slices.Clone(c.waits)
 }
 
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is a Cloud talking to its own fake Linode API over loopback.
 type env struct {
 	api   *linodetest.Server
 	cloud *Cloud
 	clock *skipClock
-	logs  *syncBuffer
+	logs  *logbuf.Buffer
 }
 
 // newEnv starts a fake API with apiOpts and a Cloud on it, on a skipClock
@@ -85,7 +68,7 @@ func newEnv(t *testing.T, apiOpts linodetest.Options, opts ...func(*Options)) *e
 	t.Helper()
 	api := linodetest.NewServer(apiOpts)
 	t.Cleanup(api.Close)
-	e := &env{api: api, clock: newSkipClock(), logs: &syncBuffer{}}
+	e := &env{api: api, clock: newSkipClock(), logs: &logbuf.Buffer{}}
 	o := Options{
 		Client:         api.NewClient(testToken),
 		Region:         "us-east",

@@ -17,6 +17,7 @@ import (
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/linode/linodetest"
+	"github.com/greenlight/greenlight/internal/eventually"
 	"github.com/linode/linodego"
 	"github.com/miekg/dns"
 )
@@ -153,7 +154,7 @@ func waitOut(t *testing.T, clock *deployer.ManualClock, wait time.Duration, fn f
 	before := clock.Waiters()
 	done := make(chan error, 1)
 	go func() { done <- fn() }()
-	eventually(t, "the switch waits on the clock", func() bool { return clock.Waiters() > before })
+	eventually.True(t, "the switch waits on the clock", func() bool { return clock.Waiters() > before })
 	clock.Advance(wait - time.Nanosecond)
 	select {
 	case err := <-done:
@@ -272,7 +273,7 @@ func TestNodeBalancerSwitchDrainStopped(t *testing.T) {
 	stop, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.sw.Drain(stop, nbBlue) }()
-	eventually(t, "Drain waits on the clock", func() bool { return clock.Waiters() > 0 })
+	eventually.True(t, "Drain waits on the clock", func() bool { return clock.Waiters() > 0 })
 	cancel()
 	var err error
 	select {
@@ -698,7 +699,7 @@ func TestNodeBalancerSwitchForwardsDNS(t *testing.T) {
 
 	const maxQueries = 20000
 	loop := startQueryLoop(front, maxQueries)
-	eventually(t, "queries through blue", func() bool { return loop.total.Load() >= 20 })
+	eventually.True(t, "queries through blue", func() bool { return loop.total.Load() >= 20 })
 
 	if err := e.sw.Accept(ctx, green); err != nil {
 		loop.finish()
@@ -717,7 +718,7 @@ func TestNodeBalancerSwitchForwardsDNS(t *testing.T) {
 	b1.stop()
 	b2.stop()
 	after := loop.total.Load()
-	eventually(t, "queries through green after the switch", func() bool { return loop.total.Load() >= after+20 })
+	eventually.True(t, "queries through green after the switch", func() bool { return loop.total.Load() >= after+20 })
 	loop.finish()
 
 	loop.mu.Lock()

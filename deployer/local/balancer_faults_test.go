@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 	"github.com/miekg/dns"
 )
 
@@ -176,7 +177,7 @@ func TestBalancerTCPClientCap(t *testing.T) {
 		t.Errorf("rejected = %d, want 1", got)
 	}
 	first.Close()
-	waitFor(t, 5*time.Second, "the closed connection to be forgotten", func() bool {
+	eventually.True(t, "the closed connection to be forgotten", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return len(b.clients) < 2
@@ -231,7 +232,7 @@ func TestBalancerTCPServerClosesAfterAnswering(t *testing.T) {
 			t.Fatalf("answers %v…, want each of 1..%d once", got[max(0, i-2):i+1], n)
 		}
 	}
-	waitFor(t, 5*time.Second, "every answer counted", func() bool { return b.Counters().TCPAnswered == n })
+	eventually.True(t, "every answer counted", func() bool { return b.Counters().TCPAnswered == n })
 }
 
 // FuzzReadFrame: whatever a TCP client sends, readFrame does not panic, and

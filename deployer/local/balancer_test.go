@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
+	"github.com/greenlight/greenlight/internal/logbuf"
 	"github.com/miekg/dns"
 )
 
@@ -219,7 +221,7 @@ func TestBalancerSwitchUnderLoad(t *testing.T) {
 	}()
 
 	deadline := time.Now().Add(10 * time.Second) // for the whole load
-	waitFor(t, time.Until(deadline), "400 queries to set A", func() bool { return total.Load() >= 400 })
+	eventually.Within(t, time.Until(deadline), "400 queries to set A", func() bool { return total.Load() >= 400 })
 	phase.Store(phaseSwitch)
 	if err := b.Accept(ctx, bset); err != nil {
 		t.Fatal(err)
@@ -236,7 +238,7 @@ func TestBalancerSwitchUnderLoad(t *testing.T) {
 	if dctx.Err() != nil {
 		t.Fatalf("Drain took until its deadline (%v)", drained)
 	}
-	waitFor(t, time.Until(deadline), "600 queries to set B", func() bool { return afterB.Load() >= 600 })
+	eventually.Within(t, time.Until(deadline), "600 queries to set B", func() bool { return afterB.Load() >= 600 })
 	close(stop)
 	wg.Wait()
 	stop = make(chan struct{}) // for the deferred close
@@ -350,7 +352,7 @@ func TestBalancerDrainWaitsForTCP(t *testing.T) {
 // When Drain's context ends first, it cuts the connection and says so.
 func TestBalancerDrainCutsAtDeadline(t *testing.T) {
 	a, bset := twoSets(t)
-	var logs logBuffer
+	var logs logbuf.Buffer
 	b := newTestBalancer(t, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx := context.Background()
 	if err := b.Accept(ctx, a); err != nil {
@@ -464,7 +466,7 @@ func isStopped(stop chan struct{}) bool {
 // waitDraining polls until a Drain is waiting on b.
 func waitDraining(t *testing.T, b *Balancer) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "Drain to wait", func() bool {
+	eventually.True(t, "Drain to wait", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.waiters > 0

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/logbuf"
 	"github.com/miekg/dns"
 )
 
@@ -313,7 +314,7 @@ func TestInventorySurvivesRestart(t *testing.T) {
 		t.Errorf("temporary files left: %v", tmps)
 	}
 
-	var logs logBuffer
+	var logs logbuf.Buffer
 	c2 := newTestCloud(t, dir, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) }) // boots at once
 	servers, err := c2.ListByTag(ctx, deployer.TagGreenlight)
 	if err != nil || len(servers) != 4 {
@@ -394,7 +395,7 @@ func TestRestartOnTakenPort(t *testing.T) {
 		t.Logf("attempt %d: %v", attempt, err)
 	}
 
-	var logs logBuffer
+	var logs logbuf.Buffer
 	c2 := newTestCloud(t, dir, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	got, err := c2.WaitRunning(context.Background(), s)
 	if err != nil {

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // Creates that arrive while the inventory is being written share the next
@@ -32,10 +32,17 @@ func TestInventoryWritesAreShared(t *testing.T) {
 			errs <- err
 		})
 	}
-	waitFor(t, 5*time.Second, "every create to be recorded", func() bool {
+	// Each server boots at once, a second change to share the write.
+	eventually.True(t, "every create and boot to be recorded", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return len(c.inv.Servers) == n
+		running := 0
+		for _, rec := range c.inv.Servers {
+			if rec.Status == statusRunning {
+				running++
+			}
+		}
+		return running == n
 	})
 	c.flushMu.Unlock()
 	wg.Wait()

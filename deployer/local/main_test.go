@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // TestMain fails the run when goroutines outlive the tests: every server,
@@ -18,12 +20,12 @@ func TestMain(m *testing.M) {
 	// coordinator, which runs this check itself.
 	worker := flag.Lookup("test.fuzzworker")
 	if code == 0 && (worker == nil || worker.Value.String() != "true") {
-		leaked := leakedGoroutines()
-		for deadline := time.Now().Add(5 * time.Second); len(leaked) > 0 && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
+		var leaked []string
+		gone := eventually.Holds(5*time.Second, func() bool {
 			leaked = leakedGoroutines()
-		}
-		if len(leaked) > 0 {
+			return len(leaked) == 0
+		})
+		if !gone {
 			fmt.Fprintf(os.Stderr, "%d goroutines leaked:\n\n%s\n", len(leaked), strings.Join(leaked, "\n\n"))
 			code = 1
 		}

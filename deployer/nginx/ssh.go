@@ -144,7 +144,7 @@ func (e *SSHExecutor) Addr() string { return e.addr }
 // Run runs cmd with args on the host. The command line is quoted for the
 // remote shell, so arguments arrive exactly as given.
 func (e *SSHExecutor) Run(ctx context.Context, cmd string, args ...string) ([]byte, error) {
-	var out syncBuffer
+	var out combinedOutput
 	err := e.exec(ctx, commandLine(cmd, args), nil, &out)
 	return out.Bytes(), err
 }
@@ -155,7 +155,7 @@ func (e *SSHExecutor) WriteFile(ctx context.Context, path string, data []byte, m
 	const script = `umask 077; cat > "$1" && chmod "$3" -- "$1" && mv -f -- "$1" "$2" || { rc=$?; rm -f -- "$1"; exit $rc; }`
 	tmp := path + ".greenlight-tmp"
 	line := commandLine("sh", []string{"-c", script, "sh", tmp, path, strconv.FormatUint(uint64(mode.Perm()), 8)})
-	var out syncBuffer
+	var out combinedOutput
 	err := e.exec(ctx, line, bytes.NewReader(data), &out)
 	if st, ok := exitStatus(err); ok {
 		// The script is noise in a message; say what it did.
@@ -366,20 +366,22 @@ func (e *SSHExecutor) knownAlgorithms(remote net.Addr) []string {
 	return algos
 }
 
-// syncBuffer is a bytes.Buffer that standard output and standard error may
-// write to at once.
-type syncBuffer struct {
+// combinedOutput is a remote command's standard output and standard error,
+// interleaved as they arrive. The SSH session copies each stream on its own
+// goroutine, and a cancelled command's copies may still be writing when
+// its caller reads what came so far, so writes and reads take a lock.
+type combinedOutput struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *combinedOutput) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) Bytes() []byte {
+func (b *combinedOutput) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return bytes.Clone(b.buf.Bytes())

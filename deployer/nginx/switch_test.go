@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 	"github.com/miekg/dns"
 )
 
@@ -125,7 +126,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 	const udpWorkers, tcpWorkers = 3, 3
 	l := startLoad(ctx, ng.addr, udpWorkers, tcpWorkers)
 	began := time.Now()
-	waitFor(t, 5*time.Second, "300 queries before the switch", func() bool { return l.count() >= 300 })
+	eventually.True(t, "300 queries before the switch", func() bool { return l.count() >= 300 })
 
 	acceptStart := time.Now()
 	if err := sw.Accept(ctx, b); err != nil {
@@ -141,7 +142,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 	}
 	drained := time.Now()
 	after := l.count()
-	waitFor(t, 5*time.Second, "600 more queries after the switch", func() bool {
+	eventually.True(t, "600 more queries after the switch", func() bool {
 		return l.count() >= after+600 && time.Since(began) >= time.Second
 	})
 	results := l.finish()

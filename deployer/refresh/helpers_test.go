@@ -13,6 +13,7 @@ import (
 	_ "time/tzdata" // CRON_TZ=Europe/Berlin on machines without a zone database
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 	"github.com/greenlight/greenlight/storage"
 )
 
@@ -163,18 +164,6 @@ func (e *events) none(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after waitLimit.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", waitLimit, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // running is a Refresher whose Run goroutine the test stops with stop.
 type running struct {
 	*Refresher
@@ -205,7 +194,7 @@ func (rr *running) stop() {
 // waitLoops waits until n schedule loops wait on the clock.
 func waitLoops(t *testing.T, clock *deployer.ManualClock, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d waiters on the clock", n), func() bool { return clock.Waiters() >= n })
+	eventually.Within(t, waitLimit, fmt.Sprintf("%d waiters on the clock", n), func() bool { return clock.Waiters() >= n })
 }
 
 func ids(images []deployer.Image) []string {

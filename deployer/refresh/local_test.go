@@ -14,6 +14,7 @@ import (
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/dnscheck"
 	"github.com/greenlight/greenlight/deployer/local"
+	"github.com/greenlight/greenlight/internal/eventually"
 	"github.com/greenlight/greenlight/storage"
 )
 
@@ -83,7 +84,7 @@ func newLocalMode(t *testing.T, job Job) *localMode {
 func (m *localMode) waitPhase(t *testing.T, id uint64, want deployer.Phase) deployer.Deployment {
 	t.Helper()
 	var d deployer.Deployment
-	waitFor(t, fmt.Sprintf("deploy #%d to be %s", id, want), func() bool {
+	eventually.Within(t, waitLimit, fmt.Sprintf("deploy #%d to be %s", id, want), func() bool {
 		var err error
 		if d, err = m.store.Deployment(id); err != nil {
 			t.Fatal(err)
@@ -159,7 +160,7 @@ func TestLocalRefreshThenDeploy(t *testing.T) {
 	if serial, version := serialAndVersion(t, m.lb.Addr()); serial != 2026110103 || version != "image v3" {
 		t.Errorf("through the load balancer: serial %d, %q; want 2026110103, image v3", serial, version)
 	}
-	waitFor(t, "the rollback window's wait", func() bool { return m.clock.Waiters() > 0 })
+	eventually.Within(t, waitLimit, "the rollback window's wait", func() bool { return m.clock.Waiters() > 0 })
 	m.clock.Advance(d.RollbackDeadline.Sub(m.clock.Now()) + time.Second)
 	m.waitPhase(t, d.ID, deployer.PhaseSucceeded)
 

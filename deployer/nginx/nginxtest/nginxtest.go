@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/greenlight/greenlight/internal/eventually"
+	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
 // StreamModule is where Debian's libnginx-mod-stream puts the module.
@@ -114,7 +116,7 @@ stream {
 	cmd := exec.Command(bin, n.Args()...)
 	// If the test binary dies without its cleanups, nginx goes with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	out := &lockedBuffer{}
+	out := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start nginx: %v", err)
@@ -136,10 +138,9 @@ stream {
 			t.Error("nginx did not stop within 10s of SIGTERM")
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	started := eventually.Holds(eventually.Limit, func() bool {
 		if n.workers() > 0 {
-			return n
+			return true
 		}
 		select {
 		case err := <-exited:
@@ -147,11 +148,12 @@ stream {
 			t.Fatalf("nginx exited at start: %v\n%s", err, out.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not start its workers within 10s\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !started {
+		t.Fatalf("nginx did not start its workers within %s\n%s", eventually.Limit, out.String())
 	}
+	return n
 }
 
 // workers counts the master's worker processes, 0 before it has written
@@ -198,22 +200,4 @@ func FreeAddr(t testing.TB) string {
 func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// lockedBuffer collects output from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
