@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/internal/eventually"
 )
 
@@ -33,7 +34,7 @@ func BenchmarkSlashCommands200(b *testing.B) {
 		round++
 		reqs := make([]*http.Request, n)
 		for i := range reqs {
-			reqs[i] = signed(b, h.base+"/slack/commands", formType, slashForm(fmt.Sprintf("U%03d", i), "C_OPS",
+			reqs[i] = slacktest.Signed(b, h.base+"/slack/commands", slacktest.FormType, slacktest.SlashCommand(fmt.Sprintf("U%03d", i), "C_OPS",
 				fmt.Sprintf("ns --reason bench-%d-%d", round, i), h.slack.HookURL(fmt.Sprintf("bench-%d-%d", round, i))))
 		}
 		took := make([]time.Duration, n)

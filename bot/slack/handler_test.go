@@ -2,10 +2,6 @@ package slack_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,15 +16,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/slack-go/slack/slacktest"
 
 	"github.com/greenlight/greenlight/bot"
 	glslack "github.com/greenlight/greenlight/bot/slack"
+	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/internal/eventually"
 )
-
-const signingSecret = "8f742231b10e8888abcd99yyyzzz85a5"
 
 // fakeDeployer records what the router asked of it; deploy and approve can
 // be replaced (to block, or to refuse).
@@ -117,133 +111,10 @@ func (f *fakeDeployer) Deployment(_ context.Context, id uint64) (deployer.Deploy
 }
 func (f *fakeDeployer) Now() time.Time { return time.Date(2026, 11, 23, 14, 3, 0, 0, time.UTC) }
 
-// apiCall is one message greenlight sent to Slack.
-type apiCall struct {
-	Method       string // chat.postEphemeral, chat.postMessage, chat.update, or response_url
-	Channel      string
-	User         string
-	Text         string
-	ThreadTS     string
-	TS           string // chat.postMessage: the ts handed out; chat.update: the message's
-	Blocks       string // Block Kit JSON, as sent
-	ResponseType string // response_url only
-	Hook         string // response_url only: the hook's path
-}
-
-// fakeSlack is Slack's side: slack-go's slacktest Web API with handlers that
-// record the messages greenlight sends, response_url hooks, and (for Socket
-// Mode) apps.connections.open naming a WebSocket served by socket.
-type fakeSlack struct {
-	srv *slacktest.Server
-
-	mu     sync.Mutex
-	calls  []apiCall
-	opens  int
-	socket func(f *fakeSlack, n int, c *websocket.Conn) // the n-th connection (from 1)
-}
-
-func newFakeSlack(t testing.TB) *fakeSlack {
-	f := &fakeSlack{}
-	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
-		c.Handle("/chat.postEphemeral", f.chat("chat.postEphemeral"))
-		c.Handle("/chat.postMessage", f.chat("chat.postMessage"))
-		c.Handle("/chat.update", f.chat("chat.update"))
-		c.Handle("/hooks/", f.hook)
-		c.Handle("/apps.connections.open", f.open)
-		c.Handle("/socket", slacktest.Websocket(func(c *websocket.Conn) {
-			f.mu.Lock()
-			n, socket := f.opens, f.socket
-			f.mu.Unlock()
-			if socket != nil {
-				socket(f, n, c)
-			}
-		}))
-	})
-	f.srv.Start()
-	t.Cleanup(f.srv.Stop)
-	return f
-}
-
-// APIURL is the Web API base URL for Config.APIURL.
-func (f *fakeSlack) APIURL() string { return f.srv.GetAPIURL() }
-
-// HookURL is a response_url on this server.
-func (f *fakeSlack) HookURL(name string) string { return f.srv.GetAPIURL() + "hooks/" + name }
-
-func (f *fakeSlack) chat(method string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if r.PostForm.Get("token") != "xoxb-test" && r.Header.Get("Authorization") != "Bearer xoxb-test" {
-			_, _ = io.WriteString(w, `{"ok":false,"error":"not_authed"}`)
-			return
-		}
-		c := apiCall{Method: method, Channel: r.PostForm.Get("channel"), User: r.PostForm.Get("user"),
-			Text: r.PostForm.Get("text"), ThreadTS: r.PostForm.Get("thread_ts"), Blocks: r.PostForm.Get("blocks")}
-		f.mu.Lock()
-		if method == "chat.update" {
-			c.TS = r.PostForm.Get("ts")
-		} else {
-			c.TS = fmt.Sprintf("1700000000.%06d", len(f.calls)+1)
-		}
-		f.calls = append(f.calls, c)
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q,"message_ts":%q}`, c.Channel, c.TS, c.TS)
-	}
-}
-
-func (f *fakeSlack) hook(w http.ResponseWriter, r *http.Request) {
-	var m struct {
-		Text            string `json:"text"`
-		ResponseType    string `json:"response_type"`
-		ReplaceOriginal bool   `json:"replace_original"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&m); err != nil || m.ReplaceOriginal {
-		http.Error(w, "bad hook message", http.StatusBadRequest)
-		return
-	}
-	f.add(apiCall{Method: "response_url", Text: m.Text, ResponseType: m.ResponseType, Hook: strings.TrimPrefix(r.URL.Path, "/hooks/")})
-	_, _ = io.WriteString(w, "ok")
-}
-
-func (f *fakeSlack) open(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer xapp-test" {
-		_, _ = io.WriteString(w, `{"ok":false,"error":"invalid_auth"}`)
-		return
-	}
-	f.mu.Lock()
-	f.opens++
-	f.mu.Unlock()
-	fmt.Fprintf(w, `{"ok":true,"url":"ws://%s/socket"}`, f.srv.ServerAddr)
-}
-
-func (f *fakeSlack) add(c apiCall) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, c)
-}
-
-// Calls returns the messages sent so far.
-func (f *fakeSlack) Calls() []apiCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.calls)
-}
-
-// Opens counts apps.connections.open calls.
-func (f *fakeSlack) Opens() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.opens
-}
-
 type harness struct {
 	a     *glslack.Adapter
 	d     *fakeDeployer
-	slack *fakeSlack
+	slack *slacktest.Server
 	base  string       // http://127.0.0.1:port
 	stop  func() error // ends Run's context and waits for it to return
 }
@@ -253,7 +124,7 @@ type setup struct {
 	policies map[string]bot.Policy
 	config   func(*glslack.Config)
 	onHome   func(ctx context.Context, user string)
-	socket   func(f *fakeSlack, n int, c *websocket.Conn) // Socket Mode: serves the n-th WebSocket connection
+	socket   func(f *slacktest.Server, n int, c *websocket.Conn) // Socket Mode: serves the n-th WebSocket connection
 	observer bot.ChatObserver
 }
 
@@ -261,10 +132,12 @@ type setup struct {
 // HTTP mode on a loopback port unless s.config says otherwise.
 func start(t testing.TB, d *fakeDeployer, s setup) *harness {
 	t.Helper()
-	fs := newFakeSlack(t)
-	fs.socket = s.socket
+	fs := slacktest.New(t)
+	if s.socket != nil {
+		fs.ServeSocket(s.socket)
+	}
 	cfg := glslack.Config{Mode: "http", Listen: "127.0.0.1:0", Channel: "C_OPS", APIURL: fs.APIURL(),
-		BotToken: "xoxb-test", SigningSecret: signingSecret}
+		BotToken: slacktest.BotToken, SigningSecret: slacktest.SigningSecret}
 	if s.config != nil {
 		s.config(&cfg)
 	}
@@ -307,103 +180,6 @@ func start(t testing.TB, d *fakeDeployer, s setup) *harness {
 	return h
 }
 
-// sign returns Slack's v0 signature of body at ts with secret.
-func sign(secret string, ts int64, body string) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(mac, "v0:%d:%s", ts, body)
-	return "v0=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-// signed is a request as Slack sends it: form or JSON body, signed now.
-func signed(t testing.TB, url, contentType, body string) *http.Request {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := time.Now().Unix()
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("X-Slack-Signature", sign(signingSecret, ts, body))
-	req.Header.Set("User-Agent", "Slackbot 1.0 (+https://api.slack.com/robots)")
-	return req
-}
-
-const formType = "application/x-www-form-urlencoded"
-
-// slashForm is a slash command's body, field for field as Slack posts it.
-func slashForm(user, channel, text, responseURL string) string {
-	v := url.Values{}
-	v.Set("token", "gIkuvaNzQIHg97ATvDxqgjtO")
-	v.Set("team_id", "T0001")
-	v.Set("team_domain", "example")
-	v.Set("channel_id", channel)
-	v.Set("channel_name", "ops")
-	v.Set("user_id", user)
-	v.Set("user_name", strings.ToLower(user))
-	v.Set("command", "/deploy")
-	v.Set("text", text)
-	v.Set("api_app_id", "A0GREENLIT")
-	v.Set("is_enterprise_install", "false")
-	v.Set("response_url", responseURL)
-	v.Set("trigger_id", "13345224609.738474920.8088930838d88f008e0")
-	return v.Encode()
-}
-
-// blockActionsJSON is a block_actions payload shaped as Slack sends it for a
-// button in a deploy thread.
-func blockActionsJSON(user, channel, action, value, responseURL string) string {
-	p := map[string]any{
-		"type":       "block_actions",
-		"user":       map[string]any{"id": user, "username": strings.ToLower(user), "name": strings.ToLower(user), "team_id": "T0001"},
-		"api_app_id": "A0GREENLIT",
-		"token":      "gIkuvaNzQIHg97ATvDxqgjtO",
-		"container": map[string]any{"type": "message", "message_ts": "1700000000.000200", "channel_id": channel,
-			"is_ephemeral": false, "thread_ts": "1700000000.000100"},
-		"trigger_id":            "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
-		"team":                  map[string]any{"id": "T0001", "domain": "example"},
-		"enterprise":            nil,
-		"is_enterprise_install": false,
-		"channel":               map[string]any{"id": channel, "name": "ops"},
-		"message": map[string]any{
-			"type": "message", "subtype": "bot_message", "text": "Deploy #7 of ns is ready to switch",
-			"ts": "1700000000.000200", "thread_ts": "1700000000.000100", "bot_id": "B0GREENLIT",
-			"blocks": []any{
-				map[string]any{"type": "section", "block_id": "text", "text": map[string]any{"type": "mrkdwn", "text": "Deploy #7 of ns is ready to switch", "verbatim": false}},
-				map[string]any{"type": "actions", "block_id": "deploy-7/approval", "elements": []any{
-					map[string]any{"type": "button", "action_id": "approve", "text": map[string]any{"type": "plain_text", "text": "Approve", "emoji": true}, "style": "primary", "value": "ns#7"},
-					map[string]any{"type": "button", "action_id": "abort", "text": map[string]any{"type": "plain_text", "text": "Abort", "emoji": true}, "style": "danger", "value": "ns#7"},
-				}},
-			},
-		},
-		"state":        map[string]any{"values": map[string]any{}},
-		"response_url": responseURL,
-		"actions": []any{map[string]any{
-			"action_id": action, "block_id": "deploy-7/approval",
-			"text":  map[string]any{"type": "plain_text", "text": "Approve", "emoji": true},
-			"value": value, "style": "primary", "type": "button", "action_ts": "1700000123.840180",
-		}},
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
-
-func blockActionsForm(user, channel, action, value, responseURL string) string {
-	return url.Values{"payload": {blockActionsJSON(user, channel, action, value, responseURL)}}.Encode()
-}
-
-// mentionJSON is an event_callback carrying an app_mention, as Slack posts it.
-func mentionJSON(eventID, user, channel, text, ts string) string {
-	return fmt.Sprintf(`{"token":"gIkuvaNzQIHg97ATvDxqgjtO","team_id":"T0001","api_app_id":"A0GREENLIT",
- "event":{"type":"app_mention","user":%q,"text":%q,"ts":%q,"channel":%q,"event_ts":%q},
- "type":"event_callback","event_id":%q,"event_time":1700000000,"event_context":"4-eyJldCI6ImFwcF9tZW50aW9uIn0",
- "authorizations":[{"enterprise_id":null,"team_id":"T0001","user_id":"U0BOT","is_bot":true,"is_enterprise_install":false}],
- "is_ext_shared_channel":false}`, user, text, ts, channel, ts, eventID)
-}
-
 func do(t testing.TB, req *http.Request) (int, string) {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
@@ -415,15 +191,10 @@ func do(t testing.TB, req *http.Request) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// callsTo returns the calls of one method.
-func callsTo(calls []apiCall, method string) []apiCall {
-	var out []apiCall
-	for _, c := range calls {
-		if c.Method == method {
-			out = append(out, c)
-		}
-	}
-	return out
+// untimed is c without the moment Slack received it, to compare whole calls.
+func untimed(c slacktest.Call) slacktest.Call {
+	c.At = time.Time{}
+	return c
 }
 
 func TestSlashCommandIsAcknowledgedThenAnsweredEphemerally(t *testing.T) {
@@ -431,15 +202,15 @@ func TestSlashCommandIsAcknowledgedThenAnsweredEphemerally(t *testing.T) {
 	h := start(t, d, setup{})
 
 	// With a response_url: the answer goes there, ephemeral.
-	code, body := do(t, signed(t, h.base+"/slack/commands", formType,
-		slashForm("U_ALICE", "C_OPS", "ns --reason 'new image'", h.slack.HookURL("commands/1"))))
+	code, body := do(t, slacktest.Signed(t, h.base+"/slack/commands", slacktest.FormType,
+		slacktest.SlashCommand("U_ALICE", "C_OPS", "ns --reason 'new image'", h.slack.HookURL("commands/1"))))
 	if code != http.StatusOK || body != "" {
 		t.Fatalf("ack: %d %q, want an empty 200", code, body)
 	}
 	eventually.True(t, "the answer on response_url", func() bool { return len(h.slack.Calls()) == 1 })
 	got := h.slack.Calls()[0]
-	want := apiCall{Method: "response_url", Hook: "commands/1", ResponseType: "ephemeral", Text: "Started deploy #7 of ns."}
-	if got != want {
+	want := slacktest.Call{Method: "response_url", Hook: "commands/1", ResponseType: "ephemeral", Text: "Started deploy #7 of ns."}
+	if untimed(got) != want {
 		t.Errorf("answer %+v, want %+v", got, want)
 	}
 	if calls := d.Calls(); !slices.Equal(calls, []string{"deploy ns by U_ALICE in C_OPS: new image"}) {
@@ -447,7 +218,7 @@ func TestSlashCommandIsAcknowledgedThenAnsweredEphemerally(t *testing.T) {
 	}
 
 	// Without one: chat.postEphemeral to the person in the channel.
-	code, _ = do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "status ns", "")))
+	code, _ = do(t, slacktest.Signed(t, h.base+"/slack/commands", slacktest.FormType, slacktest.SlashCommand("U_ALICE", "C_OPS", "status ns", "")))
 	if code != http.StatusOK {
 		t.Fatalf("ack: %d", code)
 	}
@@ -458,7 +229,7 @@ func TestSlashCommandIsAcknowledgedThenAnsweredEphemerally(t *testing.T) {
 	}
 
 	// A mistyped command gets usage, marked as an error, and echoed input is escaped.
-	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "stauts <!channel>", h.slack.HookURL("commands/3"))))
+	do(t, slacktest.Signed(t, h.base+"/slack/commands", slacktest.FormType, slacktest.SlashCommand("U_ALICE", "C_OPS", "stauts <!channel>", h.slack.HookURL("commands/3"))))
 	eventually.True(t, "the usage answer", func() bool { return len(h.slack.Calls()) == 3 })
 	got = h.slack.Calls()[2]
 	if !strings.HasPrefix(got.Text, ":x: ") || !strings.Contains(got.Text, "did you mean status?") || strings.Contains(got.Text, "<!channel>") {
@@ -490,15 +261,15 @@ func TestButtonClicks(t *testing.T) {
 	for i, tc := range tests {
 		before := len(d.Calls())
 		hook := fmt.Sprintf("actions/%d", i)
-		code, body := do(t, signed(t, h.base+"/slack/interactions", formType,
-			blockActionsForm(tc.user, "C_OPS", tc.action, tc.value, h.slack.HookURL(hook))))
+		code, body := do(t, slacktest.Signed(t, h.base+"/slack/interactions", slacktest.FormType,
+			slacktest.BlockActionsForm(tc.user, "C_OPS", tc.action, tc.value, h.slack.HookURL(hook))))
 		if code != http.StatusOK || body != "" {
 			t.Fatalf("%d: ack %d %q, want an empty 200", i, code, body)
 		}
 		eventually.True(t, "the click's answer", func() bool { return len(h.slack.Calls()) == i+1 })
 		got := h.slack.Calls()[i]
-		want := apiCall{Method: "response_url", Hook: hook, ResponseType: "ephemeral", Text: tc.wantText}
-		if got != want {
+		want := slacktest.Call{Method: "response_url", Hook: hook, ResponseType: "ephemeral", Text: tc.wantText}
+		if untimed(got) != want {
 			t.Errorf("%d: answer %+v, want %+v", i, got, want)
 		}
 		calls := d.Calls()[before:]
@@ -511,9 +282,9 @@ func TestButtonClicks(t *testing.T) {
 func TestClickInAppHomeAnswersByDirectMessage(t *testing.T) {
 	d := &fakeDeployer{}
 	h := start(t, d, setup{})
-	payload := strings.Replace(blockActionsJSON("U_BOB", "", bot.ActionApprove, "ns#7", ""),
+	payload := strings.Replace(slacktest.BlockActions("U_BOB", "", bot.ActionApprove, "ns#7", ""),
 		`"channel":{"id":"","name":"ops"}`, `"view":{"id":"V1","type":"home"}`, 1)
-	code, _ := do(t, signed(t, h.base+"/slack/interactions", formType, url.Values{"payload": {payload}}.Encode()))
+	code, _ := do(t, slacktest.Signed(t, h.base+"/slack/interactions", slacktest.FormType, url.Values{"payload": {payload}}.Encode()))
 	if code != http.StatusOK {
 		t.Fatalf("ack %d", code)
 	}
@@ -526,10 +297,10 @@ func TestClickInAppHomeAnswersByDirectMessage(t *testing.T) {
 func TestRefusedRequestsChangeNothing(t *testing.T) {
 	d := &fakeDeployer{}
 	h := start(t, d, setup{config: func(c *glslack.Config) { c.Workers = 1 }})
-	command := slashForm("U_EVE", "C_OPS", "ns", h.slack.HookURL("evil"))
-	click := blockActionsForm("U_EVE", "C_OPS", bot.ActionApprove, "ns#7", h.slack.HookURL("evil"))
-	mention := mentionJSON("Ev_EVIL", "U_EVE", "C_OPS", "<@U0BOT> ns", "1700000000.000300")
-	big := slashForm("U_EVE", "C_OPS", "ns --reason "+strings.Repeat("x", 1<<20), "")
+	command := slacktest.SlashCommand("U_EVE", "C_OPS", "ns", h.slack.HookURL("evil"))
+	click := slacktest.BlockActionsForm("U_EVE", "C_OPS", bot.ActionApprove, "ns#7", h.slack.HookURL("evil"))
+	mention := slacktest.AppMention("Ev_EVIL", "U_EVE", "C_OPS", "<@U0BOT> ns", "1700000000.000300")
+	big := slacktest.SlashCommand("U_EVE", "C_OPS", "ns --reason "+strings.Repeat("x", 1<<20), "")
 
 	now := time.Now().Unix()
 	stale := strconv.FormatInt(now-6*60, 10)
@@ -538,40 +309,40 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 		edit                    func(r *http.Request)
 		want                    int
 	}{
-		{"unsigned command", "/slack/commands", formType, command, func(r *http.Request) {
+		{"unsigned command", "/slack/commands", slacktest.FormType, command, func(r *http.Request) {
 			r.Header.Del("X-Slack-Signature")
 			r.Header.Del("X-Slack-Request-Timestamp")
 		}, 401},
-		{"no timestamp", "/slack/commands", formType, command, func(r *http.Request) { r.Header.Del("X-Slack-Request-Timestamp") }, 401},
-		{"forged signature", "/slack/commands", formType, command, func(r *http.Request) {
-			r.Header.Set("X-Slack-Signature", sign("not-the-secret", now, command))
+		{"no timestamp", "/slack/commands", slacktest.FormType, command, func(r *http.Request) { r.Header.Del("X-Slack-Request-Timestamp") }, 401},
+		{"forged signature", "/slack/commands", slacktest.FormType, command, func(r *http.Request) {
+			r.Header.Set("X-Slack-Signature", slacktest.Sign("not-the-secret", now, command))
 		}, 401},
-		{"garbage signature", "/slack/commands", formType, command, func(r *http.Request) { r.Header.Set("X-Slack-Signature", "v0=zz") }, 401},
-		{"stale, correctly signed", "/slack/commands", formType, command, func(r *http.Request) {
+		{"garbage signature", "/slack/commands", slacktest.FormType, command, func(r *http.Request) { r.Header.Set("X-Slack-Signature", "v0=zz") }, 401},
+		{"stale, correctly signed", "/slack/commands", slacktest.FormType, command, func(r *http.Request) {
 			r.Header.Set("X-Slack-Request-Timestamp", stale)
-			r.Header.Set("X-Slack-Signature", sign(signingSecret, now-6*60, command))
+			r.Header.Set("X-Slack-Signature", slacktest.Sign(slacktest.SigningSecret, now-6*60, command))
 		}, 401},
-		{"signature of another body", "/slack/interactions", formType, click, func(r *http.Request) {
-			r.Header.Set("X-Slack-Signature", sign(signingSecret, now, blockActionsForm("U_BOB", "C_OPS", bot.ActionApprove, "ns#7", "")))
+		{"signature of another body", "/slack/interactions", slacktest.FormType, click, func(r *http.Request) {
+			r.Header.Set("X-Slack-Signature", slacktest.Sign(slacktest.SigningSecret, now, slacktest.BlockActionsForm("U_BOB", "C_OPS", bot.ActionApprove, "ns#7", "")))
 		}, 401},
-		{"forged click", "/slack/interactions", formType, click, func(r *http.Request) {
-			r.Header.Set("X-Slack-Signature", sign("not-the-secret", now, click))
+		{"forged click", "/slack/interactions", slacktest.FormType, click, func(r *http.Request) {
+			r.Header.Set("X-Slack-Signature", slacktest.Sign("not-the-secret", now, click))
 		}, 401},
-		{"forged mention", "/slack/events", "application/json", mention, func(r *http.Request) {
-			r.Header.Set("X-Slack-Signature", sign("not-the-secret", now, mention))
+		{"forged mention", "/slack/events", slacktest.JSONType, mention, func(r *http.Request) {
+			r.Header.Set("X-Slack-Signature", slacktest.Sign("not-the-secret", now, mention))
 		}, 401},
-		{"unsigned url_verification", "/slack/events", "application/json", `{"token":"x","challenge":"c","type":"url_verification"}`,
+		{"unsigned url_verification", "/slack/events", slacktest.JSONType, `{"token":"x","challenge":"c","type":"url_verification"}`,
 			func(r *http.Request) { r.Header.Del("X-Slack-Signature") }, 401},
-		{"oversized, correctly signed", "/slack/commands", formType, big, nil, 413},
-		{"oversized without a length", "/slack/commands", formType, big, func(r *http.Request) {
+		{"oversized, correctly signed", "/slack/commands", slacktest.FormType, big, nil, 413},
+		{"oversized without a length", "/slack/commands", slacktest.FormType, big, func(r *http.Request) {
 			r.ContentLength = -1 // chunked: the limit is found while reading
 			r.Body = io.NopCloser(strings.NewReader(big))
 		}, 413},
-		{"not POST", "/slack/commands", formType, command, func(r *http.Request) { r.Method = http.MethodGet }, 405},
+		{"not POST", "/slack/commands", slacktest.FormType, command, func(r *http.Request) { r.Method = http.MethodGet }, 405},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := signed(t, h.base+tc.path, tc.ctype, tc.body)
+			req := slacktest.Signed(t, h.base+tc.path, tc.ctype, tc.body)
 			if tc.edit != nil {
 				tc.edit(req)
 			}
@@ -583,7 +354,7 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 
 	// One good command through the single worker: when its answer is back,
 	// anything queued before it has run too. Only it reached the deployer.
-	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "ns", h.slack.HookURL("good"))))
+	do(t, slacktest.Signed(t, h.base+"/slack/commands", slacktest.FormType, slacktest.SlashCommand("U_ALICE", "C_OPS", "ns", h.slack.HookURL("good"))))
 	eventually.True(t, "the good command's answer", func() bool { return len(h.slack.Calls()) > 0 })
 	if calls := d.Calls(); !slices.Equal(calls, []string{"deploy ns by U_ALICE in C_OPS: "}) {
 		t.Errorf("deployer calls %q, want only the good command", calls)
@@ -596,7 +367,7 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 func TestURLVerification(t *testing.T) {
 	h := start(t, &fakeDeployer{}, setup{})
 	challenge := "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
-	code, body := do(t, signed(t, h.base+"/slack/events", "application/json",
+	code, body := do(t, slacktest.Signed(t, h.base+"/slack/events", slacktest.JSONType,
 		`{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"`+challenge+`","type":"url_verification"}`))
 	if code != http.StatusOK || body != challenge {
 		t.Fatalf("got %d %q, want 200 with the challenge", code, body)
@@ -609,11 +380,11 @@ func TestMentionAnswersInItsThread(t *testing.T) {
 	h := start(t, d, setup{onHome: func(_ context.Context, user string) { homes <- user }})
 	post := func(body string) {
 		t.Helper()
-		if code, resp := do(t, signed(t, h.base+"/slack/events", "application/json", body)); code != http.StatusOK || resp != "" {
+		if code, resp := do(t, slacktest.Signed(t, h.base+"/slack/events", slacktest.JSONType, body)); code != http.StatusOK || resp != "" {
 			t.Fatalf("ack %d %q", code, resp)
 		}
 	}
-	post(mentionJSON("Ev01", "U_ALICE", "C_OPS", "<@U0BOT> status ns", "1700000000.000300"))
+	post(slacktest.AppMention("Ev01", "U_ALICE", "C_OPS", "<@U0BOT> status ns", "1700000000.000300"))
 	eventually.True(t, "the thread reply", func() bool { return len(h.slack.Calls()) == 1 })
 	got := h.slack.Calls()[0]
 	if got.Method != "chat.postMessage" || got.Channel != "C_OPS" || got.ThreadTS != "1700000000.000300" ||
@@ -623,8 +394,8 @@ func TestMentionAnswersInItsThread(t *testing.T) {
 
 	// Slack retrying the same event does not run it again; a mention inside
 	// a thread is answered in that thread; &amp; is the parser's &.
-	post(mentionJSON("Ev01", "U_ALICE", "C_OPS", "<@U0BOT> status ns", "1700000000.000300"))
-	threaded := strings.Replace(mentionJSON("Ev02", "U_ALICE", "C_OPS", "lock ns --reason a&amp;b <@U0BOT>", "1700000000.000400"),
+	post(slacktest.AppMention("Ev01", "U_ALICE", "C_OPS", "<@U0BOT> status ns", "1700000000.000300"))
+	threaded := strings.Replace(slacktest.AppMention("Ev02", "U_ALICE", "C_OPS", "lock ns --reason a&amp;b <@U0BOT>", "1700000000.000400"),
 		`"event_ts"`, `"thread_ts":"1700000000.000100","event_ts"`, 1)
 	post(threaded)
 	eventually.True(t, "the second reply", func() bool { return len(h.slack.Calls()) == 2 })
@@ -665,17 +436,17 @@ func TestFullQueueAnswersBusy(t *testing.T) {
 		}
 	}()
 
-	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "ns", h.slack.HookURL("first"))))
+	do(t, slacktest.Signed(t, h.base+"/slack/commands", slacktest.FormType, slacktest.SlashCommand("U_ALICE", "C_OPS", "ns", h.slack.HookURL("first"))))
 	eventually.True(t, "the worker to be busy", func() bool { return len(d.Calls()) == 1 })
-	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "status ns", h.slack.HookURL("queued"))))
+	do(t, slacktest.Signed(t, h.base+"/slack/commands", slacktest.FormType, slacktest.SlashCommand("U_ALICE", "C_OPS", "status ns", h.slack.HookURL("queued"))))
 
 	// The queue is full: a command is told so in its acknowledgement...
-	code, body := do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_BOB", "C_OPS", "status ns", h.slack.HookURL("third"))))
+	code, body := do(t, slacktest.Signed(t, h.base+"/slack/commands", slacktest.FormType, slacktest.SlashCommand("U_BOB", "C_OPS", "status ns", h.slack.HookURL("third"))))
 	if code != http.StatusOK || !strings.Contains(body, `"response_type":"ephemeral"`) || !strings.Contains(body, "greenlight is busy, try again in a moment") {
 		t.Errorf("busy ack %d %q", code, body)
 	}
 	// ...and a click, whose acknowledgement cannot carry text, on its response_url.
-	code, _ = do(t, signed(t, h.base+"/slack/interactions", formType, blockActionsForm("U_BOB", "C_OPS", bot.ActionApprove, "ns#7", h.slack.HookURL("click"))))
+	code, _ = do(t, slacktest.Signed(t, h.base+"/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U_BOB", "C_OPS", bot.ActionApprove, "ns#7", h.slack.HookURL("click"))))
 	if code != http.StatusOK {
 		t.Errorf("click ack %d", code)
 	}
@@ -738,15 +509,15 @@ func TestShutdownFinishesAcknowledgedWork(t *testing.T) {
 		return deployer.Deployment{ID: 7, Service: r.Service}, nil
 	}}
 	h := start(t, d, setup{config: func(c *glslack.Config) { c.Workers = 1 }})
-	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_ALICE", "C_OPS", "ns", h.slack.HookURL("running"))))
+	do(t, slacktest.Signed(t, h.base+"/slack/commands", slacktest.FormType, slacktest.SlashCommand("U_ALICE", "C_OPS", "ns", h.slack.HookURL("running"))))
 	eventually.True(t, "the worker to be busy", func() bool { return len(d.Calls()) == 1 })
-	do(t, signed(t, h.base+"/slack/commands", formType, slashForm("U_BOB", "C_OPS", "status ns", h.slack.HookURL("queued"))))
+	do(t, slacktest.Signed(t, h.base+"/slack/commands", slacktest.FormType, slacktest.SlashCommand("U_BOB", "C_OPS", "status ns", h.slack.HookURL("queued"))))
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.stop() }()
 	// The listener closes; the two acknowledged commands are still owed answers.
 	eventually.True(t, "the listener to close", func() bool {
-		_, err := http.Post(h.base+"/slack/commands", formType, strings.NewReader(""))
+		_, err := http.Post(h.base+"/slack/commands", slacktest.FormType, strings.NewReader(""))
 		return err != nil
 	})
 	once.Do(func() { close(release) })
@@ -767,7 +538,7 @@ func TestShutdownFinishesAcknowledgedWork(t *testing.T) {
 	}
 
 	// After Run, the handler still refuses to take work it could not do.
-	code, body := do(t, signed(t, httptestURL(t, h.a.HTTPHandler())+"/slack/commands", formType, slashForm("U_BOB", "C_OPS", "status ns", "")))
+	code, body := do(t, slacktest.Signed(t, httptestURL(t, h.a.HTTPHandler())+"/slack/commands", slacktest.FormType, slacktest.SlashCommand("U_BOB", "C_OPS", "status ns", "")))
 	if code != http.StatusOK || !strings.Contains(body, "greenlight is shutting down") {
 		t.Errorf("after Run: %d %q", code, body)
 	}

@@ -2,18 +2,12 @@ package slack
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	slackapi "github.com/slack-go/slack"
-
 	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/internal/eventually"
 )
@@ -34,57 +28,11 @@ func (h homeDeployer) History(context.Context, string, int) ([]deployer.Deployme
 	return h.history, nil
 }
 
-// homeAPI records Web API calls and answers them.
-type homeAPI struct {
-	mu    sync.Mutex
-	calls map[string][]string // method → bodies
-	fail  bool
-}
-
-func (a *homeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if r.Header.Get("Content-Type") != "application/json" {
-		body = []byte(r.URL.RawQuery + "&" + string(body))
-	}
-	method := strings.TrimPrefix(r.URL.Path, "/")
-	a.mu.Lock()
-	a.calls[method] = append(a.calls[method], string(body))
-	fail := a.fail
-	a.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	switch {
-	case fail:
-		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "fatal_error"})
-	case method == "usergroups.users.list":
-		json.NewEncoder(w).Encode(map[string]any{"ok": true, "users": []string{"U1", "U2"}})
-	default:
-		json.NewEncoder(w).Encode(map[string]any{"ok": true})
-	}
-}
-
-func (a *homeAPI) setFail(v bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.fail = v
-}
-
-func (a *homeAPI) count(method string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.calls[method])
-}
-
-func newHomeAPI(t *testing.T) (*homeAPI, *slackapi.Client) {
-	api := &homeAPI{calls: map[string][]string{}}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	return api, slackapi.New("xoxb-test", slackapi.OptionAPIURL(srv.URL+"/"))
-}
-
 // TestHomeViewRollbackWindow: once traffic has moved, the App Home says
 // where it is first, then what is kept for a rollback and until when.
 func TestHomeViewRollbackWindow(t *testing.T) {
-	api, client := newHomeAPI(t)
+	api := slacktest.New(t)
+	client := api.Client()
 	since := time.Date(2026, 11, 23, 9, 58, 0, 0, time.UTC)
 	old := []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}}
 	next := []deployer.Server{{Name: "ns1-5"}, {Name: "ns2-5"}}
@@ -102,9 +50,8 @@ func TestHomeViewRollbackWindow(t *testing.T) {
 	if err := h.Opened(t.Context(), "U555"); err != nil {
 		t.Fatal(err)
 	}
-	api.mu.Lock()
-	body := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(api.calls["views.publish"][0])
-	api.mu.Unlock()
+	published := api.CallsTo("views.publish")[0]
+	body := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(published.View)
 	want := "*ns*\\nTraffic on ns1-5, ns2-5, `local/ns-v3`\\nKept for rollback until 10:13 UTC: ns1-0, ns2-0, `local/ns-v1`\\n"
 	if !strings.Contains(body, want) {
 		t.Errorf("published view lacks %q:\n%s", want, body)
@@ -115,7 +62,8 @@ func TestHomeViewRollbackWindow(t *testing.T) {
 }
 
 func TestHomeView(t *testing.T) {
-	api, client := newHomeAPI(t)
+	api := slacktest.New(t)
+	client := api.Client()
 	since := time.Date(2026, 11, 23, 9, 58, 0, 0, time.UTC)
 	active := deployer.Deployment{ID: 7, Service: "ns", Requester: "U123", Phase: deployer.PhaseAwaitingApproval,
 		Steps: deployer.NewSteps(), Created: since}
@@ -134,13 +82,15 @@ func TestHomeView(t *testing.T) {
 	if err := h.Opened(t.Context(), "U555"); err != nil {
 		t.Fatal(err)
 	}
-	if api.count("views.publish") != 1 {
-		t.Fatalf("views.publish called %d times, want 1", api.count("views.publish"))
+	if n := len(api.CallsTo("views.publish")); n != 1 {
+		t.Fatalf("views.publish called %d times, want 1", n)
 	}
-	api.mu.Lock()
-	body := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(api.calls["views.publish"][0])
-	api.mu.Unlock()
-	for _, want := range []string{`"user_id":"U555"`, `"type":"home"`, "Traffic on ns1-6, ns2-6, `local/ns-v1`",
+	published := api.CallsTo("views.publish")[0]
+	body := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(published.View)
+	if published.User != "U555" {
+		t.Errorf("published for %q, want U555", published.User)
+	}
+	for _, want := range []string{`"type":"home"`, "Traffic on ns1-6, ns2-6, `local/ns-v1`",
 		"Lock: held by deploy #7 by <@U123> since 09:58 UTC", "In flight: deploy #7 by <@U123>, waiting for approval (2m0s)",
 		"• #6 <@U9> local/ns-v1 → local/ns-v1, succeeded in 3s"} {
 		if !strings.Contains(body, want) {
@@ -153,16 +103,19 @@ func TestHomeView(t *testing.T) {
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
 	h.Send(ctx, bot.Message{Checklist: &bot.Checklist{Title: "x"}})
-	eventually.True(t, "the view republished", func() bool { return api.count("views.publish") >= 2 })
+	eventually.True(t, "the view republished", func() bool { return len(api.CallsTo("views.publish")) >= 2 })
 	cancel()
 	<-done
-	if api.count("views.publish") != 2 {
-		t.Fatalf("views.publish called %d times after a step change, want 2", api.count("views.publish"))
+	if n := len(api.CallsTo("views.publish")); n != 2 {
+		t.Fatalf("views.publish called %d times after a step change, want 2", n)
 	}
 }
 
 func TestGroupsCacheAndFallback(t *testing.T) {
-	api, client := newHomeAPI(t)
+	api := slacktest.New(t)
+	client := api.Client()
+	api.SetUserGroup("S1", "U1", "U2")
+	api.SetUserGroup("S2", "U1", "U2")
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	g := NewGroups(client, time.Minute, func() time.Time { return now })
 	for range 3 {
@@ -171,11 +124,11 @@ func TestGroupsCacheAndFallback(t *testing.T) {
 			t.Fatalf("members %v, err %v", m, err)
 		}
 	}
-	if n := api.count("usergroups.users.list"); n != 1 {
+	if n, _ := api.Counts("usergroups.users.list"); n != 1 {
 		t.Fatalf("usergroups.users.list called %d times within the TTL, want 1", n)
 	}
 	now = now.Add(2 * time.Minute)
-	api.setFail(true)
+	api.SetFault(func(slacktest.Attempt) *slacktest.Fault { return slacktest.Error("fatal_error") })
 	if m, err := g.Members(t.Context(), "S1"); err != nil || len(m) != 2 {
 		t.Fatalf("with Slack failing, the cached members should serve: %v %v", m, err)
 	}
@@ -183,7 +136,7 @@ func TestGroupsCacheAndFallback(t *testing.T) {
 		t.Fatalf("unknown group with Slack failing: err %v", err)
 	}
 	auth := &bot.Authorizer{Policies: map[string]bot.Policy{"ns": {Approvers: []string{"S1"}}}, Groups: g}
-	api.setFail(false)
+	api.SetFault(nil)
 	now = now.Add(2 * time.Minute)
 	if err := auth.Allow(t.Context(), "U2", "", "ns", bot.PermApprove); err != nil {
 		t.Fatalf("U2 is in approver group S1: %v", err)
@@ -195,7 +148,8 @@ func TestGroupsCacheAndFallback(t *testing.T) {
 
 // TestHomeViewFreezes: the App Home shows the freezes in force and the next one.
 func TestHomeViewFreezes(t *testing.T) {
-	api, client := newHomeAPI(t)
+	api := slacktest.New(t)
+	client := api.Client()
 	end := time.Date(2027, 1, 2, 7, 0, 0, 0, time.UTC)
 	next := deployer.Freeze{Name: "year-end", Reason: "holidays", Start: time.Date(2027, 12, 23, 17, 0, 0, 0, time.UTC), End: time.Date(2028, 1, 2, 7, 0, 0, 0, time.UTC)}
 	d := homeDeployer{status: deployer.Status{Service: "ns",
@@ -206,9 +160,7 @@ func TestHomeViewFreezes(t *testing.T) {
 	if err := h.Opened(t.Context(), "U555"); err != nil {
 		t.Fatal(err)
 	}
-	api.mu.Lock()
-	body := api.calls["views.publish"][0]
-	api.mu.Unlock()
+	body := api.CallsTo("views.publish")[0].View
 	for _, want := range []string{
 		"Frozen (year-end: holidays) until Sat 2 Jan 07:00 UTC, set in the config",
 		"Next freeze: year-end: holidays from Thu 23 Dec 17:00 UTC until Sun 2 Jan 07:00 UTC",

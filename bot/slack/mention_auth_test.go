@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/internal/eventually"
 )
 
@@ -14,8 +15,8 @@ import (
 func TestMentionIsAuthorized(t *testing.T) {
 	d := &fakeDeployer{}
 	h := start(t, d, setup{policies: map[string]bot.Policy{"ns": {Approvers: []string{"U_APP"}}}})
-	body := mentionJSON("Ev09", "U_EVE", "C_OPS", "<@U0BOT> approve", "1700000000.000900")
-	if code, _ := do(t, signed(t, h.base+"/slack/events", "application/json", body)); code != http.StatusOK {
+	body := slacktest.AppMention("Ev09", "U_EVE", "C_OPS", "<@U0BOT> approve", "1700000000.000900")
+	if code, _ := do(t, slacktest.Signed(t, h.base+"/slack/events", slacktest.JSONType, body)); code != http.StatusOK {
 		t.Fatalf("ack %d", code)
 	}
 	eventually.True(t, "the thread reply", func() bool { return len(h.slack.Calls()) == 1 })

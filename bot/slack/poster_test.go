@@ -2,7 +2,6 @@ package slack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -13,183 +12,26 @@ import (
 	"time"
 
 	slackapi "github.com/slack-go/slack"
-	"github.com/slack-go/slack/slacktest"
 
 	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/internal/eventually"
 	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
-const testToken = "xoxb-test-secret-0123456789"
-
-// slackCall is one Web API call the fake Slack answered successfully.
-type slackCall struct {
-	Method   string
-	Channel  string
-	TS       string // posted: the new message's ts; updated: the message's
-	ThreadTS string
-	User     string
-	Text     string
-	Blocks   []slackapi.Block
-	At       time.Time
+// shown is the call's blocks as a person reads them.
+func shown(t *testing.T, c slacktest.Call) string {
+	return strings.Join(blockTexts(t, c.BlockSet()), "\n")
 }
 
-// shown is the call's blocks as a person reads them.
-func (c slackCall) shown(t *testing.T) string { return strings.Join(blockTexts(t, c.Blocks), "\n") }
-
-func (c slackCall) hasActions() bool {
-	for _, b := range c.Blocks {
+func hasActions(c slacktest.Call) bool {
+	for _, b := range c.BlockSet() {
 		if _, ok := b.(*slackapi.ActionBlock); ok {
 			return true
 		}
 	}
 	return false
-}
-
-// fault is how the fake Slack fails a call.
-type fault struct {
-	status     int    // HTTP status; 0 = 200
-	retryAfter string // Retry-After header
-	err        string // Slack error code in an ok:false answer
-}
-
-// fakeSlack is slack-go's slacktest server with chat.postMessage,
-// chat.update and chat.postEphemeral answered as Slack answers them, and
-// recorded.
-type fakeSlack struct {
-	t      *testing.T
-	client *slackapi.Client
-
-	mu    sync.Mutex
-	calls []slackCall    // answered ok
-	tries map[string]int // every call, by method
-	fails map[string]int // failed calls, by method
-	ts    int            // the last ts handed out
-	fault func(method string, try int, channel string) *fault
-	hang  chan struct{} // when set, calls wait until it is closed
-}
-
-func newFakeSlack(t *testing.T) *fakeSlack {
-	f := &fakeSlack{t: t, tries: map[string]int{}, fails: map[string]int{}}
-	srv := slacktest.NewTestServer(func(c slacktest.Customize) {
-		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral"} {
-			c.Handle("/"+m, f.handler(m))
-		}
-	})
-	srv.Start()
-	t.Cleanup(srv.Stop)
-	f.client = slackapi.New(testToken, slackapi.OptionAPIURL(srv.GetAPIURL()))
-	return f
-}
-
-func (f *fakeSlack) handler(method string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		f.mu.Lock()
-		f.tries[method]++
-		try, hang, faultFn := f.tries[method], f.hang, f.fault
-		f.mu.Unlock()
-		if hang != nil {
-			select {
-			case <-hang:
-			case <-r.Context().Done():
-			}
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		if faultFn != nil {
-			if fl := faultFn(method, try, r.Form.Get("channel")); fl != nil {
-				f.mu.Lock()
-				f.fails[method]++
-				f.mu.Unlock()
-				if fl.retryAfter != "" {
-					w.Header().Set("Retry-After", fl.retryAfter)
-				}
-				if fl.status != 0 {
-					w.WriteHeader(fl.status)
-					fmt.Fprint(w, "<html>Slack is having trouble</html>")
-					return
-				}
-				json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": fl.err})
-				return
-			}
-		}
-		c := slackCall{Method: method, Channel: r.Form.Get("channel"), ThreadTS: r.Form.Get("thread_ts"),
-			User: r.Form.Get("user"), Text: r.Form.Get("text"), At: time.Now()}
-		if raw := r.Form.Get("blocks"); raw != "" {
-			var blocks slackapi.Blocks
-			if err := json.Unmarshal([]byte(raw), &blocks); err != nil {
-				f.t.Errorf("%s: blocks do not decode: %v", method, err)
-			}
-			c.Blocks = blocks.BlockSet
-		}
-		f.mu.Lock()
-		if method == "chat.update" {
-			c.TS = r.Form.Get("ts")
-		} else {
-			f.ts++
-			c.TS = fmt.Sprintf("1763906400.%06d", f.ts)
-		}
-		f.calls = append(f.calls, c)
-		f.mu.Unlock()
-		answer := map[string]any{"ok": true, "channel": c.Channel, "ts": c.TS, "text": c.Text}
-		if method == "chat.postEphemeral" {
-			answer = map[string]any{"ok": true, "message_ts": c.TS}
-		}
-		json.NewEncoder(w).Encode(answer)
-	}
-}
-
-func (f *fakeSlack) setFault(fn func(method string, try int, channel string) *fault) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fault = fn
-}
-
-// answered returns the successful calls, optionally of one method only.
-func (f *fakeSlack) answered(method string) []slackCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []slackCall
-	for _, c := range f.calls {
-		if method == "" || c.Method == method {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func (f *fakeSlack) counts(method string) (tries, fails int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.tries[method], f.fails[method]
-}
-
-// updatesOf returns the chat.update calls of the message ts.
-func (f *fakeSlack) updatesOf(ts string) []slackCall {
-	var out []slackCall
-	for _, c := range f.answered("chat.update") {
-		if c.TS == ts {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// latest is what Slack shows for the message ts: its last update, or its post.
-func (f *fakeSlack) latest(ts string) (slackCall, bool) {
-	var last slackCall
-	found := false
-	for _, c := range f.answered("") {
-		if c.TS == ts {
-			last, found = c, true
-		}
-	}
-	return last, found
 }
 
 // refStore is the deployer's SaveRefs: it merges refs into a deployment's.
@@ -224,12 +66,12 @@ type testPoster struct {
 }
 
 // startPoster runs a Poster against f with test-sized backoffs.
-func startPoster(t *testing.T, f *fakeSlack, cfg Config, refs RefSaver, setup ...func(*Poster)) testPoster {
+func startPoster(t *testing.T, f *slacktest.Server, cfg Config, refs RefSaver, setup ...func(*Poster)) testPoster {
 	t.Helper()
 	logs := &logbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg.BotToken = testToken
-	p := NewPoster(f.client, cfg, refs, log)
+	cfg.BotToken = slacktest.BotToken
+	p := NewPoster(f.Client(), cfg, refs, log)
 	p.backoffMin, p.backoffMax, p.callTimeout = 10*time.Millisecond, 100*time.Millisecond, 2*time.Second
 	for _, fn := range setup {
 		fn(p)
@@ -251,7 +93,7 @@ func startPoster(t *testing.T, f *fakeSlack, cfg Config, refs RefSaver, setup ..
 			case <-time.After(5 * time.Second):
 				t.Errorf("Run did not return within 5s of its context ending")
 			}
-			if strings.Contains(logs.String(), testToken) {
+			if strings.Contains(logs.String(), slacktest.BotToken) {
 				t.Errorf("the bot token was logged:\n%s", logs.String())
 			}
 		})
@@ -310,44 +152,44 @@ func stepEvent(d deployer.Deployment) deployer.Event {
 // thread updated in place, replies in order, refs saved; announcements go
 // to the configured channel.
 func TestPosterDeployThread(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	refs := &refStore{}
 	p := startPoster(t, f, Config{Channel: "C0ANNOUNCE", UpdateInterval: 20 * time.Millisecond}, refs)
 	d := testDeploy()
 
 	send(t, p.Poster, stepEvent(step(d, deployer.StepLock, "")))
-	eventually.True(t, "the parent and the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
-	posts := f.answered("chat.postMessage")
+	eventually.True(t, "the parent and the checklist", func() bool { return len(f.CallsTo("chat.postMessage")) == 2 })
+	posts := f.CallsTo("chat.postMessage")
 	parent, checklist := posts[0], posts[1]
 	wantTitle := "Deploy #7 of ns by <@U0ALICE1>: img-1 → img-2 — monthly patches"
-	if parent.Channel != "C0DEPLOYS" || parent.ThreadTS != "" || parent.Text != wantTitle || parent.shown(t) != "section: "+wantTitle {
-		t.Errorf("parent = %+v, shown %q; want %q in C0DEPLOYS, top level", parent, parent.shown(t), wantTitle)
+	if parent.Channel != "C0DEPLOYS" || parent.ThreadTS != "" || parent.Text != wantTitle || shown(t, parent) != "section: "+wantTitle {
+		t.Errorf("parent = %+v, shown %q; want %q in C0DEPLOYS, top level", parent, shown(t, parent), wantTitle)
 	}
 	if checklist.Channel != "C0DEPLOYS" || checklist.ThreadTS != parent.TS {
 		t.Errorf("checklist in %s thread %q, want C0DEPLOYS thread %s", checklist.Channel, checklist.ThreadTS, parent.TS)
 	}
-	if s := checklist.shown(t); !strings.Contains(s, ":hourglass_flowing_sand: *Take the deploy lock*") || !strings.Contains(s, ":white_circle: *Plan*") {
+	if s := shown(t, checklist); !strings.Contains(s, ":hourglass_flowing_sand: *Take the deploy lock*") || !strings.Contains(s, ":white_circle: *Plan*") {
 		t.Errorf("checklist shows:\n%s", s)
 	}
 
 	send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "2 servers")))
 	eventually.True(t, "the checklist updated in place", func() bool {
-		c, _ := f.latest(checklist.TS)
-		return c.Method == "chat.update" && strings.Contains(c.shown(t), ":hourglass_flowing_sand: *Create the next set* (1m0s) — 2 servers")
+		c, _ := f.Latest(checklist.TS)
+		return c.Method == "chat.update" && strings.Contains(shown(t, c), ":hourglass_flowing_sand: *Create the next set* (1m0s) — 2 servers")
 	})
-	up := f.updatesOf(checklist.TS)[0]
-	if up.Channel != "C0DEPLOYS" || !strings.Contains(up.shown(t), ":white_check_mark: *Take the deploy lock* (1s)") {
-		t.Errorf("update in %s shows:\n%s", up.Channel, up.shown(t))
+	up := f.UpdatesOf(checklist.TS)[0]
+	if up.Channel != "C0DEPLOYS" || !strings.Contains(shown(t, up), ":white_check_mark: *Take the deploy lock* (1s)") {
+		t.Errorf("update in %s shows:\n%s", up.Channel, shown(t, up))
 	}
 
 	d2 := step(d, deployer.StepProvision, "")
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventProblem, Deployment: d2, Text: "provision failed: <ns1-7> exit 2"})
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventInfo, Deployment: d2, Text: "retrying provision"})
-	eventually.True(t, "the replies", func() bool { return len(f.answered("chat.postMessage")) == 4 })
-	posts = f.answered("chat.postMessage")
+	eventually.True(t, "the replies", func() bool { return len(f.CallsTo("chat.postMessage")) == 4 })
+	posts = f.CallsTo("chat.postMessage")
 	for i, want := range []string{"section: :x: provision failed: &lt;ns1-7&gt; exit 2", "section: retrying provision"} {
-		if c := posts[2+i]; c.ThreadTS != parent.TS || c.shown(t) != want {
-			t.Errorf("reply %d in thread %q shows %q, want %q in %s", i, c.ThreadTS, c.shown(t), want, parent.TS)
+		if c := posts[2+i]; c.ThreadTS != parent.TS || shown(t, c) != want {
+			t.Errorf("reply %d in thread %q shows %q, want %q in %s", i, c.ThreadTS, shown(t, c), want, parent.TS)
 		}
 	}
 
@@ -359,12 +201,12 @@ func TestPosterDeployThread(t *testing.T) {
 	if err := p.Send(t.Context(), ann); err != nil {
 		t.Fatal(err)
 	}
-	eventually.True(t, "the announcement", func() bool { return len(f.answered("chat.postMessage")) == 5 })
-	a := f.answered("chat.postMessage")[4]
-	if a.Channel != "C0ANNOUNCE" || a.ThreadTS != "" || !a.hasActions() {
+	eventually.True(t, "the announcement", func() bool { return len(f.CallsTo("chat.postMessage")) == 5 })
+	a := f.CallsTo("chat.postMessage")[4]
+	if a.Channel != "C0ANNOUNCE" || a.ThreadTS != "" || !hasActions(a) {
 		t.Errorf("announcement = %+v", a)
 	}
-	if n := len(f.answered("chat.postEphemeral")); n != 0 {
+	if n := len(f.CallsTo("chat.postEphemeral")); n != 0 {
 		t.Errorf("%d ephemeral messages", n)
 	}
 }
@@ -372,22 +214,22 @@ func TestPosterDeployThread(t *testing.T) {
 // Many states in quick succession become few updates, never closer than
 // UpdateInterval, and the last shows the last state.
 func TestPosterCoalescesUpdates(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	const interval = 200 * time.Millisecond
 	p := startPoster(t, f, Config{Channel: "C0ANNOUNCE", UpdateInterval: interval}, &refStore{})
 	d := testDeploy()
 	send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "")))
-	eventually.True(t, "the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
-	ts := f.answered("chat.postMessage")[1].TS
+	eventually.True(t, "the checklist", func() bool { return len(f.CallsTo("chat.postMessage")) == 2 })
+	ts := f.CallsTo("chat.postMessage")[1].TS
 
 	for i := range 20 {
 		send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, fmt.Sprintf("state %d", i))))
 	}
 	eventually.True(t, "the last state", func() bool {
-		c, _ := f.latest(ts)
-		return strings.Contains(c.shown(t), "state 19")
+		c, _ := f.Latest(ts)
+		return strings.Contains(shown(t, c), "state 19")
 	})
-	ups := f.updatesOf(ts)
+	ups := f.UpdatesOf(ts)
 	if len(ups) > 3 {
 		t.Errorf("%d updates for 20 states sent at once; want at most 3", len(ups))
 	}
@@ -396,7 +238,7 @@ func TestPosterCoalescesUpdates(t *testing.T) {
 			t.Errorf("updates %d and %d %v apart, interval %v", i-1, i, gap, interval)
 		}
 	}
-	if n := len(f.answered("chat.postMessage")); n != 2 {
+	if n := len(f.CallsTo("chat.postMessage")); n != 2 {
 		t.Errorf("%d posts, want the parent and the checklist only", n)
 	}
 }
@@ -404,26 +246,26 @@ func TestPosterCoalescesUpdates(t *testing.T) {
 // Approve (primary) and Abort (danger, confirm) carry "ns#7"; after the
 // decision the message is updated without buttons.
 func TestPosterApprovalButtons(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	p := startPoster(t, f, Config{Channel: "C0ANNOUNCE", UpdateInterval: 20 * time.Millisecond}, &refStore{})
 	d := step(testDeploy(), deployer.StepApproval, "")
 	d.Phase, d.ApprovalDeadline = deployer.PhaseAwaitingApproval, testNow.Add(30*time.Minute)
 	d.Checks = []string{"ns1-7: example.test SOA serial 2026112301, AA, NSID ns1-7 (UDP, TCP)"}
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventApproval, Deployment: d})
-	eventually.True(t, "the approval message", func() bool { return len(f.answered("chat.postMessage")) == 3 })
-	posts := f.answered("chat.postMessage")
+	eventually.True(t, "the approval message", func() bool { return len(f.CallsTo("chat.postMessage")) == 3 })
+	posts := f.CallsTo("chat.postMessage")
 	approval := posts[2]
 	if approval.ThreadTS != posts[0].TS {
 		t.Errorf("approval in thread %q, want %s", approval.ThreadTS, posts[0].TS)
 	}
 	var buttons *slackapi.ActionBlock
-	for _, b := range approval.Blocks {
+	for _, b := range approval.BlockSet() {
 		if ab, ok := b.(*slackapi.ActionBlock); ok {
 			buttons = ab
 		}
 	}
 	if buttons == nil || len(buttons.Elements.ElementSet) != 2 {
-		t.Fatalf("approval blocks:\n%s", approval.shown(t))
+		t.Fatalf("approval blocks:\n%s", shown(t, approval))
 	}
 	tests := []struct {
 		id, style string
@@ -436,26 +278,26 @@ func TestPosterApprovalButtons(t *testing.T) {
 				i, btn.ActionID, btn.Value, btn.Style, btn.Confirm != nil, tc.id, tc.style, tc.confirm)
 		}
 	}
-	if !strings.Contains(approval.shown(t), "serial 2026112301") {
-		t.Errorf("approval does not show the checks:\n%s", approval.shown(t))
+	if !strings.Contains(shown(t, approval), "serial 2026112301") {
+		t.Errorf("approval does not show the checks:\n%s", shown(t, approval))
 	}
 
 	d.Approval = &deployer.Decision{Kind: deployer.DecisionApprove, By: "U0BOB1234", At: testNow.Add(3 * time.Minute)}
 	d.Phase = deployer.PhaseRunning
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventDecision, Deployment: d, Step: deployer.StepApproval,
 		Text: "Approved by U0BOB1234 at 14:03:00 UTC."})
-	eventually.True(t, "the approval updated", func() bool { return len(f.updatesOf(approval.TS)) > 0 })
-	up := f.updatesOf(approval.TS)[0]
-	if up.hasActions() || !strings.Contains(up.shown(t), "Approved by <@U0BOB1234>") {
-		t.Errorf("after the decision the approval shows:\n%s", up.shown(t))
+	eventually.True(t, "the approval updated", func() bool { return len(f.UpdatesOf(approval.TS)) > 0 })
+	up := f.UpdatesOf(approval.TS)[0]
+	if hasActions(up) || !strings.Contains(shown(t, up), "Approved by <@U0BOB1234>") {
+		t.Errorf("after the decision the approval shows:\n%s", shown(t, up))
 	}
-	eventually.True(t, "the decision reply", func() bool { return len(f.answered("chat.postMessage")) == 4 })
+	eventually.True(t, "the decision reply", func() bool { return len(f.CallsTo("chat.postMessage")) == 4 })
 }
 
 // After a restart, a new Poster given the saved refs updates the same
 // messages; a message not posted before goes into the same thread.
 func TestPosterRestartUsesRefs(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	refs := &refStore{}
 	cfg := Config{Channel: "C0ANNOUNCE", UpdateInterval: 20 * time.Millisecond}
 	first := startPoster(t, f, cfg, refs)
@@ -463,7 +305,7 @@ func TestPosterRestartUsesRefs(t *testing.T) {
 	send(t, first.Poster, stepEvent(step(d, deployer.StepCreate, "")))
 	eventually.True(t, "the refs saved", func() bool { return len(refs.get(7)) == 3 })
 	first.stop()
-	posts := f.answered("chat.postMessage")
+	posts := f.CallsTo("chat.postMessage")
 	parentTS, checklistTS := posts[0].TS, posts[1].TS
 
 	// The deployer's record now carries the refs; every event brings them.
@@ -471,19 +313,19 @@ func TestPosterRestartUsesRefs(t *testing.T) {
 	maps.Copy(d.Refs, refs.get(7))
 	second := startPoster(t, f, cfg, refs)
 	send(t, second.Poster, stepEvent(d))
-	eventually.True(t, "the checklist updated", func() bool { return len(f.updatesOf(checklistTS)) == 1 })
-	if n := len(f.answered("chat.postMessage")); n != 2 {
+	eventually.True(t, "the checklist updated", func() bool { return len(f.UpdatesOf(checklistTS)) == 1 })
+	if n := len(f.CallsTo("chat.postMessage")); n != 2 {
 		t.Fatalf("%d posts after the restart, want none new", n)
 	}
-	if s := f.updatesOf(checklistTS)[0].shown(t); !strings.Contains(s, "*Provision* (1m0s) — cloud-init") {
+	if s := shown(t, f.UpdatesOf(checklistTS)[0]); !strings.Contains(s, "*Provision* (1m0s) — cloud-init") {
 		t.Errorf("update shows:\n%s", s)
 	}
 
 	d = step(d, deployer.StepApproval, "")
 	d.Phase, d.ApprovalDeadline = deployer.PhaseAwaitingApproval, testNow.Add(30*time.Minute)
 	send(t, second.Poster, deployer.Event{Kind: deployer.EventApproval, Deployment: d})
-	eventually.True(t, "the approval posted", func() bool { return len(f.answered("chat.postMessage")) == 3 })
-	if c := f.answered("chat.postMessage")[2]; c.ThreadTS != parentTS || c.Channel != "C0DEPLOYS" {
+	eventually.True(t, "the approval posted", func() bool { return len(f.CallsTo("chat.postMessage")) == 3 })
+	if c := f.CallsTo("chat.postMessage")[2]; c.ThreadTS != parentTS || c.Channel != "C0DEPLOYS" {
 		t.Errorf("approval posted in %s thread %q, want C0DEPLOYS thread %s", c.Channel, c.ThreadTS, parentTS)
 	}
 	eventually.True(t, "the approval's ref", func() bool { return refs.get(7)["slack.ts.deploy-7/approval"] != "" })
@@ -497,15 +339,15 @@ func TestPosterRestartUsesRefs(t *testing.T) {
 func TestPosterRetries(t *testing.T) {
 	tests := []struct {
 		name   string
-		fault  func(method string, try int, channel string) *fault
+		fault  func(slacktest.Attempt) *slacktest.Fault
 		method string        // the method that fails
 		min    time.Duration // the least time the retries must take
 	}{
 		{
 			name: "429 on post",
-			fault: func(m string, try int, _ string) *fault {
-				if m == "chat.postMessage" && try == 1 {
-					return &fault{status: http.StatusTooManyRequests, retryAfter: "1"}
+			fault: func(a slacktest.Attempt) *slacktest.Fault {
+				if a.Method == "chat.postMessage" && a.Try == 1 {
+					return slacktest.RateLimited(time.Second)
 				}
 				return nil
 			},
@@ -513,9 +355,9 @@ func TestPosterRetries(t *testing.T) {
 		},
 		{
 			name: "429 on update",
-			fault: func(m string, try int, _ string) *fault {
-				if m == "chat.update" && try <= 2 {
-					return &fault{status: http.StatusTooManyRequests, retryAfter: "1"}
+			fault: func(a slacktest.Attempt) *slacktest.Fault {
+				if a.Method == "chat.update" && a.Try <= 2 {
+					return slacktest.RateLimited(time.Second)
 				}
 				return nil
 			},
@@ -523,9 +365,9 @@ func TestPosterRetries(t *testing.T) {
 		},
 		{
 			name: "500s on post",
-			fault: func(m string, try int, _ string) *fault {
-				if m == "chat.postMessage" && try <= 4 {
-					return &fault{status: http.StatusInternalServerError}
+			fault: func(a slacktest.Attempt) *slacktest.Fault {
+				if a.Method == "chat.postMessage" && a.Try <= 4 {
+					return slacktest.HTTPError(http.StatusInternalServerError)
 				}
 				return nil
 			},
@@ -533,12 +375,12 @@ func TestPosterRetries(t *testing.T) {
 		},
 		{
 			name: "503s and internal_error on update",
-			fault: func(m string, try int, _ string) *fault {
+			fault: func(a slacktest.Attempt) *slacktest.Fault {
 				switch {
-				case m == "chat.update" && try <= 3:
-					return &fault{status: http.StatusServiceUnavailable}
-				case m == "chat.update" && try <= 5:
-					return &fault{err: "internal_error"}
+				case a.Method == "chat.update" && a.Try <= 3:
+					return slacktest.HTTPError(http.StatusServiceUnavailable)
+				case a.Method == "chat.update" && a.Try <= 5:
+					return slacktest.Error("internal_error")
 				}
 				return nil
 			},
@@ -547,35 +389,35 @@ func TestPosterRetries(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeSlack(t)
-			f.setFault(tc.fault)
+			f := slacktest.New(t)
+			f.SetFault(tc.fault)
 			p := startPoster(t, f, Config{Channel: "C0ANNOUNCE", UpdateInterval: 20 * time.Millisecond}, &refStore{})
 			d := testDeploy()
 			start := time.Now()
 			send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "state 0")))
 			if tc.method == "chat.update" {
-				eventually.True(t, "the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
+				eventually.True(t, "the checklist", func() bool { return len(f.CallsTo("chat.postMessage")) == 2 })
 				start = time.Now()
 				send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "state 1")))
-				eventually.True(t, "a failed update", func() bool { _, fails := f.counts("chat.update"); return fails > 0 })
+				eventually.True(t, "a failed update", func() bool { _, fails := f.Counts("chat.update"); return fails > 0 })
 				send(t, p.Poster, stepEvent(step(d, deployer.StepProvision, "state 2")))
 			}
 			want := map[string]string{"chat.postMessage": "state 0", "chat.update": "state 2"}[tc.method]
 			eventually.True(t, "the latest state shown", func() bool {
-				posts := f.answered("chat.postMessage")
+				posts := f.CallsTo("chat.postMessage")
 				if len(posts) < 2 {
 					return false
 				}
-				c, _ := f.latest(posts[1].TS)
-				return strings.Contains(c.shown(t), want)
+				c, _ := f.Latest(posts[1].TS)
+				return strings.Contains(shown(t, c), want)
 			})
 			if took := time.Since(start); took < tc.min {
 				t.Errorf("delivered after %v; Retry-After asked for %v", took, tc.min)
 			}
-			if tries, fails := f.counts(tc.method); fails == 0 || tries <= fails {
+			if tries, fails := f.Counts(tc.method); fails == 0 || tries <= fails {
 				t.Errorf("%s: %d tries, %d failed", tc.method, tries, fails)
 			}
-			if n := len(f.answered("chat.postMessage")); n != 2 {
+			if n := len(f.CallsTo("chat.postMessage")); n != 2 {
 				t.Errorf("%d posts, want 2 (no duplicates)", n)
 			}
 			if !strings.Contains(p.logs.String(), "will retry") {
@@ -588,14 +430,14 @@ func TestPosterRetries(t *testing.T) {
 // Slack down for a while: Send keeps returning at once, states pile up as
 // one latest state per message, and when Slack is back the thread catches up.
 func TestPosterCatchesUpAfterOutage(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	var mu sync.Mutex
 	down := true
-	f.setFault(func(string, int, string) *fault {
+	f.SetFault(func(slacktest.Attempt) *slacktest.Fault {
 		mu.Lock()
 		defer mu.Unlock()
 		if down {
-			return &fault{status: http.StatusBadGateway}
+			return slacktest.HTTPError(http.StatusBadGateway)
 		}
 		return nil
 	})
@@ -604,7 +446,7 @@ func TestPosterCatchesUpAfterOutage(t *testing.T) {
 	for i, s := range []deployer.StepName{deployer.StepLock, deployer.StepPlan, deployer.StepCreate} {
 		send(t, p.Poster, stepEvent(step(d, s, fmt.Sprintf("state %d", i))))
 	}
-	eventually.True(t, "a few failed tries", func() bool { _, fails := f.counts("chat.postMessage"); return fails >= 3 })
+	eventually.True(t, "a few failed tries", func() bool { _, fails := f.Counts("chat.postMessage"); return fails >= 3 })
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventProblem, Deployment: d, Text: "create failed: quota"})
 	final := step(d, deployer.StepWaitRunning, "final state")
 	send(t, p.Poster, stepEvent(final))
@@ -612,13 +454,13 @@ func TestPosterCatchesUpAfterOutage(t *testing.T) {
 	down = false
 	mu.Unlock()
 
-	eventually.True(t, "the thread caught up", func() bool { return len(f.answered("chat.postMessage")) == 3 })
-	posts := f.answered("chat.postMessage")
-	if !strings.Contains(posts[0].Text, "Deploy #7 of ns") || !strings.Contains(posts[1].shown(t), "final state") ||
-		!strings.Contains(posts[2].shown(t), "create failed: quota") || posts[2].ThreadTS != posts[0].TS {
-		t.Errorf("after the outage the thread shows:\n%s\n%s\n%s", posts[0].Text, posts[1].shown(t), posts[2].shown(t))
+	eventually.True(t, "the thread caught up", func() bool { return len(f.CallsTo("chat.postMessage")) == 3 })
+	posts := f.CallsTo("chat.postMessage")
+	if !strings.Contains(posts[0].Text, "Deploy #7 of ns") || !strings.Contains(shown(t, posts[1]), "final state") ||
+		!strings.Contains(shown(t, posts[2]), "create failed: quota") || posts[2].ThreadTS != posts[0].TS {
+		t.Errorf("after the outage the thread shows:\n%s\n%s\n%s", posts[0].Text, shown(t, posts[1]), shown(t, posts[2]))
 	}
-	if n := len(f.answered("chat.update")); n != 0 {
+	if n := len(f.CallsTo("chat.update")); n != 0 {
 		t.Errorf("%d updates; the first post already had the latest state", n)
 	}
 	if !strings.Contains(p.logs.String(), "reachable again") {
@@ -630,19 +472,19 @@ func TestPosterCatchesUpAfterOutage(t *testing.T) {
 // still gets through. A deploy channel the bot cannot post in falls back
 // to the configured channel; a message deleted in Slack is posted again.
 func TestPosterPermanentErrors(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	var mu sync.Mutex
 	updateErr := "msg_too_long"
-	f.setFault(func(m string, try int, channel string) *fault {
+	f.SetFault(func(a slacktest.Attempt) *slacktest.Fault {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
-		case m == "chat.postMessage" && channel == "C0PRIVATE":
-			return &fault{err: "not_in_channel"}
-		case m == "chat.update" && updateErr != "":
+		case a.Method == "chat.postMessage" && a.Channel == "C0PRIVATE":
+			return slacktest.Error("not_in_channel")
+		case a.Method == "chat.update" && updateErr != "":
 			e := updateErr
 			updateErr = ""
-			return &fault{err: e}
+			return slacktest.Error(e)
 		}
 		return nil
 	})
@@ -650,18 +492,18 @@ func TestPosterPermanentErrors(t *testing.T) {
 	d := testDeploy()
 	d.Refs[deployer.RefChannel] = "C0PRIVATE"
 	send(t, p.Poster, stepEvent(step(d, deployer.StepLock, "")))
-	eventually.True(t, "the thread in the fallback channel", func() bool { return len(f.answered("chat.postMessage")) == 2 })
-	posts := f.answered("chat.postMessage")
+	eventually.True(t, "the thread in the fallback channel", func() bool { return len(f.CallsTo("chat.postMessage")) == 2 })
+	posts := f.CallsTo("chat.postMessage")
 	if posts[0].Channel != "C0ANNOUNCE" || posts[1].Channel != "C0ANNOUNCE" || posts[1].ThreadTS != posts[0].TS {
 		t.Errorf("thread posted as %+v / %+v", posts[0], posts[1])
 	}
 	ts := posts[1].TS
 
 	send(t, p.Poster, stepEvent(step(d, deployer.StepPlan, "dropped")))
-	eventually.True(t, "the refused update", func() bool { _, fails := f.counts("chat.update"); return fails == 1 })
+	eventually.True(t, "the refused update", func() bool { _, fails := f.Counts("chat.update"); return fails == 1 })
 	send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "shown")))
-	eventually.True(t, "the next update", func() bool { return len(f.updatesOf(ts)) == 1 })
-	if s := f.updatesOf(ts)[0].shown(t); !strings.Contains(s, "shown") {
+	eventually.True(t, "the next update", func() bool { return len(f.UpdatesOf(ts)) == 1 })
+	if s := shown(t, f.UpdatesOf(ts)[0]); !strings.Contains(s, "shown") {
 		t.Errorf("update shows:\n%s", s)
 	}
 
@@ -669,9 +511,9 @@ func TestPosterPermanentErrors(t *testing.T) {
 	updateErr = "message_not_found"
 	mu.Unlock()
 	send(t, p.Poster, stepEvent(step(d, deployer.StepProvision, "reposted")))
-	eventually.True(t, "the checklist posted again", func() bool { return len(f.answered("chat.postMessage")) == 3 })
-	if c := f.answered("chat.postMessage")[2]; c.ThreadTS != posts[0].TS || !strings.Contains(c.shown(t), "reposted") {
-		t.Errorf("repost in thread %q shows:\n%s", c.ThreadTS, c.shown(t))
+	eventually.True(t, "the checklist posted again", func() bool { return len(f.CallsTo("chat.postMessage")) == 3 })
+	if c := f.CallsTo("chat.postMessage")[2]; c.ThreadTS != posts[0].TS || !strings.Contains(shown(t, c), "reposted") {
+		t.Errorf("repost in thread %q shows:\n%s", c.ThreadTS, shown(t, c))
 	}
 	logs := p.logs.String()
 	for _, want := range []string{"not_in_channel", "msg_too_long", "message_not_found"} {
@@ -681,7 +523,7 @@ func TestPosterPermanentErrors(t *testing.T) {
 	}
 
 	// No channel at all: Send says so at once.
-	q := NewPoster(f.client, Config{}, nil, nil)
+	q := NewPoster(f.Client(), Config{}, nil, nil)
 	if err := q.Send(t.Context(), bot.Message{Thread: "deploy-8", DeployID: 8, Text: "x"}); err == nil {
 		t.Errorf("Send with no channel anywhere: no error")
 	}
@@ -690,12 +532,10 @@ func TestPosterPermanentErrors(t *testing.T) {
 // Slack hanging: Send returns at once however many messages come, and Run
 // still returns soon after its context ends.
 func TestPosterSendNeverBlocks(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	hang := make(chan struct{})
 	t.Cleanup(func() { close(hang) }) // runs before the server stops
-	f.mu.Lock()
-	f.hang = hang
-	f.mu.Unlock()
+	f.SetHang(hang)
 	p := startPoster(t, f, Config{Channel: "C0ANNOUNCE"}, &refStore{},
 		func(p *Poster) { p.callTimeout = time.Hour }) // only the end of Run ends a call
 
@@ -719,7 +559,7 @@ func TestPosterSendNeverBlocks(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Send blocked while Slack hangs")
 	}
-	eventually.True(t, "a call hanging", func() bool { tries, _ := f.counts("chat.postMessage"); return tries > 0 })
+	eventually.True(t, "a call hanging", func() bool { tries, _ := f.Counts("chat.postMessage"); return tries > 0 })
 
 	start := time.Now()
 	p.stop()
@@ -731,12 +571,12 @@ func TestPosterSendNeverBlocks(t *testing.T) {
 // When Run's context ends, the latest states are flushed (within the
 // flush bound) even before the update interval has passed.
 func TestPosterFinalFlush(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	p := startPoster(t, f, Config{Channel: "C0ANNOUNCE", UpdateInterval: time.Hour}, &refStore{})
 	d := testDeploy()
 	send(t, p.Poster, stepEvent(step(d, deployer.StepCreate, "")))
-	eventually.True(t, "the checklist", func() bool { return len(f.answered("chat.postMessage")) == 2 })
-	ts := f.answered("chat.postMessage")[1].TS
+	eventually.True(t, "the checklist", func() bool { return len(f.CallsTo("chat.postMessage")) == 2 })
+	ts := f.CallsTo("chat.postMessage")[1].TS
 	done := d.Clone()
 	for i := range done.Steps {
 		done.Steps[i].Status = deployer.StatusDone
@@ -744,27 +584,27 @@ func TestPosterFinalFlush(t *testing.T) {
 	done.Phase, done.Finished = deployer.PhaseSucceeded, testNow.Add(5*time.Minute)
 	send(t, p.Poster, deployer.Event{Kind: deployer.EventFinished, Deployment: done, Text: "ns is live on img-2"})
 	p.stop()
-	c, _ := f.latest(ts)
-	if c.Method != "chat.update" || !strings.Contains(c.shown(t), "succeeded after 5m0s") {
-		t.Errorf("after Run returned the checklist shows (%s):\n%s", c.Method, c.shown(t))
+	c, _ := f.Latest(ts)
+	if c.Method != "chat.update" || !strings.Contains(shown(t, c), "succeeded after 5m0s") {
+		t.Errorf("after Run returned the checklist shows (%s):\n%s", c.Method, shown(t, c))
 	}
-	posts := f.answered("chat.postMessage")
-	if len(posts) != 3 || !strings.Contains(posts[2].shown(t), "ns is live on img-2") {
-		for _, c := range f.answered("") {
-			t.Logf("%s %s %s thread=%s\n%s", c.Method, c.Channel, c.TS, c.ThreadTS, c.shown(t))
+	posts := f.CallsTo("chat.postMessage")
+	if len(posts) != 3 || !strings.Contains(shown(t, posts[2]), "ns is live on img-2") {
+		for _, c := range f.Calls() {
+			t.Logf("%s %s %s thread=%s\n%s", c.Method, c.Channel, c.TS, c.ThreadTS, shown(t, c))
 		}
 		t.Logf("logs:\n%s", p.logs.String())
 		t.Errorf("the summary reply was not flushed: %d posts", len(posts))
 	}
 	// The parent now carries the outcome.
-	if ups := f.updatesOf(posts[0].TS); len(ups) != 1 || !strings.HasPrefix(ups[0].Text, ":white_check_mark: Deploy #7") {
+	if ups := f.UpdatesOf(posts[0].TS); len(ups) != 1 || !strings.HasPrefix(ups[0].Text, ":white_check_mark: Deploy #7") {
 		t.Errorf("parent updates: %+v", ups)
 	}
 }
 
 // An ephemeral message goes to its person only, in the deploy's thread.
 func TestPosterEphemeral(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	p := startPoster(t, f, Config{Channel: "C0ANNOUNCE", UpdateInterval: 20 * time.Millisecond}, &refStore{})
 	d := testDeploy()
 	send(t, p.Poster, stepEvent(step(d, deployer.StepLock, "")))
@@ -772,9 +612,9 @@ func TestPosterEphemeral(t *testing.T) {
 		Level: bot.LevelError, Text: "not allowed: approve needs the approvers of ns", Refs: d.Refs}); err != nil {
 		t.Fatal(err)
 	}
-	eventually.True(t, "the ephemeral reply", func() bool { return len(f.answered("chat.postEphemeral")) == 1 })
-	e := f.answered("chat.postEphemeral")[0]
-	parent := f.answered("chat.postMessage")[0]
+	eventually.True(t, "the ephemeral reply", func() bool { return len(f.CallsTo("chat.postEphemeral")) == 1 })
+	e := f.CallsTo("chat.postEphemeral")[0]
+	parent := f.CallsTo("chat.postMessage")[0]
 	if e.User != "U0BOB1234" || e.Channel != "C0DEPLOYS" || e.ThreadTS != parent.TS || !strings.HasPrefix(e.Text, ":x: not allowed") {
 		t.Errorf("ephemeral = %+v", e)
 	}
@@ -785,11 +625,11 @@ func TestPosterEphemeral(t *testing.T) {
 		Text: "deploy #6 is no longer waiting", Refs: other}); err != nil {
 		t.Fatal(err)
 	}
-	eventually.True(t, "the second ephemeral reply", func() bool { return len(f.answered("chat.postEphemeral")) == 2 })
-	if e := f.answered("chat.postEphemeral")[1]; e.Channel != "C0DEPLOYS" || e.ThreadTS != "1763900000.000001" {
+	eventually.True(t, "the second ephemeral reply", func() bool { return len(f.CallsTo("chat.postEphemeral")) == 2 })
+	if e := f.CallsTo("chat.postEphemeral")[1]; e.Channel != "C0DEPLOYS" || e.ThreadTS != "1763900000.000001" {
 		t.Errorf("ephemeral = %+v", e)
 	}
-	if n := len(f.answered("chat.postMessage")); n != 2 {
+	if n := len(f.CallsTo("chat.postMessage")); n != 2 {
 		t.Errorf("%d posts, want the parent and checklist of deploy #7 only", n)
 	}
 	if err := p.Send(t.Context(), bot.Message{Ephemeral: true, Text: "x"}); err == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/greenlight/greenlight/bot"
 	glslack "github.com/greenlight/greenlight/bot/slack"
+	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/refresh"
 	"github.com/greenlight/greenlight/internal/eventually"
@@ -81,8 +82,8 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 
 	started := refresh.Event{Service: "ns", Kind: refresh.EventStarted, BuildID: "20261123-0400", Trigger: "schedule", Base: "linode/debian12"}
 	n.Refresh(ctx, started)
-	eventually.True(t, "the started announcement", func() bool { return len(callsTo(h.slack.Calls(), "chat.postMessage")) == 1 })
-	post := callsTo(h.slack.Calls(), "chat.postMessage")[0]
+	eventually.True(t, "the started announcement", func() bool { return len(h.slack.CallsTo("chat.postMessage")) == 1 })
+	post := h.slack.CallsTo("chat.postMessage")[0]
 	if post.Channel != "C_OPS" || post.ThreadTS != "" || post.Text != "Baking a new image of ns from linode/debian12 (build 20261123-0400, scheduled)" {
 		t.Fatalf("started announcement %+v", post)
 	}
@@ -92,8 +93,8 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 	finished.Image = deployer.Image{ID: "private/123", Label: "ns-golden-20261123-0400", Golden: true}
 	finished.Pruned = []deployer.Image{{ID: "private/100", Label: "ns-golden-20261101-0400"}, {ID: "private/101", Label: "ns-golden-20261108-0400"}}
 	n.Refresh(ctx, finished)
-	eventually.True(t, "the announcement updated in place", func() bool { return len(callsTo(h.slack.Calls(), "chat.update")) == 1 })
-	upd := callsTo(h.slack.Calls(), "chat.update")[0]
+	eventually.True(t, "the announcement updated in place", func() bool { return len(h.slack.CallsTo("chat.update")) == 1 })
+	upd := h.slack.CallsTo("chat.update")[0]
 	if upd.Channel != "C_OPS" || upd.TS != post.TS {
 		t.Fatalf("update %+v, want the started message (%s in C_OPS) updated", upd, post.TS)
 	}
@@ -103,7 +104,7 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 			t.Errorf("finished announcement lacks %q:\n%s", w, upd.Blocks)
 		}
 	}
-	if n := len(callsTo(h.slack.Calls(), "chat.postMessage")); n != 1 {
+	if n := len(h.slack.CallsTo("chat.postMessage")); n != 1 {
 		t.Errorf("%d messages posted, want the one announcement", n)
 	}
 	btns := buttonsOf(t, upd.Blocks)
@@ -119,13 +120,13 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 	before := len(h.slack.Calls())
 	for i, user := range []string{"U_EVE", "U_APP"} {
 		hook := fmt.Sprintf("deploy-now/refused/%d", i)
-		code, body := do(t, signed(t, h.base+"/slack/interactions", formType, announcementClick(t, user, "C_OPS", post.TS, upd.Blocks, btn, h.slack.HookURL(hook))))
+		code, body := do(t, slacktest.Signed(t, h.base+"/slack/interactions", slacktest.FormType, announcementClick(t, user, "C_OPS", post.TS, upd.Blocks, btn, h.slack.HookURL(hook))))
 		if code != http.StatusOK || body != "" {
 			t.Fatalf("ack %d %q, want an empty 200", code, body)
 		}
 		eventually.True(t, "the refusal", func() bool { return len(h.slack.Calls()) == before+i+1 })
-		want := apiCall{Method: "response_url", Hook: hook, ResponseType: "ephemeral", Text: ":x: not allowed: you are not among the deployers of ns"}
-		if got := h.slack.Calls()[before+i]; got != want {
+		want := slacktest.Call{Method: "response_url", Hook: hook, ResponseType: "ephemeral", Text: ":x: not allowed: you are not among the deployers of ns"}
+		if got := h.slack.Calls()[before+i]; untimed(got) != want {
 			t.Errorf("%s: answer %+v, want %+v", user, got, want)
 		}
 	}
@@ -134,13 +135,13 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 	}
 
 	// A deployer's click starts the deploy a typed /deploy ns --image private/123 would.
-	code, _ := do(t, signed(t, h.base+"/slack/interactions", formType, announcementClick(t, "U_DEP", "C_OPS", post.TS, upd.Blocks, btn, h.slack.HookURL("deploy-now/ok"))))
+	code, _ := do(t, slacktest.Signed(t, h.base+"/slack/interactions", slacktest.FormType, announcementClick(t, "U_DEP", "C_OPS", post.TS, upd.Blocks, btn, h.slack.HookURL("deploy-now/ok"))))
 	if code != http.StatusOK {
 		t.Fatalf("ack %d", code)
 	}
 	eventually.True(t, "the deploy's answer", func() bool { return len(h.slack.Calls()) == before+3 })
-	want := apiCall{Method: "response_url", Hook: "deploy-now/ok", ResponseType: "ephemeral", Text: "Started deploy #7 of ns."}
-	if got := h.slack.Calls()[before+2]; got != want {
+	want := slacktest.Call{Method: "response_url", Hook: "deploy-now/ok", ResponseType: "ephemeral", Text: "Started deploy #7 of ns."}
+	if got := h.slack.Calls()[before+2]; untimed(got) != want {
 		t.Errorf("answer %+v, want %+v", got, want)
 	}
 	if calls := d.Calls(); !slices.Equal(calls, []string{"deploy ns --image private/123 by U_DEP in C_OPS: "}) {
@@ -150,7 +151,7 @@ func TestRefreshAnnouncementDeployNow(t *testing.T) {
 	// A forged value (well signed, but not one greenlight rendered) starts nothing.
 	bad := *btn
 	bad.Value = "ns image=private/123 --auto-approve"
-	do(t, signed(t, h.base+"/slack/interactions", formType, announcementClick(t, "U_DEP", "C_OPS", post.TS, upd.Blocks, &bad, h.slack.HookURL("deploy-now/bad"))))
+	do(t, slacktest.Signed(t, h.base+"/slack/interactions", slacktest.FormType, announcementClick(t, "U_DEP", "C_OPS", post.TS, upd.Blocks, &bad, h.slack.HookURL("deploy-now/bad"))))
 	eventually.True(t, "the malformed click's answer", func() bool { return len(h.slack.Calls()) == before+4 })
 	if got := h.slack.Calls()[before+3]; got.Hook != "deploy-now/bad" || !strings.Contains(got.Text, "malformed Deploy now button value") {
 		t.Errorf("answer %+v", got)
@@ -166,16 +167,16 @@ func TestRefreshFailureAnnouncement(t *testing.T) {
 	n := &bot.Notifier{Chats: []bot.Chat{h.a.Chat()}}
 	started := refresh.Event{Service: "ns", Kind: refresh.EventStarted, BuildID: "20261123-1012", Trigger: "U0ALICE1", Base: "linode/debian12", Channel: "C_DNS"}
 	n.Refresh(context.Background(), started)
-	eventually.True(t, "the started announcement", func() bool { return len(callsTo(h.slack.Calls(), "chat.postMessage")) == 1 })
-	post := callsTo(h.slack.Calls(), "chat.postMessage")[0]
+	eventually.True(t, "the started announcement", func() bool { return len(h.slack.CallsTo("chat.postMessage")) == 1 })
+	post := h.slack.CallsTo("chat.postMessage")[0]
 	if post.Channel != "C_DNS" || !strings.Contains(post.Text, "asked for by <@U0ALICE1>") {
 		t.Fatalf("started announcement %+v: want it in the job's channel, mentioning who asked", post)
 	}
 	failed := started
 	failed.Kind, failed.Took, failed.Err = refresh.EventFailed, 3*time.Minute, fmt.Errorf("the builder did not boot within 10m")
 	n.Refresh(context.Background(), failed)
-	eventually.True(t, "the failure", func() bool { return len(callsTo(h.slack.Calls(), "chat.update")) == 1 })
-	upd := callsTo(h.slack.Calls(), "chat.update")[0]
+	eventually.True(t, "the failure", func() bool { return len(h.slack.CallsTo("chat.update")) == 1 })
+	upd := h.slack.CallsTo("chat.update")[0]
 	if upd.TS != post.TS || upd.Text != ":x: Baking an image of ns failed after 3m: the builder did not boot within 10m" || len(buttonsOf(t, upd.Blocks)) != 0 {
 		t.Errorf("failure %+v", upd)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/greenlight/greenlight/bot"
 	glslack "github.com/greenlight/greenlight/bot/slack"
+	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/internal/eventually"
 )
@@ -26,26 +27,7 @@ type ack struct {
 }
 
 func socketMode(c *glslack.Config) {
-	c.Mode, c.AppToken, c.SigningSecret, c.Listen = "socket", "xapp-test", "", ""
-}
-
-const hello = `{"type":"hello","num_connections":1,"debug_info":{"host":"applink-test","build_number":1,"approximate_connection_time":18060},"connection_info":{"app_id":"A0GREENLIT"}}`
-
-// envelope wraps payload as Slack's Socket Mode does.
-func envelope(id, typ, payload string) string {
-	return fmt.Sprintf(`{"envelope_id":%q,"payload":%s,"type":%q,"accepts_response_payload":%t,"retry_attempt":0,"retry_reason":""}`,
-		id, payload, typ, typ == "slash_commands")
-}
-
-// slashJSON is a slash command as Socket Mode carries it.
-func slashJSON(user, channel, text, responseURL string) string {
-	b, _ := json.Marshal(map[string]any{
-		"token": "gIkuvaNzQIHg97ATvDxqgjtO", "team_id": "T0001", "team_domain": "example",
-		"channel_id": channel, "channel_name": "ops", "user_id": user, "user_name": strings.ToLower(user),
-		"command": "/deploy", "text": text, "api_app_id": "A0GREENLIT", "is_enterprise_install": "false",
-		"response_url": responseURL, "trigger_id": "13345224609.738474920.8088930838d88f008e0",
-	})
-	return string(b)
+	c.Mode, c.AppToken, c.SigningSecret, c.Listen = "socket", slacktest.AppToken, "", ""
 }
 
 // socketScript serves Socket Mode connections: it writes each message of
@@ -60,7 +42,7 @@ type socketScript struct {
 	gate    chan struct{} // a "{gate}" message waits for it to close
 }
 
-func (s *socketScript) serve(f *fakeSlack, n int, c *websocket.Conn) {
+func (s *socketScript) serve(f *slacktest.Server, n int, c *websocket.Conn) {
 	if n > len(s.scripts) {
 		s.t.Errorf("unexpected Socket Mode connection #%d", n)
 		return
@@ -131,16 +113,16 @@ func TestSocketMode(t *testing.T) {
 	}}
 	script := &socketScript{t: t, acks: make(chan ack, 10), scripts: [][]string{
 		{ // the first connection: one of each, then Slack asks for a reconnect
-			hello,
-			envelope("env-cmd-1", "slash_commands", slashJSON("U_ALICE", "C_OPS", "ns --reason socket", "{hooks}/socket-cmd-1")),
-			envelope("env-click-1", "interactive", blockActionsJSON("U_BOB", "C_OPS", bot.ActionApprove, "ns#7", "{hooks}/socket-click-1")),
-			envelope("env-evt-1", "events_api", mentionJSON("Ev01", "U_CAROL", "C_OPS", "<@U0BOT> status ns", "1700000000.000300")),
+			slacktest.Hello,
+			slacktest.Envelope("env-cmd-1", "slash_commands", slacktest.SlashCommandJSON("U_ALICE", "C_OPS", "ns --reason socket", "{hooks}/socket-cmd-1")),
+			slacktest.Envelope("env-click-1", "interactive", slacktest.BlockActions("U_BOB", "C_OPS", bot.ActionApprove, "ns#7", "{hooks}/socket-click-1")),
+			slacktest.Envelope("env-evt-1", "events_api", slacktest.AppMention("Ev01", "U_CAROL", "C_OPS", "<@U0BOT> status ns", "1700000000.000300")),
 			`{"type":"from_the_future","envelope_id":"env-odd"}`,
 			`{"type":"disconnect","reason":"refresh_requested","debug_info":{"host":"applink-test"}}`,
 		},
 		{ // the second: the connection greenlight opened again by itself
-			hello,
-			envelope("env-cmd-2", "slash_commands", slashJSON("U_ALICE", "C_OPS", "lock ns", "{hooks}/socket-cmd-2")),
+			slacktest.Hello,
+			slacktest.Envelope("env-cmd-2", "slash_commands", slacktest.SlashCommandJSON("U_ALICE", "C_OPS", "lock ns", "{hooks}/socket-cmd-2")),
 			"",
 		},
 	}}
@@ -166,7 +148,7 @@ func TestSocketMode(t *testing.T) {
 	}
 
 	eventually.True(t, "four answers", func() bool { return len(h.slack.Calls()) == 4 })
-	answers := map[string]apiCall{}
+	answers := map[string]slacktest.Call{}
 	for _, c := range h.slack.Calls() {
 		key := c.Hook
 		if c.Method != "response_url" {
@@ -216,11 +198,11 @@ func TestSocketModeBusyTravelsInTheAck(t *testing.T) {
 		return deployer.Deployment{ID: 7, Service: r.Service}, nil
 	}}
 	script := &socketScript{t: t, acks: make(chan ack, 10), gate: busy, scripts: [][]string{{
-		hello,
-		envelope("env-work", "slash_commands", slashJSON("U_ALICE", "C_OPS", "ns", "{hooks}/work")),
+		slacktest.Hello,
+		slacktest.Envelope("env-work", "slash_commands", slacktest.SlashCommandJSON("U_ALICE", "C_OPS", "ns", "{hooks}/work")),
 		"{gate}", // the only worker is now busy
-		envelope("env-queued", "slash_commands", slashJSON("U_ALICE", "C_OPS", "status ns", "{hooks}/queued")),
-		envelope("env-busy", "slash_commands", slashJSON("U_BOB", "C_OPS", "status ns", "{hooks}/busy")),
+		slacktest.Envelope("env-queued", "slash_commands", slacktest.SlashCommandJSON("U_ALICE", "C_OPS", "status ns", "{hooks}/queued")),
+		slacktest.Envelope("env-busy", "slash_commands", slacktest.SlashCommandJSON("U_BOB", "C_OPS", "status ns", "{hooks}/busy")),
 		"",
 	}}}
 	h := start(t, d, setup{socket: script.serve, config: func(c *glslack.Config) {
@@ -257,8 +239,8 @@ func TestSocketModeBusyTravelsInTheAck(t *testing.T) {
 }
 
 func TestSocketModeRefusedTokenStopsRun(t *testing.T) {
-	fs := newFakeSlack(t)
-	a, err := glslack.New(glslack.Config{AppToken: "xapp-revoked", BotToken: "xoxb-test", APIURL: fs.APIURL()},
+	fs := slacktest.New(t)
+	a, err := glslack.New(glslack.Config{AppToken: "xapp-1-A0GREENLIT-revoked", BotToken: slacktest.BotToken, APIURL: fs.APIURL()},
 		glslack.Dependencies{Router: &bot.Router{Deployer: &fakeDeployer{}}})
 	if err != nil {
 		t.Fatal(err)

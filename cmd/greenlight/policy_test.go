@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/configs"
 	"github.com/greenlight/greenlight/deployer"
 )
@@ -79,42 +80,42 @@ func TestLocalRetireNow(t *testing.T) {
 // an approver's retires the old set, a double click and a late click get
 // the outcome back.
 func TestSlackRetireNow(t *testing.T) {
-	api := &fakeSlack{}
-	_, base, srvURL := startSlack(t, api)
-	respond := srvURL + "/response"
+	api := newSlackAPI(t)
+	_, base := startSlack(t, api)
+	respond := api.HookURL("response")
 	post := func(path, body string) {
 		t.Helper()
-		if code := signed(t, base, path, "application/x-www-form-urlencoded", body, time.Now()); code != http.StatusOK {
+		if code := signed(t, base, path, slacktest.FormType, body, time.Now()); code != http.StatusOK {
 			t.Fatalf("POST %s: status %d", path, code)
 		}
 	}
-	post("/slack/commands", slashCommand("U0DEPLOY1", "ns", respond))
+	post("/slack/commands", slacktest.SlashCommand("U0DEPLOY1", "C1", "ns", respond))
 	api.waitFor(t, "the approval buttons", "chat.postMessage", `"action_id":"approve"`, `"value":"ns#1"`)
-	post("/slack/interactions", click("U0APPROVE1", "approve", "ns#1", respond))
+	post("/slack/interactions", slacktest.BlockActionsForm("U0APPROVE1", "C1", "approve", "ns#1", respond))
 	api.waitFor(t, "the Retire now button", "chat.postMessage", `"action_id":"rollback"`, `"action_id":"retire"`, "Retire now")
 
-	post("/slack/interactions", click("U0DEPLOY1", "retire", "ns#1", respond))
-	api.waitFor(t, "the refusal", "response", "not among the approvers of ns")
+	post("/slack/interactions", slacktest.BlockActionsForm("U0DEPLOY1", "C1", "retire", "ns#1", respond))
+	api.waitFor(t, "the refusal", "response_url", "not among the approvers of ns")
 
-	post("/slack/interactions", click("U0APPROVE1", "retire", "ns#1", respond))
-	post("/slack/interactions", click("U0APPROVE1", "retire", "ns#1", respond))
+	post("/slack/interactions", slacktest.BlockActionsForm("U0APPROVE1", "C1", "retire", "ns#1", respond))
+	post("/slack/interactions", slacktest.BlockActionsForm("U0APPROVE1", "C1", "retire", "ns#1", respond))
 	api.waitFor(t, "the retire in the thread", "chat.*", "Retire now by <@U0APPROVE1>")
-	api.waitFor(t, "the double click's answer", "response", "already retired early by", "U0APPROVE1")
+	api.waitFor(t, "the double click's answer", "response_url", "already retired early by", "U0APPROVE1")
 	api.waitFor(t, "the end of the deploy", "chat.*", "Deploy #1 of ns succeeded")
 	api.waitFor(t, "the closed rollback message", "chat.update", "Retired now by", "U0APPROVE1")
 
-	post("/slack/interactions", click("U0APPROVE1", "rollback", "ns#1", respond))
-	api.waitFor(t, "the late rollback's answer", "response", "retired the old set (ns1-0, ns2-0) of deploy #1 early")
+	post("/slack/interactions", slacktest.BlockActionsForm("U0APPROVE1", "C1", "rollback", "ns#1", respond))
+	api.waitFor(t, "the late rollback's answer", "response_url", "retired the old set (ns1-0, ns2-0) of deploy #1 early")
 }
 
 // rollback_window: 0s through Slack: the approval switches and retires at once.
 func TestSlackZeroRollbackWindow(t *testing.T) {
-	api := &fakeSlack{}
-	m, base, srvURL := startSlack(t, api, "rollback_window: 15m ", "rollback_window: 0s  ")
-	respond := srvURL + "/response"
-	signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U0DEPLOY1", "ns", respond), time.Now())
+	api := newSlackAPI(t)
+	m, base := startSlack(t, api, "rollback_window: 15m ", "rollback_window: 0s  ")
+	respond := api.HookURL("response")
+	signed(t, base, "/slack/commands", slacktest.FormType, slacktest.SlashCommand("U0DEPLOY1", "C1", "ns", respond), time.Now())
 	api.waitFor(t, "the approval buttons", "chat.postMessage", `"action_id":"approve"`, `"value":"ns#1"`)
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "approve", "ns#1", respond), time.Now())
+	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "approve", "ns#1", respond), time.Now())
 	api.waitFor(t, "the word that the window is 0", "chat.*", "The rollback window is 0, so the old set (ns1-0, ns2-0) is retired now.")
 	api.waitFor(t, "the end of the deploy", "chat.*", "Deploy #1 of ns succeeded")
 	if got := nsid(t, m.lbs[0].Addr(), "udp"); !strings.HasSuffix(got, "-1") {
@@ -206,32 +207,32 @@ func TestLocalAdHocFreezeSurvivesRestart(t *testing.T) {
 // is announced in the channel, a deploy is refused with its words, only an
 // admin overrides it and the override shows in the deploy's thread.
 func TestSlackFreeze(t *testing.T) {
-	api := &fakeSlack{}
-	_, base, srvURL := startSlack(t, api, "      admins: []", "      admins: [U0ADMIN1]")
-	respond := srvURL + "/response"
+	api := newSlackAPI(t)
+	_, base := startSlack(t, api, "      admins: []", "      admins: [U0ADMIN1]")
+	respond := api.HookURL("response")
 	command := func(user, text string) {
 		t.Helper()
-		if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand(user, text, respond), time.Now()); code != http.StatusOK {
+		if code := signed(t, base, "/slack/commands", slacktest.FormType, slacktest.SlashCommand(user, "C1", text, respond), time.Now()); code != http.StatusOK {
 			t.Fatalf("/deploy %s: status %d", text, code)
 		}
 	}
 	command("U0DEPLOY1", "freeze ns --for 2h --reason incident 42")
-	api.waitFor(t, "the refused freeze", "response", "not an admin of ns, so you cannot freeze or unfreeze its deploys")
+	api.waitFor(t, "the refused freeze", "response_url", "not an admin of ns, so you cannot freeze or unfreeze its deploys")
 
 	command("U0ADMIN1", "freeze ns --for 2h --reason incident 42")
 	api.waitFor(t, "the freeze announced in the channel", "chat.postMessage", "channel=C1", "ns is frozen by", "U0ADMIN1", "incident 42")
 
 	command("U0DEPLOY1", "ns")
-	api.waitFor(t, "the refused deploy", "response", "ns is frozen (incident 42) until", "set by", "an admin can deploy anyway with --override-freeze")
+	api.waitFor(t, "the refused deploy", "response_url", "ns is frozen (incident 42) until", "set by", "an admin can deploy anyway with --override-freeze")
 	command("U0DEPLOY1", "ns --override-freeze")
-	api.waitFor(t, "the refused override", "response", "not an admin of ns, so you cannot deploy it during a freeze")
+	api.waitFor(t, "the refused override", "response_url", "not an admin of ns, so you cannot deploy it during a freeze")
 
 	command("U0ADMIN1", "ns --override-freeze --reason hotfix")
 	api.waitFor(t, "the override in the thread", "chat.postMessage", "thread_ts=", "deploys anyway with --override-freeze")
 	api.waitFor(t, "the approval buttons", "chat.postMessage", `"action_id":"approve"`, `"value":"ns#1"`)
 
 	command("U0ADMIN1", "status ns")
-	api.waitFor(t, "the freeze in the status", "response", "frozen: incident 42, until")
+	api.waitFor(t, "the freeze in the status", "response_url", "frozen: incident 42, until")
 	command("U0ADMIN1", "unfreeze ns")
 	api.waitFor(t, "the unfreeze announced", "chat.postMessage", "ns is unfrozen by")
 }
@@ -271,13 +272,13 @@ func TestLocalDeployWindowWaits(t *testing.T) {
 // answer to the Approve click say when the switch happens.
 func TestSlackDeployWindowWaits(t *testing.T) {
 	windows, opens := closedWindow(t)
-	api := &fakeSlack{}
-	m, base, srvURL := startSlack(t, api, "    deploy_windows: []           #", windows+"    #")
-	respond := srvURL + "/response"
-	signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U0DEPLOY1", "ns", respond), time.Now())
+	api := newSlackAPI(t)
+	m, base := startSlack(t, api, "    deploy_windows: []           #", windows+"    #")
+	respond := api.HookURL("response")
+	signed(t, base, "/slack/commands", slacktest.FormType, slacktest.SlashCommand("U0DEPLOY1", "C1", "ns", respond), time.Now())
 	api.waitFor(t, "the approval message with the window", "chat.postMessage", `"action_id":"approve"`, "once approved, it switches at "+opens)
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "approve", "ns#1", respond), time.Now())
-	api.waitFor(t, "the answer to the approver", "response", "will switch at "+opens)
+	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "approve", "ns#1", respond), time.Now())
+	api.waitFor(t, "the answer to the approver", "response_url", "will switch at "+opens)
 	api.waitFor(t, "the wait in the thread", "chat.postMessage", "so the switch waits: it will switch at "+opens)
 	if got := nsid(t, m.lbs[0].Addr(), "udp"); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("outside the window, answers come from %q", got)

@@ -2,87 +2,38 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/configs"
 	"github.com/greenlight/greenlight/deployer"
 )
 
-// fakeSlack is Slack's Web API as greenlight uses it, recording every call.
-type fakeSlack struct {
-	mu    sync.Mutex
-	calls []slackCall
-	ts    int
-	// trouble, when set, answers the nth Web API call (from 1) with an
-	// HTTP status instead of success: 0 means answer normally.
-	trouble func(n int) int
-	served  int
-}
+// slackAPI is the fake Slack greenlight runs against, with the searches
+// these tests make of what greenlight sent it.
+type slackAPI struct{ *slacktest.Server }
 
-type slackCall struct {
-	method string
-	body   string // form values or JSON, decoded to text
-}
+func newSlackAPI(t *testing.T) slackAPI { return slackAPI{slacktest.New(t)} }
 
-func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(r.Body)
-	body := string(raw)
-	if vals, err := url.ParseQuery(body); err == nil && !strings.HasPrefix(body, "{") {
-		var parts []string
-		for k, v := range vals {
-			parts = append(parts, k+"="+strings.Join(v, ","))
-		}
-		body = strings.Join(parts, "\n")
-	}
-	method := strings.Trim(r.URL.Path, "/")
-	f.mu.Lock()
-	f.served++
-	if f.trouble != nil {
-		if code := f.trouble(f.served); code != 0 {
-			f.mu.Unlock()
-			if code == http.StatusTooManyRequests {
-				w.Header().Set("Retry-After", "1")
-			}
-			http.Error(w, http.StatusText(code), code)
-			return
-		}
-	}
-	f.ts++
-	ts := fmt.Sprintf("1700000000.%06d", f.ts)
-	f.calls = append(f.calls, slackCall{method: method, body: body})
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C1", "ts": ts, "message_ts": ts})
-}
-
-// find returns the calls of method ("chat.*" for any chat method) whose
-// body contains every fragment.
-func (f *fakeSlack) find(method string, fragments ...string) []slackCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []slackCall
-	for _, c := range f.calls {
-		if c.method != method && !(strings.HasSuffix(method, "*") && strings.HasPrefix(c.method, strings.TrimSuffix(method, "*"))) {
+// find returns the calls of method ("chat.*" for any chat method) that
+// contain every fragment, in any field (Block Kit JSON as sent).
+func (a slackAPI) find(method string, fragments ...string) []slacktest.Call {
+	var out []slacktest.Call
+	for _, c := range a.Calls() {
+		if c.Method != method && !(strings.HasSuffix(method, "*") && strings.HasPrefix(c.Method, strings.TrimSuffix(method, "*"))) {
 			continue
 		}
 		ok := true
 		for _, fr := range fragments {
-			ok = ok && strings.Contains(c.body, fr)
+			ok = ok && strings.Contains(c.String(), fr)
 		}
 		if ok {
 			out = append(out, c)
@@ -91,37 +42,27 @@ func (f *fakeSlack) find(method string, fragments ...string) []slackCall {
 	return out
 }
 
-func (f *fakeSlack) waitFor(t *testing.T, what, method string, fragments ...string) {
+func (a slackAPI) waitFor(t *testing.T, what, method string, fragments ...string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if len(f.find(method, fragments...)) > 0 {
+		if len(a.find(method, fragments...)) > 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	var seen []string
-	for _, c := range f.calls {
-		seen = append(seen, c.method+": "+c.body)
+	for _, c := range a.Calls() {
+		seen = append(seen, c.String())
 	}
 	t.Fatalf("Slack never received %s (%s with %q); calls:\n%s", what, method, fragments, strings.Join(seen, "\n---\n"))
 }
 
-const signingSecret = "8f742231b10e8888abcd99yyyzzz85a5"
-
-// signed sends a request signed the way Slack signs them.
+// signed posts body to base+path signed as Slack signs it at at, and
+// returns the status.
 func signed(t *testing.T, base, path, contentType, body string, at time.Time) int {
 	t.Helper()
-	ts := strconv.FormatInt(at.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(signingSecret))
-	io.WriteString(mac, "v0:"+ts+":"+body)
-	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(slacktest.SignedAt(t, at, base+path, contentType, body))
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -129,44 +70,22 @@ func signed(t *testing.T, base, path, contentType, body string, at time.Time) in
 	return resp.StatusCode
 }
 
-func slashCommand(user, text, responseURL string) string {
-	return url.Values{"command": {"/deploy"}, "text": {text}, "user_id": {user}, "user_name": {user},
-		"channel_id": {"C1"}, "team_id": {"T1"}, "response_url": {responseURL}, "trigger_id": {"1.2.3"}}.Encode()
-}
-
-func click(user, action, value, responseURL string) string {
-	payload := map[string]any{
-		"type":         "block_actions",
-		"user":         map[string]any{"id": user, "username": user},
-		"team":         map[string]any{"id": "T1"},
-		"channel":      map[string]any{"id": "C1"},
-		"container":    map[string]any{"type": "message", "message_ts": "1700000000.000002", "channel_id": "C1"},
-		"message":      map[string]any{"ts": "1700000000.000002", "text": "approval"},
-		"response_url": responseURL,
-		"trigger_id":   "1.2.3",
-		"actions": []map[string]any{{"action_id": action, "block_id": "decision", "type": "button",
-			"value": value, "action_ts": "1700000001.000000"}},
-	}
-	b, _ := json.Marshal(payload)
-	return url.Values{"payload": {string(b)}}.Encode()
-}
-
 // The Slack runbook on the local cloud: slash command → thread → Approve
 // click → the new set answers through the load balancer → Rollback click →
 // the old set answers again; forged, duplicate, late and unauthorised
 // requests change nothing.
 func TestSlackDeployApproveRollback(t *testing.T) {
-	api := &fakeSlack{}
-	m, base, srvURL := startSlack(t, api)
+	api := newSlackAPI(t)
+	m, base := startSlack(t, api)
 	lb := m.lbs[0].Addr()
-	respond := srvURL + "/response"
+	respond := api.HookURL("response")
 
 	// Forged and stale requests are refused and change nothing.
-	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U1", "ns", respond), time.Now().Add(-10*time.Minute)); code != http.StatusUnauthorized {
+	if code := signed(t, base, "/slack/commands", slacktest.FormType, slacktest.SlashCommand("U1", "C1", "ns", respond), time.Now().Add(-10*time.Minute)); code != http.StatusUnauthorized {
 		t.Fatalf("stale request: status %d, want 401", code)
 	}
 
-	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U0DEPLOY1", "ns --reason weekly", respond), time.Now()); code != http.StatusOK {
+	if code := signed(t, base, "/slack/commands", slacktest.FormType, slacktest.SlashCommand("U0DEPLOY1", "C1", "ns --reason weekly", respond), time.Now()); code != http.StatusOK {
 		t.Fatalf("slash command: status %d", code)
 	}
 	api.waitFor(t, "the approval buttons", "chat.postMessage", `"action_id":"approve"`, `"value":"ns#1"`, `"action_id":"abort"`, `Approvers: \u003c@U0APPROVE1\u003e`)
@@ -179,13 +98,13 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 	}
 
 	// The requester is not an approver: refused, nothing changes.
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0DEPLOY1", "approve", "ns#1", respond), time.Now())
-	api.waitFor(t, "the refusal", "response", "not among the approvers of ns")
+	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0DEPLOY1", "C1", "approve", "ns#1", respond), time.Now())
+	api.waitFor(t, "the refusal", "response_url", "not among the approvers of ns")
 	if got := nsid(t, lb, "udp"); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("an unauthorised click moved traffic to %s", got)
 	}
 
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "approve", "ns#1", respond), time.Now())
+	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "approve", "ns#1", respond), time.Now())
 	api.waitFor(t, "the rollback button", "chat.postMessage", `"action_id":"rollback"`)
 	for _, proto := range []string{"udp", "tcp"} {
 		if got := nsid(t, lb, proto); !strings.HasSuffix(got, "-1") {
@@ -197,10 +116,10 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 	}
 
 	// A duplicate click is answered, not acted on.
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "approve", "ns#1", respond), time.Now())
-	api.waitFor(t, "the duplicate's answer", "response", "already approved by", "U0APPROVE1")
+	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "approve", "ns#1", respond), time.Now())
+	api.waitFor(t, "the duplicate's answer", "response_url", "already approved by", "U0APPROVE1")
 
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "rollback", "ns#1", respond), time.Now())
+	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "rollback", "ns#1", respond), time.Now())
 	api.waitFor(t, "the rollback in the thread", "chat.postMessage", "Rolled back by")
 	if got := digNSID(t, lb); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("dig after rollback: %s", got)
@@ -216,8 +135,8 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 			t.Fatalf("deploy #1 never ended rolled back: %v %v", d.Phase, err)
 		}
 	}
-	signed(t, base, "/slack/interactions", "application/x-www-form-urlencoded", click("U0APPROVE1", "rollback", "ns#1", respond), time.Now())
-	api.waitFor(t, "the late click's answer", "response", "already rolled back")
+	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "rollback", "ns#1", respond), time.Now())
+	api.waitFor(t, "the late click's answer", "response_url", "already rolled back")
 
 	// The metrics saw the traffic, and /readyz counts Slack as connected.
 	rec := httptest.NewRecorder()
@@ -241,12 +160,10 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 }
 
 // startSlack runs greenlight in Slack HTTP mode on the local cloud, against
-// api as Slack's Web API, and returns it with its HTTP base URL. replace
-// are old → new pairs changed in local.yaml.
-func startSlack(t *testing.T, api *fakeSlack, replace ...string) (*Main, string, string) {
+// api as Slack, and returns it with its HTTP base URL. replace are old →
+// new pairs changed in local.yaml.
+func startSlack(t *testing.T, api slackAPI, replace ...string) (*Main, string) {
 	t.Helper()
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
 	local, err := configs.Files.ReadFile("local.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -259,12 +176,12 @@ func startSlack(t *testing.T, api *fakeSlack, replace ...string) (*Main, string,
 		conf = strings.Replace(conf, replace[i], replace[i+1], 1)
 	}
 	cfg := strings.Replace(conf, "      approvers: []", "      approvers: [U0APPROVE1]", 1) +
-		fmt.Sprintf("\nslack:\n  mode: http\n  listen: 127.0.0.1:0\n  channel: C1\n  api_url: %s/\n", srv.URL)
+		fmt.Sprintf("\nslack:\n  mode: http\n  listen: 127.0.0.1:0\n  channel: C1\n  api_url: %s\n", api.APIURL())
 	path := filepath.Join(t.TempDir(), "greenlight.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": signingSecret}
+	env := map[string]string{"SLACK_BOT_TOKEN": slacktest.BotToken, "SLACK_SIGNING_SECRET": slacktest.SigningSecret}
 	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Clock: deployer.SystemClock{},
 		Getenv: func(k string) string { return env[k] }}
 	if err := m.ParseFlags([]string{"--config", path, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--boot-delay", "20ms", "--log-level", "error"}); err != nil {
@@ -285,27 +202,28 @@ func startSlack(t *testing.T, api *fakeSlack, replace ...string) (*Main, string,
 	})
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if a := m.Slack.Addr(); a != nil {
-			return m, "http://" + a.String(), srv.URL
+			return m, "http://" + a.String()
 		}
 	}
 	t.Fatal("the Slack HTTP server never listened")
-	return nil, "", ""
+	return nil, ""
 }
 
 // Slack answering 429 and 500 during a deploy: the deploy completes, and
 // once Slack answers again the thread shows the final state.
 func TestSlackTroubleDoesNotStallDeploys(t *testing.T) {
-	api := &fakeSlack{trouble: func(n int) int {
+	api := newSlackAPI(t)
+	api.SetFault(func(a slacktest.Attempt) *slacktest.Fault {
 		switch {
-		case n <= 3:
-			return http.StatusInternalServerError
-		case n <= 5:
-			return http.StatusTooManyRequests
+		case a.N <= 3:
+			return slacktest.HTTPError(http.StatusInternalServerError)
+		case a.N <= 5:
+			return slacktest.RateLimited(time.Second)
 		}
-		return 0
-	}}
-	m, base, srvURL := startSlack(t, api)
-	if code := signed(t, base, "/slack/commands", "application/x-www-form-urlencoded", slashCommand("U0APPROVE1", "ns --auto-approve", srvURL+"/response"), time.Now()); code != http.StatusOK {
+		return nil
+	})
+	m, base := startSlack(t, api)
+	if code := signed(t, base, "/slack/commands", slacktest.FormType, slacktest.SlashCommand("U0APPROVE1", "C1", "ns --auto-approve", api.HookURL("response")), time.Now()); code != http.StatusOK {
 		t.Fatalf("slash command: status %d", code)
 	}
 	deadline := time.Now().Add(20 * time.Second)
