@@ -15,6 +15,7 @@ import (
 	"github.com/greenlight/greenlight/bot/slack/slacktest"
 	"github.com/greenlight/greenlight/configs"
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/eventually"
 )
 
 // slackAPI is the fake Slack greenlight runs against, with the searches
@@ -44,12 +45,8 @@ func (a slackAPI) find(method string, fragments ...string) []slacktest.Call {
 
 func (a slackAPI) waitFor(t *testing.T, what, method string, fragments ...string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if len(a.find(method, fragments...)) > 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if eventually.Holds(waitLimit, func() bool { return len(a.find(method, fragments...)) > 0 }) {
+		return
 	}
 	var seen []string
 	for _, c := range a.Calls() {
@@ -126,15 +123,10 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 	}
 
 	// A late rollback click, once the rollback has ended, is refused with the reason.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	eventually.True(t, "deploy #1 to end rolled back", func() bool {
 		d, err := m.Deployer.Deployment(context.Background(), 1)
-		if err == nil && d.Phase == deployer.PhaseRolledBack {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deploy #1 never ended rolled back: %v %v", d.Phase, err)
-		}
-	}
+		return err == nil && d.Phase == deployer.PhaseRolledBack
+	})
 	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "rollback", "ns#1", respond), time.Now())
 	api.waitFor(t, "the late click's answer", "response_url", "already rolled back")
 
@@ -200,13 +192,8 @@ func startSlack(t *testing.T, api slackAPI, replace ...string) (*Main, string) {
 		<-done
 		m.Close()
 	})
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if a := m.Slack.Addr(); a != nil {
-			return m, "http://" + a.String()
-		}
-	}
-	t.Fatal("the Slack HTTP server never listened")
-	return nil, ""
+	eventually.True(t, "the Slack HTTP server to listen", func() bool { return m.Slack.Addr() != nil })
+	return m, "http://" + m.Slack.Addr().String()
 }
 
 // Slack answering 429 and 500 during a deploy: the deploy completes, and
@@ -226,17 +213,10 @@ func TestSlackTroubleDoesNotStallDeploys(t *testing.T) {
 	if code := signed(t, base, "/slack/commands", slacktest.FormType, slacktest.SlashCommand("U0APPROVE1", "C1", "ns --auto-approve", api.HookURL("response")), time.Now()); code != http.StatusOK {
 		t.Fatalf("slash command: status %d", code)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.Within(t, waitLimit, "the deploy to reach its rollback window while Slack failed", func() bool {
 		st, err := m.Deployer.Status(context.Background(), "ns")
-		if err == nil && st.Active != nil && st.Active.Phase == deployer.PhaseRollbackWindow {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the deploy did not reach its rollback window while Slack failed: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && st.Active != nil && st.Active.Phase == deployer.PhaseRollbackWindow
+	})
 	// The checklist's last state, with every step up to the live check done,
 	// reaches Slack once it answers again (posted or updated in place).
 	api.waitFor(t, "the final checklist", "chat.*", ":white_check_mark: *Check through the load balancer*", "answered by ns1-1, ns2-1")
