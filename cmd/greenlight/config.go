@@ -22,7 +22,7 @@ import (
 // Config is greenlight's configuration file. configs/local.yaml documents
 // every setting; it is also the configuration used when none is given.
 type Config struct {
-	Data      string                    `yaml:"data"`
+	Data      string                    `yaml:"data"` // the data directory; --data overrides it; default ./data
 	Log       LogConfig                 `yaml:"log"`
 	Local     LocalConfig               `yaml:"local"`
 	Slack     *SlackConfig              `yaml:"slack"` // nil: the terminal chat

@@ -140,10 +140,12 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 		check   func(*Main) bool
 	}{
-		{"defaults", nil, "", func(m *Main) bool { return m.DataDir == "./data" && m.Config.Services["ns"].Listen == "127.0.0.1:5300" }},
+		{"defaults", nil, "", func(m *Main) bool {
+			return m.Config.Data == "./data" && m.Config.Services["ns"].Listen == "127.0.0.1:5300"
+		}},
 		{"overrides", []string{"--data", "/tmp/x", "--listen", "127.0.0.1:0", "--boot-delay", "0s", "--log-level", "debug"}, "",
 			func(m *Main) bool {
-				return m.DataDir == "/tmp/x" && m.Config.Services["ns"].Listen == "127.0.0.1:0" && m.Config.Local.BootDelay == 0 && m.Config.Log.Level == "debug"
+				return m.Config.Data == "/tmp/x" && m.Config.Services["ns"].Listen == "127.0.0.1:0" && m.Config.Local.BootDelay == 0 && m.Config.Log.Level == "debug"
 			}},
 		{"missing config", []string{"--config", "/nonexistent/greenlight.yaml"}, "open the configuration", nil},
 		{"stray argument", []string{"deploy"}, `unexpected argument "deploy"`, nil},
@@ -159,7 +161,7 @@ func TestParseFlags(t *testing.T) {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("error %v", err)
 			case tc.check != nil && !tc.check(m):
-				t.Fatalf("flags not applied: data %q, config %+v", m.DataDir, m.Config)
+				t.Fatalf("flags not applied: data %q, config %+v", m.Config.Data, m.Config)
 			}
 		})
 	}
