@@ -83,8 +83,9 @@ type Flags struct {
 // running is what Open builds and starts, from the store to the chat.
 type running struct {
 	cancel context.CancelFunc // ends the context the background goroutines and pipelines run under
-	// background runs the first sets, the switches' readiness, the
-	// reconciler and the image refreshers until Close.
+	// background holds every goroutine Open starts: first sets retried,
+	// switches becoming ready, the reconciler, the image refreshers and the
+	// App Home's republishing. Close ends their context and waits for them.
 	background sync.WaitGroup
 
 	logOut  *os.File // the log file, when the log goes to one
@@ -438,6 +439,9 @@ func (m *Main) Open(ctx context.Context) error {
 	for _, r := range run.refresh {
 		run.background.Go(func() { r.Run(runCtx) })
 	}
+	if run.home != nil {
+		run.background.Go(func() { run.home.Run(runCtx) })
+	}
 	if m.Interactive && run.slack == nil {
 		fmt.Fprintf(m.Stdout, "Type /deploy help for commands, /deploy %s to deploy, quit to leave.\n", services[0].Name)
 		if path := m.logPath(); path != "" {
@@ -527,7 +531,8 @@ func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 }
 
 // Run serves Slack until ctx is cancelled, or, without Slack, reads
-// commands until input ends or ctx is cancelled.
+// commands until input ends or ctx is cancelled. It returns once what it
+// started has stopped; what Open started runs until Close.
 func (m *Main) Run(ctx context.Context) error {
 	if m.running.slack == nil {
 		restore, err := m.attachTerminal()
@@ -537,12 +542,13 @@ func (m *Main) Run(ctx context.Context) error {
 		defer restore()
 		return m.running.shell.Run(ctx)
 	}
-	go m.running.home.Run(ctx)
 	return m.running.slack.Run(ctx)
 }
 
-// Close stops the pipelines at a safe point (their state is persisted),
-// then the load balancers, the cloud and the store.
+// Close stops what Open started and waits for it: the background
+// goroutines, the admin endpoints, the image refreshers and the pipelines
+// (at a safe point; their state is persisted), then the load balancers,
+// the cloud and the store.
 func (m *Main) Close() error {
 	run := &m.running
 	if run.cancel != nil {
