@@ -393,7 +393,11 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	run.metrics.ServiceNames(run.deployer.Services())
-	for _, svc := range services {
+	for _, name := range run.deployer.Services() {
+		svc, err := run.deployer.Service(name) // with the defaults filled in
+		if err != nil {
+			return err
+		}
 		run.metrics.LockLimit(svc.Name, svc.LockLimit())
 	}
 	run.metrics.WatchServices(run.deployer)
