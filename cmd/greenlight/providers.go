@@ -114,8 +114,8 @@ func (m *Main) linodeCloud(svc *deployer.Service, sc *ServiceConfig) (*linode.Cl
 	opts := linode.Options{
 		Client: client, Region: l.region(sc.Servers), Regions: l.Regions, Type: l.Type, Image: l.Image,
 		AuthorizedKeys: l.AuthorizedKeys, Tags: l.Tags, FirewallID: l.FirewallID,
-		Port: sc.Check.Port, Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
-		PollInterval: time.Duration(l.PollInterval),
+		Port: sc.Check.Port, PollInterval: time.Duration(l.PollInterval),
+		CallOptions: linode.CallOptions{Clock: m.Clock, Logger: m.Log.With("service", svc.Name)},
 		// A NodeBalancer reaches its nodes only on their private addresses.
 		PrivateIP: sc.Switch.Kind == "nodebalancer",
 	}
@@ -216,7 +216,7 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 		return linode.NewDNSRecordSwitch(linode.DNSRecordOptions{
 			Client: client, DomainID: cfg.DomainID, Names: cfg.Names, TTL: time.Duration(cfg.TTL),
 			Propagation: time.Duration(cfg.Propagation), Endpoints: cfg.Endpoints,
-			Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
+			CallOptions: linode.CallOptions{Clock: m.Clock, Logger: m.Log.With("service", svc.Name)},
 		})
 	case "nginx":
 		return m.nginxSwitch(svc, cfg)
@@ -261,7 +261,8 @@ func (m *Main) nodeBalancerSwitch(ctx context.Context, svc *deployer.Service, sc
 		}
 		sw, err := linode.NewNodeBalancerSwitch(linode.NodeBalancerOptions{
 			Client: client, NodeBalancerID: id, Endpoints: endpoints,
-			DrainWait: time.Duration(cfg.DrainWait), Clock: m.Clock, Logger: m.Log.With("service", svc.Name, "nodebalancer", id),
+			DrainWait:   time.Duration(cfg.DrainWait),
+			CallOptions: linode.CallOptions{Clock: m.Clock, Logger: m.Log.With("service", svc.Name, "nodebalancer", id)},
 		})
 		if err != nil {
 			return nil, err
