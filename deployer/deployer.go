@@ -176,9 +176,9 @@ type CheckTarget struct {
 
 // ExpectedRecord is a record a healthy server must serve.
 type ExpectedRecord struct {
-	Name  string `yaml:"name" json:"name"`
-	Type  string `yaml:"type" json:"type"`
-	Value string `yaml:"value" json:"value"` // rdata as in a zone file; empty = any
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value"` // rdata as in a zone file; empty = any
 }
 
 // CheckSpec says what a healthy set answers.

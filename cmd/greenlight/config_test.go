@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,9 @@ func TestLoadConfigEmbeddedLocal(t *testing.T) {
 	svc := ns.Service("ns")
 	if svc.Check.Passes != 3 || len(svc.Roles) != 2 || svc.Check.Timeout != 2*time.Second {
 		t.Fatalf("converted service: %+v", svc)
+	}
+	if want := []deployer.ExpectedRecord{{Name: "ns1.example.test.", Type: "A", Value: "127.0.0.1"}}; !slices.Equal(svc.Check.Expect, want) {
+		t.Errorf("check.expect converted to %+v, want %+v", svc.Check.Expect, want)
 	}
 }
 
