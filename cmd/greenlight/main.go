@@ -526,7 +526,7 @@ func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 	t := bot.TrafficOf(st)
 	servers, image, note := t.Servers, t.Image, ""
 	if len(t.Kept) > 0 {
-		note = fmt.Sprintf("; deploy #%d keeps %s for rollback until %s", t.DeployID, serverNames(t.Kept), t.KeptUntil.UTC().Format("15:04:05 MST"))
+		note = fmt.Sprintf("; deploy #%d keeps %s for rollback until %s", t.DeployID, serverNames(t.Kept), deployer.TimeOfDay(t.KeptUntil))
 	}
 	host, port, _ := net.SplitHostPort(addr)
 	fmt.Fprintf(m.Stdout, "%s: %s serves %s on image %s%s (dig @%s -p %s %s SOA +nsid)\n",
