@@ -112,9 +112,9 @@ func ChecklistOf(d deployer.Deployment, now time.Time) *Checklist {
 	}
 	switch {
 	case d.Phase == deployer.PhaseAwaitingApproval:
-		c.Footer = fmt.Sprintf("Waiting for approval until %s", clock(d.ApprovalDeadline))
+		c.Footer = fmt.Sprintf("Waiting for approval until %s", deployer.TimeOfDay(d.ApprovalDeadline))
 	case d.Phase == deployer.PhaseRollbackWindow:
-		c.Footer = fmt.Sprintf("Live; rollback possible until %s", clock(d.RollbackDeadline))
+		c.Footer = fmt.Sprintf("Live; rollback possible until %s", deployer.TimeOfDay(d.RollbackDeadline))
 	case d.Phase.Final():
 		c.Footer = fmt.Sprintf("%s after %s", PhaseText(d.Phase), Round(d.Duration(now)))
 	}
@@ -150,5 +150,3 @@ func Round(d time.Duration) time.Duration {
 	}
 	return d.Round(time.Millisecond)
 }
-
-func clock(t time.Time) string { return t.UTC().Format("15:04:05 MST") }

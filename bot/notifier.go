@@ -145,7 +145,7 @@ func (n *Notifier) approvalMessage(d deployer.Deployment, open bool, decided str
 				fmt.Fprintf(&b, "Approvers: %s\n", mentionList(who))
 			}
 		}
-		fmt.Fprintf(&b, "Approve or abort before %s (/deploy approve %s · /deploy abort %s).", clock(d.ApprovalDeadline), d.Service, d.Service)
+		fmt.Fprintf(&b, "Approve or abort before %s (/deploy approve %s · /deploy abort %s).", deployer.TimeOfDay(d.ApprovalDeadline), d.Service, d.Service)
 		m.Level = LevelWarning
 		m.Actions = []Action{
 			{ID: ActionApprove, Label: "Approve", Style: "primary", Value: ActionValue(d.Service, d.ID)},
@@ -164,15 +164,15 @@ func (n *Notifier) approvalMessage(d deployer.Deployment, open bool, decided str
 func closingText(d deployer.Deployment) string {
 	switch {
 	case d.Phase == deployer.PhaseRolledBack && d.Rollback != nil:
-		return fmt.Sprintf("Rolled back by %s at %s.", d.Rollback.By, clock(d.Rollback.At))
+		return fmt.Sprintf("Rolled back by %s at %s.", d.Rollback.By, deployer.TimeOfDay(d.Rollback.At))
 	case d.Phase == deployer.PhaseSucceeded && d.Retire != nil:
-		return fmt.Sprintf("Retired now by %s at %s; the old set was retired.", d.Retire.By, clock(d.Retire.At))
+		return fmt.Sprintf("Retired now by %s at %s; the old set was retired.", d.Retire.By, deployer.TimeOfDay(d.Retire.At))
 	case d.Phase == deployer.PhaseSucceeded && !d.RollbackDeadline.IsZero():
-		return fmt.Sprintf("Rollback window closed at %s; the old set was retired.", clock(d.RollbackDeadline))
+		return fmt.Sprintf("Rollback window closed at %s; the old set was retired.", deployer.TimeOfDay(d.RollbackDeadline))
 	case d.Approval != nil && d.Approval.Kind == deployer.DecisionAbort:
-		return fmt.Sprintf("Aborted by %s at %s.", d.Approval.By, clock(d.Approval.At))
+		return fmt.Sprintf("Aborted by %s at %s.", d.Approval.By, deployer.TimeOfDay(d.Approval.At))
 	case d.Approval != nil:
-		return fmt.Sprintf("Approved by %s at %s.", d.Approval.By, clock(d.Approval.At))
+		return fmt.Sprintf("Approved by %s at %s.", d.Approval.By, deployer.TimeOfDay(d.Approval.At))
 	}
 	return fmt.Sprintf("Ended: %s.", PhaseText(d.Phase))
 }

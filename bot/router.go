@@ -322,7 +322,7 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 		if err != nil {
 			return r.fail(user, err)
 		}
-		return r.say(user, LevelInfo, fmt.Sprintf("%s is unlocked (the lock was held by %s since %s).", l.Service, lockHolder(l), clock(l.Since)))
+		return r.say(user, LevelInfo, fmt.Sprintf("%s is unlocked (the lock was held by %s since %s).", l.Service, lockHolder(l), deployer.TimeOfDay(l.Since)))
 	case commands.VerbResolve:
 		to, keep := deployer.TrafficOld, "old"
 		if cmd.To == "new" {
@@ -479,7 +479,7 @@ func StatusText(st deployer.Status, now time.Time) string {
 		fmt.Fprintf(&b, "  ✗ %s\n", t.Attention)
 	}
 	if len(t.Kept) > 0 {
-		fmt.Fprintf(&b, "  kept for rollback until %s: %s, image %s", clock(t.KeptUntil), serverList(t.Kept), t.KeptImage)
+		fmt.Fprintf(&b, "  kept for rollback until %s: %s, image %s", deployer.TimeOfDay(t.KeptUntil), serverList(t.Kept), t.KeptImage)
 		if t.Moving == "" {
 			fmt.Fprintf(&b, " (/deploy rollback %s switches back)", st.Service)
 		}
@@ -488,7 +488,7 @@ func StatusText(st deployer.Status, now time.Time) string {
 	if st.Lock == nil {
 		b.WriteString("  lock: free\n")
 	} else {
-		fmt.Fprintf(&b, "  lock: held by %s since %s", lockHolder(*st.Lock), clock(st.Lock.Since))
+		fmt.Fprintf(&b, "  lock: held by %s since %s", lockHolder(*st.Lock), deployer.TimeOfDay(st.Lock.Since))
 		if st.Lock.Reason != "" {
 			fmt.Fprintf(&b, " (%s)", st.Lock.Reason)
 		}
@@ -527,7 +527,7 @@ func inFlight(d deployer.Deployment, now time.Time) string {
 	}
 	switch d.Phase {
 	case deployer.PhaseAwaitingApproval:
-		s += fmt.Sprintf(", waiting for approval until %s", clock(d.ApprovalDeadline))
+		s += fmt.Sprintf(", waiting for approval until %s", deployer.TimeOfDay(d.ApprovalDeadline))
 	case deployer.PhaseRollbackWindow:
 		s += ", live, in its rollback window"
 	case deployer.PhaseNeedsAttention:
@@ -549,7 +549,7 @@ func historyLine(d deployer.Deployment, now time.Time) string {
 	line := fmt.Sprintf("#%d %s %s by %s, %s → %s, %s", d.ID, d.Created.UTC().Format("2006-01-02 15:04"), d.Service, d.Requester,
 		orNone(d.ImageOld), orNone(d.ImageNew), outcome)
 	if d.Phase == deployer.PhaseRollbackWindow {
-		line += fmt.Sprintf(": traffic on %s; %s kept until %s", serverList(d.Next), serverList(d.Old), clock(d.RollbackDeadline))
+		line += fmt.Sprintf(": traffic on %s; %s kept until %s", serverList(d.Next), serverList(d.Old), deployer.TimeOfDay(d.RollbackDeadline))
 	}
 	if d.Phase == deployer.PhaseFailed {
 		line += " at " + FailureText(d)

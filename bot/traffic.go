@@ -57,7 +57,7 @@ func TrafficOf(st deployer.Status) Traffic {
 		t.Kept, t.KeptImage, t.KeptUntil = d.Old, d.ImageOld, d.RollbackDeadline
 	}
 	if d.Rollback != nil {
-		t.Moving = fmt.Sprintf("%s asked for a rollback at %s; traffic is moving back to %s", d.Rollback.By, clock(d.Rollback.At), serverList(d.Old))
+		t.Moving = fmt.Sprintf("%s asked for a rollback at %s; traffic is moving back to %s", d.Rollback.By, deployer.TimeOfDay(d.Rollback.At), serverList(d.Old))
 	}
 	return t
 }

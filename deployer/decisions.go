@@ -60,16 +60,16 @@ func (p *Deployer) Abort(ctx context.Context, service string, id uint64, user, r
 		}
 		if x.Approval != nil {
 			if x.Approval.Kind == DecisionAbort {
-				return Errorf(CodeConflict, "deploy #%d was already aborted by %s at %s", x.ID, x.Approval.By, clock(x.Approval.At))
+				return Errorf(CodeConflict, "deploy #%d was already aborted by %s at %s", x.ID, x.Approval.By, TimeOfDay(x.Approval.At))
 			}
 			if x.Phase == PhaseRollbackWindow {
-				return Errorf(CodeConflict, "deploy #%d is live (approved by %s at %s), so there is nothing to abort; /deploy rollback %s switches back to %s", x.ID, x.Approval.By, clock(x.Approval.At), x.Service, serverNames(x.Old))
+				return Errorf(CodeConflict, "deploy #%d is live (approved by %s at %s), so there is nothing to abort; /deploy rollback %s switches back to %s", x.ID, x.Approval.By, TimeOfDay(x.Approval.At), x.Service, serverNames(x.Old))
 			}
 			if !x.SwitchAt.IsZero() && x.Traffic.Target == "" {
 				return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and waits for %s's deploy window (it switches at %s); an approved deploy is not aborted: once it is live, /deploy rollback %s switches back",
-					x.ID, x.Approval.By, clock(x.Approval.At), x.Service, SwitchTime(x.SwitchAt, x.SwitchZone), x.Service)
+					x.ID, x.Approval.By, TimeOfDay(x.Approval.At), x.Service, SwitchTime(x.SwitchAt, x.SwitchZone), x.Service)
 			}
-			return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and traffic is moving; use /deploy rollback %s once it is live", x.ID, x.Approval.By, clock(x.Approval.At), x.Service)
+			return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and traffic is moving; use /deploy rollback %s once it is live", x.ID, x.Approval.By, TimeOfDay(x.Approval.At), x.Service)
 		}
 		x.Approval = &Decision{Kind: DecisionAbort, By: user, At: p.clock.Now(), Reason: reason}
 		x.Updated = p.clock.Now()
@@ -102,14 +102,14 @@ func (p *Deployer) Rollback(ctx context.Context, service string, id uint64, user
 			return notWaiting(x, "rollback")
 		}
 		if x.Rollback != nil {
-			return Errorf(CodeConflict, "a rollback of deploy #%d was already requested by %s at %s", x.ID, x.Rollback.By, clock(x.Rollback.At))
+			return Errorf(CodeConflict, "a rollback of deploy #%d was already requested by %s at %s", x.ID, x.Rollback.By, TimeOfDay(x.Rollback.At))
 		}
 		if x.Retire != nil {
 			return Errorf(CodeConflict, "%s ended the rollback window of deploy #%d at %s and its old set (%s) is being retired; deploy the old image with /deploy %s --image %s",
-				x.Retire.By, x.ID, clock(x.Retire.At), serverNames(x.Old), x.Service, x.ImageOld)
+				x.Retire.By, x.ID, TimeOfDay(x.Retire.At), serverNames(x.Old), x.Service, x.ImageOld)
 		}
 		if !p.clock.Now().Before(x.RollbackDeadline) {
-			return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s", x.ID, clock(x.RollbackDeadline))
+			return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s", x.ID, TimeOfDay(x.RollbackDeadline))
 		}
 		x.Rollback = &Decision{Kind: DecisionRollback, By: user, At: p.clock.Now()}
 		x.Updated = p.clock.Now()
@@ -134,19 +134,19 @@ func (p *Deployer) Retire(ctx context.Context, service string, id uint64, user s
 	}
 	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 		if x.Retire != nil {
-			return Errorf(CodeConflict, "deploy #%d's old set (%s) was already retired early by %s at %s", x.ID, serverNames(x.Old), x.Retire.By, clock(x.Retire.At))
+			return Errorf(CodeConflict, "deploy #%d's old set (%s) was already retired early by %s at %s", x.ID, serverNames(x.Old), x.Retire.By, TimeOfDay(x.Retire.At))
 		}
 		if x.Phase != PhaseRollbackWindow {
 			return notWaiting(x, "retire")
 		}
 		if x.Rollback != nil {
-			return Errorf(CodeConflict, "a rollback of deploy #%d was already requested by %s at %s; it goes first", x.ID, x.Rollback.By, clock(x.Rollback.At))
+			return Errorf(CodeConflict, "a rollback of deploy #%d was already requested by %s at %s; it goes first", x.ID, x.Rollback.By, TimeOfDay(x.Rollback.At))
 		}
 		if !x.Traffic.SettledOn(TrafficNext) {
 			return Errorf(CodeConflict, "deploy #%d cannot retire its old set: %s", x.ID, x.Traffic.Where(*x))
 		}
 		if !p.clock.Now().Before(x.RollbackDeadline) {
-			return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s; its old set (%s) is being retired", x.ID, clock(x.RollbackDeadline), serverNames(x.Old))
+			return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s; its old set (%s) is being retired", x.ID, TimeOfDay(x.RollbackDeadline), serverNames(x.Old))
 		}
 		x.Retire = &Decision{Kind: DecisionRetire, By: user, At: p.clock.Now()}
 		x.Updated = p.clock.Now()
@@ -169,19 +169,19 @@ func notWaiting(x *Deployment, what string) error {
 		if x.Approval.Kind == DecisionAbort {
 			verb = "aborted"
 		}
-		return Errorf(CodeConflict, "deploy #%d was already %s by %s at %s", x.ID, verb, x.Approval.By, clock(x.Approval.At))
+		return Errorf(CodeConflict, "deploy #%d was already %s by %s at %s", x.ID, verb, x.Approval.By, TimeOfDay(x.Approval.At))
 	case what == "rollback" && x.Phase == PhaseRolledBack && x.Rollback != nil:
-		return Errorf(CodeConflict, "deploy #%d was already rolled back by %s at %s", x.ID, x.Rollback.By, clock(x.Rollback.At))
+		return Errorf(CodeConflict, "deploy #%d was already rolled back by %s at %s", x.ID, x.Rollback.By, TimeOfDay(x.Rollback.At))
 	case what == "rollback" && x.Phase == PhaseSucceeded && x.Retire != nil:
 		return Errorf(CodeConflict, "%s retired the old set (%s) of deploy #%d early at %s; deploy the old image with /deploy %s --image %s",
-			x.Retire.By, serverNames(x.Old), x.ID, clock(x.Retire.At), x.Service, x.ImageOld)
+			x.Retire.By, serverNames(x.Old), x.ID, TimeOfDay(x.Retire.At), x.Service, x.ImageOld)
 	case what == "rollback" && x.Phase == PhaseSucceeded && !x.RollbackDeadline.IsZero():
 		return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s and its old set (%s) was retired; deploy the old image with /deploy %s --image %s",
-			x.ID, clock(x.RollbackDeadline), serverNames(x.Old), x.Service, x.ImageOld)
+			x.ID, TimeOfDay(x.RollbackDeadline), serverNames(x.Old), x.Service, x.ImageOld)
 	case what == "retire" && x.Phase == PhaseSucceeded && !x.RollbackDeadline.IsZero():
-		return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s and its old set (%s) was already retired", x.ID, clock(x.RollbackDeadline), serverNames(x.Old))
+		return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s and its old set (%s) was already retired", x.ID, TimeOfDay(x.RollbackDeadline), serverNames(x.Old))
 	case what == "retire" && x.Phase == PhaseRolledBack && x.Rollback != nil:
-		return Errorf(CodeConflict, "deploy #%d was rolled back by %s at %s; there is no old set to retire", x.ID, x.Rollback.By, clock(x.Rollback.At))
+		return Errorf(CodeConflict, "deploy #%d was rolled back by %s at %s; there is no old set to retire", x.ID, x.Rollback.By, TimeOfDay(x.Rollback.At))
 	case x.Phase.Final():
 		return Errorf(CodeConflict, "deploy #%d already ended: %s", x.ID, x.Phase)
 	case (what == "rollback" || what == "retire") && x.Step(StepSwitch).Status == StatusPending:
@@ -189,8 +189,6 @@ func notWaiting(x *Deployment, what string) error {
 	}
 	return Errorf(CodeConflict, "deploy #%d is not waiting for %s; it is at %s", x.ID, what, x.CurrentStep().Title())
 }
-
-func clock(t time.Time) string { return t.UTC().Format("15:04:05 MST") }
 
 // resolve finds the deployment a decision is about: id when given, else the
 // one active deployment of service (preferring one in phase want).

@@ -176,9 +176,9 @@ type CheckTarget struct {
 
 // ExpectedRecord is a record a healthy server must serve.
 type ExpectedRecord struct {
-	Name  string `yaml:"name" json:"name"`
-	Type  string `yaml:"type" json:"type"`
-	Value string `yaml:"value" json:"value"` // rdata as in a zone file; empty = any
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value"` // rdata as in a zone file; empty = any
 }
 
 // CheckSpec says what a healthy set answers.
@@ -250,8 +250,10 @@ type ReporterFunc func(ctx context.Context, ev Event)
 // Report calls f.
 func (f ReporterFunc) Report(ctx context.Context, ev Event) { f(ctx, ev) }
 
-// ZoneDiff is what a switch changes for clients in one zone: the zone the
-// live set serves beside the one the next set serves.
+// ZoneDiff is what a switch changes for clients in one zone, as a deployment
+// keeps it and the approver sees it: the counts, a summary line and the
+// diff's lines of a ZoneComparer's comparison of the zone the live set
+// serves with the one the next set serves.
 type ZoneDiff struct {
 	Zone       string   `json:"zone"`
 	OldSerial  uint32   `json:"old_serial"`

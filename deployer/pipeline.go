@@ -62,7 +62,9 @@ type run struct {
 // errAbortRequested is the cause given to a run's context when someone aborts it.
 var errAbortRequested = errors.New("abort requested")
 
-// New checks cfg and returns a Deployer. Call Start before Deploy.
+// New checks cfg and returns a Deployer. Call Start before Deploy. The
+// Deployer keeps its own copy of each service, with the defaults filled
+// in (Service returns it); cfg's services are left as given.
 func New(cfg Config) (*Deployer, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("deployer: no store")
@@ -94,8 +96,7 @@ func New(cfg Config) (*Deployer, error) {
 		if _, dup := p.services[s.Name]; dup {
 			return nil, fmt.Errorf("service %q is defined twice", s.Name)
 		}
-		s.defaults()
-		p.services[s.Name] = s
+		p.services[s.Name] = s.withDefaults()
 		p.names = append(p.names, s.Name)
 	}
 	sort.Strings(p.names)
@@ -116,6 +117,15 @@ func (s *Service) validate() error {
 		return fmt.Errorf("service %s has an approval timeout of 0 without auto-promote, which would abort every deploy at the gate", s.Name)
 	}
 	return nil
+}
+
+// withDefaults returns a copy of s with a default for each setting left
+// out; s is left as given. The copy shares s's lists and maps, which the
+// Deployer only reads.
+func (s *Service) withDefaults() *Service {
+	c := *s
+	c.defaults()
+	return &c
 }
 
 func (s *Service) defaults() {

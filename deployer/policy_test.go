@@ -79,7 +79,7 @@ func TestServiceDurationDefaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			_, err = deployer.New(deployer.Config{Store: db, Services: []*deployer.Service{&svc}})
+			d, err := deployer.New(deployer.Config{Store: db, Services: []*deployer.Service{&svc}})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("New: %v, want %q", err, tc.wantErr)
@@ -89,8 +89,12 @@ func TestServiceDurationDefaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if svc.ApprovalTimeout != tc.wantGate || svc.RollbackWindow != tc.wantWindow {
-				t.Errorf("approval timeout %s, rollback window %s; want %s, %s", svc.ApprovalTimeout, svc.RollbackWindow, tc.wantGate, tc.wantWindow)
+			got, err := d.Service("other")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ApprovalTimeout != tc.wantGate || got.RollbackWindow != tc.wantWindow {
+				t.Errorf("approval timeout %s, rollback window %s; want %s, %s", got.ApprovalTimeout, got.RollbackWindow, tc.wantGate, tc.wantWindow)
 			}
 		})
 	}

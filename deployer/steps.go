@@ -653,7 +653,7 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 	}
 	if svc.RollbackWindow > 0 || d.Rollback != nil {
 		p.emit(ctx, EventRollback, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The old set (%s) is kept until %s: /deploy rollback %s switches back, /deploy retire %s retires it now.",
-			svc.Name, serverNames(d.Next), serverNames(d.Old), d.RollbackDeadline.UTC().Format("15:04:05 MST"), svc.Name, svc.Name))
+			svc.Name, serverNames(d.Next), serverNames(d.Old), TimeOfDay(d.RollbackDeadline), svc.Name, svc.Name))
 	} else {
 		p.emit(ctx, EventInfo, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The rollback window is 0, so the old set (%s) is retired now.",
 			svc.Name, serverNames(d.Next), serverNames(d.Old)))
@@ -680,9 +680,9 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			}
 			if closed {
 				p.setPhase(d.ID, PhaseRunning)
-				text := fmt.Sprintf("Retire now by %s: the rollback window ended at %s; retiring %s", d.Retire.By, clock(d.Retire.At), serverNames(d.Old))
+				text := fmt.Sprintf("Retire now by %s: the rollback window ended at %s; retiring %s", d.Retire.By, TimeOfDay(d.Retire.At), serverNames(d.Old))
 				p.emit(ctx, EventDecision, *d, StepRollbackWindow, text)
-				return fmt.Sprintf("ended early by %s at %s", d.Retire.By, clock(d.Retire.At)), nil
+				return fmt.Sprintf("ended early by %s at %s", d.Retire.By, TimeOfDay(d.Retire.At)), nil
 			}
 		}
 		select {
@@ -694,7 +694,7 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			}
 			if closed {
 				p.setPhase(d.ID, PhaseRunning)
-				return fmt.Sprintf("closed at %s with no rollback", p.clock.Now().UTC().Format("15:04:05 MST")), nil
+				return fmt.Sprintf("closed at %s with no rollback", TimeOfDay(p.clock.Now())), nil
 			}
 		case <-ctx.Done():
 			return "", ctx.Err()
@@ -787,7 +787,7 @@ func (p *Deployer) refuseRollback(d *Deployment, why string) error {
 		return err
 	}
 	return &refusedError{text: fmt.Sprintf("Rollback of deploy #%d refused: %s. %s stays on the new set (%s); the old set is kept until %s.",
-		d.ID, why, d.Service, serverNames(d.Next), clock(d.RollbackDeadline))}
+		d.ID, why, d.Service, serverNames(d.Next), TimeOfDay(d.RollbackDeadline))}
 }
 
 // retire deletes the old set and gives the next set the live labels.

@@ -198,7 +198,7 @@ func (p *Deployer) Resolve(ctx context.Context, service string, id uint64, user 
 	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 		switch {
 		case x.Resolve != nil:
-			return Errorf(CodeConflict, "deploy #%d is already being resolved by %s since %s", x.ID, x.Resolve.By, clock(x.Resolve.At))
+			return Errorf(CodeConflict, "deploy #%d is already being resolved by %s since %s", x.ID, x.Resolve.By, TimeOfDay(x.Resolve.At))
 		case x.Phase != PhaseNeedsAttention:
 			return Errorf(CodeConflict, "deploy #%d does not need attention (it is %s)", x.ID, x.Phase)
 		case to == TrafficOld && len(x.Old) == 0:
@@ -288,7 +288,7 @@ func (p *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment
 // resolveFailed puts a deploy whose resolve could not be carried out back
 // in PhaseNeedsAttention, keeping what went wrong.
 func (p *Deployer) resolveFailed(ctx context.Context, svc *Service, d Deployment, why string) error {
-	attempt := fmt.Sprintf("%s chose the %s set at %s, but %s", d.Resolve.By, map[DecisionKind]string{DecisionResolveOld: "old", DecisionResolveNew: "new"}[d.Resolve.Kind], clock(d.Resolve.At), why)
+	attempt := fmt.Sprintf("%s chose the %s set at %s, but %s", d.Resolve.By, map[DecisionKind]string{DecisionResolveOld: "old", DecisionResolveNew: "new"}[d.Resolve.Kind], TimeOfDay(d.Resolve.At), why)
 	d, err := p.update(d.ID, func(x *Deployment) {
 		x.Resolve = nil
 		x.Phase = PhaseNeedsAttention

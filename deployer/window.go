@@ -78,6 +78,10 @@ func windowAt(ws []DeployWindow, now time.Time) (open bool, next time.Time, loc 
 	return false, next, loc
 }
 
+// TimeOfDay is how the chat says when something happened or ends within
+// the day: t in UTC, to the second ("14:03:07 UTC").
+func TimeOfDay(t time.Time) string { return t.UTC().Format("15:04:05 MST") }
+
 // SwitchTime shows when a waiting switch happens: "09:00 CET on Mon 2 Nov".
 func SwitchTime(t time.Time, zone string) string {
 	loc, err := time.LoadLocation(zone)

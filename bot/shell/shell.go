@@ -182,10 +182,10 @@ func LeavingText(d deployer.Deployment) string {
 	head := fmt.Sprintf("Deploy #%d of %s", d.ID, d.Service)
 	switch d.Phase {
 	case deployer.PhaseAwaitingApproval:
-		return fmt.Sprintf("%s is left waiting for approval (until %s); it is saved, and the next start asks again.", head, d.ApprovalDeadline.UTC().Format("15:04:05 MST"))
+		return fmt.Sprintf("%s is left waiting for approval (until %s); it is saved, and the next start asks again.", head, deployer.TimeOfDay(d.ApprovalDeadline))
 	case deployer.PhaseRollbackWindow:
 		return fmt.Sprintf("%s is left live on %s, in its rollback window until %s; it is saved, and the next start resumes it (then the old set is retired).",
-			head, serverNames(d.Next), d.RollbackDeadline.UTC().Format("15:04:05 MST"))
+			head, serverNames(d.Next), deployer.TimeOfDay(d.RollbackDeadline))
 	}
 	return fmt.Sprintf("%s is left at %s; it stops at a safe point, and the next start runs that step again.", head, d.CurrentStep().Title())
 }

@@ -317,8 +317,10 @@ type delivery struct {
 // than flushTimeout.
 func (p *Poster) Run(ctx context.Context) error {
 	calls, cancelCalls := context.WithCancel(context.WithoutCancel(ctx))
+	var watcher sync.WaitGroup
+	defer watcher.Wait()
 	defer cancelCalls()
-	go func() { // calls end flushTimeout after ctx, or when Run returns
+	watcher.Go(func() { // calls end flushTimeout after ctx, or when Run returns
 		select {
 		case <-ctx.Done():
 		case <-calls.Done():
@@ -331,7 +333,7 @@ func (p *Poster) Run(ctx context.Context) error {
 			cancelCalls()
 		case <-calls.Done():
 		}
-	}()
+	})
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()

@@ -69,7 +69,7 @@ type adminServer struct {
 
 func (m *Main) adminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Metrics.Handler())
+	mux.Handle("GET /metrics", m.running.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
@@ -80,7 +80,7 @@ func (m *Main) adminHandler() http.Handler {
 // readyzHandler answers 200 when the store is open, the chat connected and
 // every service's switch pointed at its set; otherwise 503 with what is not.
 func (m *Main) readyzHandler(w http.ResponseWriter, r *http.Request) {
-	if problems := m.ready.notReady(); len(problems) > 0 {
+	if problems := m.running.ready.notReady(); len(problems) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "not_ready": problems})
 		return
 	}
@@ -113,7 +113,7 @@ func (m *Main) startAdmin(addr string) error {
 			m.Log.Error("admin listener stopped", "err", err)
 		}
 	}()
-	m.admin = a
+	m.running.admin = a
 	m.Log.Info("admin endpoints", "metrics", "http://"+ln.Addr().String()+"/metrics",
 		"healthz", "/healthz", "readyz", "/readyz")
 	return nil
@@ -121,21 +121,21 @@ func (m *Main) startAdmin(addr string) error {
 
 // AdminAddr is where the admin endpoints answer, or "" when they are off.
 func (m *Main) AdminAddr() string {
-	if m.admin == nil {
+	if m.running.admin == nil {
 		return ""
 	}
-	return m.admin.ln.Addr().String()
+	return m.running.admin.ln.Addr().String()
 }
 
 func (m *Main) stopAdmin() {
-	if m.admin == nil {
+	if m.running.admin == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	m.admin.srv.Shutdown(ctx)
-	<-m.admin.done
-	m.admin = nil
+	m.running.admin.srv.Shutdown(ctx)
+	<-m.running.admin.done
+	m.running.admin = nil
 }
 
 // chatObserver counts chat traffic in the metrics and keeps the chat
@@ -143,12 +143,14 @@ func (m *Main) stopAdmin() {
 type chatObserver struct{ m *Main }
 
 func (o chatObserver) ChatRequest(adapter, kind, result string) {
-	o.m.Metrics.ChatRequest(adapter, kind, result)
+	o.m.running.metrics.ChatRequest(adapter, kind, result)
 }
 
-func (o chatObserver) ChatAck(adapter string, d time.Duration) { o.m.Metrics.ChatAck(adapter, d) }
+func (o chatObserver) ChatAck(adapter string, d time.Duration) {
+	o.m.running.metrics.ChatAck(adapter, d)
+}
 
 func (o chatObserver) ChatConnected(adapter string, up bool) {
-	o.m.Metrics.ChatConnected(adapter, up)
-	o.m.ready.set("chat", up, adapter+" is not connected")
+	o.m.running.metrics.ChatConnected(adapter, up)
+	o.m.running.ready.set("chat", up, adapter+" is not connected")
 }

@@ -146,11 +146,12 @@ func promtoolCheck(t *testing.T, body string) {
 
 // /readyz names what is not ready with a 503 until start-up is done.
 func TestReadyzNamesWhatIsNotReady(t *testing.T) {
-	m := &Main{ready: newReadiness()}
-	m.ready.wait("store", "not open yet")
-	m.ready.wait("switch ns", "traffic not pointed at the live set yet")
-	m.ready.done("store")
-	m.ready.set("chat", false, "Slack not connected")
+	m := &Main{}
+	m.running.ready = newReadiness()
+	m.running.ready.wait("store", "not open yet")
+	m.running.ready.wait("switch ns", "traffic not pointed at the live set yet")
+	m.running.ready.done("store")
+	m.running.ready.set("chat", false, "Slack not connected")
 	tests := []struct {
 		name string
 		edit func()
@@ -158,7 +159,7 @@ func TestReadyzNamesWhatIsNotReady(t *testing.T) {
 		want []string
 	}{
 		{"pending", func() {}, http.StatusServiceUnavailable, []string{"chat: Slack not connected", "switch ns: traffic not pointed at the live set yet"}},
-		{"ready", func() { m.ready.done("switch ns"); m.ready.set("chat", true, "") }, http.StatusOK, nil},
+		{"ready", func() { m.running.ready.done("switch ns"); m.running.ready.set("chat", true, "") }, http.StatusOK, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 // Config is greenlight's configuration file. configs/local.yaml documents
 // every setting; it is also the configuration used when none is given.
 type Config struct {
-	Data      string                    `yaml:"data"`
+	Data      string                    `yaml:"data"` // the data directory; --data overrides it; default ./data
 	Log       LogConfig                 `yaml:"log"`
 	Local     LocalConfig               `yaml:"local"`
 	Slack     *SlackConfig              `yaml:"slack"` // nil: the terminal chat
@@ -92,13 +92,13 @@ type TimeoutsConfig struct {
 
 // CheckConfig says what a healthy set answers.
 type CheckConfig struct {
-	Zones     []string                  `yaml:"zones"`
-	Port      int                       `yaml:"port"` // where the servers answer DNS; default 53 (Linode)
-	Passes    int                       `yaml:"passes"`
-	MaxRounds int                       `yaml:"max_rounds"`
-	Interval  Duration                  `yaml:"interval"`
-	Timeout   Duration                  `yaml:"timeout"`
-	Expect    []deployer.ExpectedRecord `yaml:"expect"`
+	Zones     []string       `yaml:"zones"`
+	Port      int            `yaml:"port"` // where the servers answer DNS; default 53 (Linode)
+	Passes    int            `yaml:"passes"`
+	MaxRounds int            `yaml:"max_rounds"`
+	Interval  Duration       `yaml:"interval"`
+	Timeout   Duration       `yaml:"timeout"`
+	Expect    []ExpectConfig `yaml:"expect"`
 
 	CompareZones    *bool       `yaml:"compare_zones"`  // default true
 	MaxUpdatePct    float64     `yaml:"max_update_pct"` // default 30
@@ -108,6 +108,13 @@ type CheckConfig struct {
 	// TransferFrom are the addresses (CIDR or IP) greenlight fetches zones
 	// from, allowed AXFR in the nsd.conf greenlight renders.
 	TransferFrom []string `yaml:"transfer_from"`
+}
+
+// ExpectConfig is a record a healthy server must serve.
+type ExpectConfig struct {
+	Name  string `yaml:"name"`
+	Type  string `yaml:"type"`
+	Value string `yaml:"value"` // rdata as in a zone file; empty = any
 }
 
 // ZonesConfig is where a service's zone files are: one per zone of
@@ -343,6 +350,15 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// expectedRecords converts check.expect into the deployer's terms.
+func expectedRecords(expect []ExpectConfig) []deployer.ExpectedRecord {
+	var out []deployer.ExpectedRecord
+	for _, e := range expect {
+		out = append(out, deployer.ExpectedRecord{Name: e.Name, Type: e.Type, Value: e.Value})
+	}
+	return out
+}
+
 // Service converts a service's configuration into the deployer's terms;
 // main fills in the cloud, provisioner, switch and checker.
 func (s *ServiceConfig) Service(name string) *deployer.Service {
@@ -352,7 +368,7 @@ func (s *ServiceConfig) Service(name string) *deployer.Service {
 		DeployWindows: deployWindows("services."+name+".deploy_windows", s.DeployWindows),
 		Roles:         slices.Clone(s.Servers),
 		Check: deployer.CheckSpec{
-			Zones: slices.Clone(s.Check.Zones), Expect: slices.Clone(s.Check.Expect),
+			Zones: slices.Clone(s.Check.Zones), Expect: expectedRecords(s.Check.Expect),
 			Passes: s.Check.Passes, MaxRounds: s.Check.MaxRounds,
 			Interval: time.Duration(s.Check.Interval), Timeout: time.Duration(s.Check.Timeout),
 		},

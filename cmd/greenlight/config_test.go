@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,9 @@ func TestLoadConfigEmbeddedLocal(t *testing.T) {
 	svc := ns.Service("ns")
 	if svc.Check.Passes != 3 || len(svc.Roles) != 2 || svc.Check.Timeout != 2*time.Second {
 		t.Fatalf("converted service: %+v", svc)
+	}
+	if want := []deployer.ExpectedRecord{{Name: "ns1.example.test.", Type: "A", Value: "127.0.0.1"}}; !slices.Equal(svc.Check.Expect, want) {
+		t.Errorf("check.expect converted to %+v, want %+v", svc.Check.Expect, want)
 	}
 }
 
@@ -140,10 +144,12 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 		check   func(*Main) bool
 	}{
-		{"defaults", nil, "", func(m *Main) bool { return m.DataDir == "./data" && m.Config.Services["ns"].Listen == "127.0.0.1:5300" }},
+		{"defaults", nil, "", func(m *Main) bool {
+			return m.Config.Data == "./data" && m.Config.Services["ns"].Listen == "127.0.0.1:5300"
+		}},
 		{"overrides", []string{"--data", "/tmp/x", "--listen", "127.0.0.1:0", "--boot-delay", "0s", "--log-level", "debug"}, "",
 			func(m *Main) bool {
-				return m.DataDir == "/tmp/x" && m.Config.Services["ns"].Listen == "127.0.0.1:0" && m.Config.Local.BootDelay == 0 && m.Config.Log.Level == "debug"
+				return m.Config.Data == "/tmp/x" && m.Config.Services["ns"].Listen == "127.0.0.1:0" && m.Config.Local.BootDelay == 0 && m.Config.Log.Level == "debug"
 			}},
 		{"missing config", []string{"--config", "/nonexistent/greenlight.yaml"}, "open the configuration", nil},
 		{"stray argument", []string{"deploy"}, `unexpected argument "deploy"`, nil},
@@ -159,7 +165,7 @@ func TestParseFlags(t *testing.T) {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("error %v", err)
 			case tc.check != nil && !tc.check(m):
-				t.Fatalf("flags not applied: data %q, config %+v", m.DataDir, m.Config)
+				t.Fatalf("flags not applied: data %q, config %+v", m.Config.Data, m.Config)
 			}
 		})
 	}

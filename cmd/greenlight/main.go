@@ -45,46 +45,66 @@ func main() {
 	os.Exit(m.Main(ctx, os.Args[1:]))
 }
 
-// Main is the program, so tests can run it in-process.
+// Main is the program, so tests can run it in-process: ParseFlags reads
+// the command line and the configuration, Open builds and starts what they
+// describe, Run serves the chat, and Close stops what Open started.
 type Main struct {
+	// Where the program runs: NewMain takes these from the process; a test
+	// gives its own.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Interactive    bool // stdin is a terminal
 	User           string
-	Clock          deployer.Clock
+	Clock          deployer.Clock      // Open sets deployer.SystemClock when nil
+	Getenv         func(string) string // default os.Getenv
+	Log            *slog.Logger        // Open builds it from the flags and the configuration when nil
 
-	ConfigPath string
-	DataDir    string
-	Listen     string
-	Admin      string        // admin endpoints' address, or "off"
-	BootDelay  time.Duration // with --boot-delay
-	LogLevel   string
-	LogFile    string // "" = the default for the terminal or pipe, "-" = standard error
+	// What ParseFlags reads: the flags as given, and the configuration
+	// with them applied (Open reads only the configuration).
+	Flags  Flags
+	Config *Config
 
-	Config  *Config
-	Log     *slog.Logger
-	Metrics *metrics.Metrics
+	// What Open builds and starts; Close stops it.
+	running running
+}
 
-	ready *readiness
-	admin *adminServer
+// Flags are the command line's settings. ParseFlags applies each one given
+// over the configuration's.
+type Flags struct {
+	ConfigPath string        // --config; "" runs the embedded local mode
+	DataDir    string        // --data: Config.Data
+	Listen     string        // --listen: the one service's listen
+	Admin      string        // --admin: admin.listen, host:port or "off"
+	BootDelay  time.Duration // --boot-delay: local.boot_delay
+	LogLevel   string        // --log-level: log.level
+	LogFile    string        // --log-file: "" = the default for the terminal or pipe, "-" = standard error
+}
+
+// running is what Open builds and starts, from the store to the chat.
+type running struct {
+	cancel context.CancelFunc // ends the context the background goroutines and pipelines run under
+	// background holds every goroutine Open starts: first sets retried,
+	// switches becoming ready, the reconciler, the image refreshers and the
+	// App Home's republishing. Close ends their context and waits for them.
+	background sync.WaitGroup
+
+	logOut  *os.File // the log file, when the log goes to one
+	logSink *sink    // a log on standard error writes here: through the line editor at a terminal
+	metrics *metrics.Metrics
+	ready   *readiness
+	admin   *adminServer // nil when the admin endpoints are off
 
 	db       *storage.DB
-	cloud    *local.Cloud
+	cloud    *local.Cloud // nil without a local service
 	lbs      []*local.Balancer
-	Deployer *deployer.Deployer
-	Notifier *bot.Notifier
-	Router   *bot.Router
-	Shell    *shell.Shell
-	Slack    *slack.Adapter // nil without a slack section
-	home     *slack.Home
-	Getenv   func(string) string // default os.Getenv
-	cancel   context.CancelFunc
-	logOut   *os.File                  // the log file, when the log goes to one
-	logSink  *sink                     // a log on standard error writes here: through the line editor at a terminal
 	bakers   map[string]deployer.Baker // by service
+	deployer *deployer.Deployer
 	refresh  refreshers
-	// background runs the reconciler and the image refresh until Close.
-	background sync.WaitGroup
+	notifier *bot.Notifier
+	router   *bot.Router
+	shell    *shell.Shell
+	slack    *slack.Adapter // nil without a slack section
+	home     *slack.Home    // nil without a slack section
 }
 
 // NewMain returns a Main reading the process's standard streams.
@@ -140,13 +160,13 @@ var errVersion = errors.New("version printed")
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("greenlight", flag.ContinueOnError)
 	bootDelaySet, version := false, false
-	fs.StringVar(&m.ConfigPath, "config", "", "configuration `file` (default: the embedded local mode, configs/local.yaml)")
-	fs.StringVar(&m.DataDir, "data", "", "data `directory` (default ./data, or the config's data)")
+	fs.StringVar(&m.Flags.ConfigPath, "config", "", "configuration `file` (default: the embedded local mode, configs/local.yaml)")
+	fs.StringVar(&m.Flags.DataDir, "data", "", "data `directory` (default ./data, or the config's data)")
 	fs.Func("listen", "`address` of the local load balancer, UDP and TCP (default 127.0.0.1:5300)", func(v string) error {
 		if _, _, err := net.SplitHostPort(v); err != nil {
 			return fmt.Errorf("%q is not host:port (like 127.0.0.1:5353)", v)
 		}
-		m.Listen = v
+		m.Flags.Listen = v
 		return nil
 	})
 	fs.Func("boot-delay", "how long a local server takes to start, a `duration` (default 2s, from the config)", func(v string) error {
@@ -154,18 +174,18 @@ func (m *Main) ParseFlags(args []string) error {
 		if err != nil || d < 0 {
 			return fmt.Errorf("%q is not a duration (write it like 2s or 500ms)", v)
 		}
-		m.BootDelay, bootDelaySet = d, true
+		m.Flags.BootDelay, bootDelaySet = d, true
 		return nil
 	})
 	fs.Func("log-level", "`level` of the log: debug, info, warn or error (default info, from the config)", func(v string) error {
 		if err := checkLogLevel(v); err != nil {
 			return err
 		}
-		m.LogLevel = v
+		m.Flags.LogLevel = v
 		return nil
 	})
-	fs.StringVar(&m.Admin, "admin", "", "`address` of the admin endpoints (/metrics, /healthz, /readyz), or off (default from the config's admin.listen, else off)")
-	fs.StringVar(&m.LogFile, "log-file", "", "where the log goes: a `file`, or - for standard error (default: DATA/greenlight.log at a terminal, standard error otherwise)")
+	fs.StringVar(&m.Flags.Admin, "admin", "", "`address` of the admin endpoints (/metrics, /healthz, /readyz), or off (default from the config's admin.listen, else off)")
+	fs.StringVar(&m.Flags.LogFile, "log-file", "", "where the log goes: a `file`, or - for standard error (default: DATA/greenlight.log at a terminal, standard error otherwise)")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.SetOutput(io.Discard) // a mistake is said once, by Main
 	fs.Usage = func() {}
@@ -185,8 +205,9 @@ func (m *Main) ParseFlags(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see greenlight -h)", fs.Arg(0))
 	}
+	flags := m.Flags
 	var err error
-	if m.ConfigPath == "" {
+	if flags.ConfigPath == "" {
 		f, ferr := configs.Files.Open("local.yaml")
 		if ferr != nil {
 			return ferr
@@ -194,43 +215,43 @@ func (m *Main) ParseFlags(args []string) error {
 		defer f.Close()
 		m.Config, err = LoadConfig(f, "configs/local.yaml")
 	} else {
-		f, ferr := os.Open(m.ConfigPath)
+		f, ferr := os.Open(flags.ConfigPath)
 		if ferr != nil {
 			return fmt.Errorf("open the configuration: %w", ferr)
 		}
 		defer f.Close()
-		m.Config, err = LoadConfig(f, m.ConfigPath)
+		m.Config, err = LoadConfig(f, flags.ConfigPath)
 	}
 	if err != nil {
 		return err
 	}
-	if m.DataDir == "" {
-		m.DataDir = m.Config.Data
+	if flags.DataDir != "" {
+		m.Config.Data = flags.DataDir
 	}
-	if m.DataDir == "" {
-		m.DataDir = "./data"
+	if m.Config.Data == "" {
+		m.Config.Data = "./data"
 	}
-	if m.Listen != "" {
+	if flags.Listen != "" {
 		if len(m.Config.Services) != 1 {
 			return errors.New("--listen needs a configuration with exactly one service; set each service's listen instead")
 		}
 		for _, s := range m.Config.Services {
-			s.Listen = m.Listen
+			s.Listen = flags.Listen
 		}
 	}
 	if bootDelaySet {
-		m.Config.Local.BootDelay = Duration(m.BootDelay)
+		m.Config.Local.BootDelay = Duration(flags.BootDelay)
 	}
-	if m.LogLevel != "" {
-		m.Config.Log.Level = m.LogLevel
+	if flags.LogLevel != "" {
+		m.Config.Log.Level = flags.LogLevel
 	}
-	if m.Admin != "" {
-		if m.Admin != AdminOff {
-			if _, _, err := net.SplitHostPort(m.Admin); err != nil {
-				return fmt.Errorf("--admin %q: want host:port or off", m.Admin)
+	if flags.Admin != "" {
+		if flags.Admin != AdminOff {
+			if _, _, err := net.SplitHostPort(flags.Admin); err != nil {
+				return fmt.Errorf("--admin %q: want host:port or off", flags.Admin)
 			}
 		}
-		m.Config.Admin.Listen = m.Admin
+		m.Config.Admin.Listen = flags.Admin
 	}
 	return nil
 }
@@ -243,8 +264,8 @@ func (m *Main) logger() (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(m.Config.Log.Level)); err != nil {
 		level = slog.LevelInfo
 	}
-	m.logSink = &sink{w: m.Stderr}
-	var out io.Writer = m.logSink
+	m.running.logSink = &sink{w: m.Stderr}
+	var out io.Writer = m.running.logSink
 	switch path := m.logPath(); path {
 	case "":
 	default:
@@ -255,7 +276,7 @@ func (m *Main) logger() (*slog.Logger, error) {
 		if err != nil {
 			return nil, dataDirError("open the log", path, err)
 		}
-		m.logOut, out = f, f
+		m.running.logOut, out = f, f
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if m.Config.Log.Format == "json" {
@@ -267,12 +288,12 @@ func (m *Main) logger() (*slog.Logger, error) {
 // logPath is the file the log goes to, or "" for standard error.
 func (m *Main) logPath() string {
 	switch {
-	case m.LogFile == "-":
+	case m.Flags.LogFile == "-":
 		return ""
-	case m.LogFile != "":
-		return m.LogFile
+	case m.Flags.LogFile != "":
+		return m.Flags.LogFile
 	case m.Interactive && m.Config.Slack == nil:
-		return filepath.Join(m.DataDir, "greenlight.log")
+		return filepath.Join(m.Config.Data, "greenlight.log")
 	}
 	return ""
 }
@@ -307,6 +328,7 @@ func explainAccess(err error) error {
 // Open wires storage, the cloud, the load balancers, the deployer and the
 // chat, then restores traffic and resumes deploys left in flight.
 func (m *Main) Open(ctx context.Context) error {
+	run := &m.running
 	if m.Log == nil {
 		var err error
 		if m.Log, err = m.logger(); err != nil {
@@ -316,12 +338,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Clock == nil {
 		m.Clock = deployer.SystemClock{}
 	}
-	m.Metrics = metrics.New()
-	m.ready = newReadiness()
-	m.ready.wait("store", "not open yet")
-	m.ready.wait("chat", "not started yet")
+	run.metrics = metrics.New()
+	run.ready = newReadiness()
+	run.ready.wait("store", "not open yet")
+	run.ready.wait("chat", "not started yet")
 	for _, name := range slices.Sorted(maps.Keys(m.Config.Services)) {
-		m.ready.wait("switch "+name, "traffic not pointed at the live set yet")
+		run.ready.wait("switch "+name, "traffic not pointed at the live set yet")
 	}
 	if addr := m.Config.Admin.Listen; addr != "" && addr != AdminOff {
 		if err := m.startAdmin(addr); err != nil {
@@ -329,15 +351,15 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	var err error
-	m.db, err = storage.Open(filepath.Join(m.DataDir, "greenlight.db"), storage.Options{Clock: m.Clock})
+	run.db, err = storage.Open(filepath.Join(m.Config.Data, "greenlight.db"), storage.Options{Clock: m.Clock})
 	if errors.Is(err, fs.ErrPermission) {
-		return dataDirError("open the data file", filepath.Join(m.DataDir, "greenlight.db"), err)
+		return dataDirError("open the data file", filepath.Join(m.Config.Data, "greenlight.db"), err)
 	}
 	if err != nil {
 		return err
 	}
-	m.ready.done("store")
-	m.bakers = map[string]deployer.Baker{}
+	run.ready.done("store")
+	run.bakers = map[string]deployer.Baker{}
 	checker := dnscheck.New(dnscheck.Options{Clock: m.Clock, Logger: m.Log})
 	auth := &bot.Authorizer{Policies: map[string]bot.Policy{}}
 	var services []*deployer.Service
@@ -364,23 +386,27 @@ func (m *Main) Open(ctx context.Context) error {
 	if auth.Open() {
 		m.Log.Warn("no authorization is configured: everyone may deploy and approve")
 	}
-	m.Shell = &shell.Shell{In: m.Stdin, Out: m.Stdout, User: m.User, Interactive: m.Interactive}
-	m.Notifier = &bot.Notifier{Chats: []bot.Chat{m.Shell}, Log: m.Log, Now: m.Clock.Now}
-	m.Deployer, err = deployer.New(deployer.Config{Store: m.db, Clock: m.Clock, Reporter: m.Metrics.Reporter(m.Notifier), Logger: m.Log, Services: services})
+	run.shell = &shell.Shell{In: m.Stdin, Out: m.Stdout, User: m.User, Interactive: m.Interactive}
+	run.notifier = &bot.Notifier{Chats: []bot.Chat{run.shell}, Log: m.Log, Now: m.Clock.Now}
+	run.deployer, err = deployer.New(deployer.Config{Store: run.db, Clock: m.Clock, Reporter: run.metrics.Reporter(run.notifier), Logger: m.Log, Services: services})
 	if err != nil {
 		return err
 	}
-	m.Metrics.ServiceNames(m.Deployer.Services())
-	for _, svc := range services {
-		m.Metrics.LockLimit(svc.Name, svc.LockLimit())
+	run.metrics.ServiceNames(run.deployer.Services())
+	for _, name := range run.deployer.Services() {
+		svc, err := run.deployer.Service(name) // with the defaults filled in
+		if err != nil {
+			return err
+		}
+		run.metrics.LockLimit(svc.Name, svc.LockLimit())
 	}
-	m.Metrics.WatchServices(m.Deployer)
-	m.Notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
-	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db}
+	run.metrics.WatchServices(run.deployer)
+	run.notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
+	run.router = &bot.Router{Deployer: run.deployer, Auth: auth, Audit: run.db}
 	if err := m.openRefresh(services); err != nil {
 		return err
 	}
-	m.Shell.Router, m.Shell.Deployer = m.Router, m.Deployer
+	run.shell.Router, run.shell.Deployer = run.router, run.deployer
 	if m.Config.Slack != nil {
 		if err := m.openSlack(auth); err != nil {
 			return err
@@ -388,36 +414,39 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	var runCtx context.Context
-	runCtx, m.cancel = context.WithCancel(ctx)
-	if err := m.Deployer.Start(runCtx); err != nil {
+	runCtx, run.cancel = context.WithCancel(ctx)
+	if err := run.deployer.Start(runCtx); err != nil {
 		return err
 	}
 	for _, svc := range services {
-		if _, err := m.Deployer.Seed(runCtx, svc.Name, ""); err != nil {
+		if _, err := run.deployer.Seed(runCtx, svc.Name, ""); err != nil {
 			// Start-up never waits on the cloud: say so and try again.
 			m.Log.Error("could not build the first set; trying again", "service", svc.Name, "err", err)
-			m.Notifier.Announce(runCtx, bot.Message{Level: bot.LevelError, Service: svc.Name,
+			run.notifier.Announce(runCtx, bot.Message{Level: bot.LevelError, Service: svc.Name,
 				Text: fmt.Sprintf("Could not build the first set of %s: %s. greenlight tries again every few minutes; /deploy status %s shows when it is up.", svc.Name, strings.ReplaceAll(bot.ErrorText(err), "\n", "; "), svc.Name)})
-			m.background.Go(func() { m.seedLoop(runCtx, svc.Name) })
+			run.background.Go(func() { m.seedLoop(runCtx, svc.Name) })
 			continue
 		}
-		m.background.Go(func() {
-			if m.Deployer.WaitReady(runCtx, svc.Name) == nil {
-				m.ready.done("switch " + svc.Name)
+		run.background.Go(func() {
+			if run.deployer.WaitReady(runCtx, svc.Name) == nil {
+				run.ready.done("switch " + svc.Name)
 			}
 		})
 		if err := m.banner(runCtx, svc); err != nil {
 			return err
 		}
 	}
-	if m.Slack == nil {
-		m.ready.done("chat")
+	if run.slack == nil {
+		run.ready.done("chat")
 	}
-	m.background.Go(func() { m.reconcileLoop(runCtx) })
-	for _, r := range m.refresh {
-		m.background.Go(func() { r.Run(runCtx) })
+	run.background.Go(func() { m.reconcileLoop(runCtx) })
+	for _, r := range run.refresh {
+		run.background.Go(func() { r.Run(runCtx) })
 	}
-	if m.Interactive && m.Slack == nil {
+	if run.home != nil {
+		run.background.Go(func() { run.home.Run(runCtx) })
+	}
+	if m.Interactive && run.slack == nil {
 		fmt.Fprintf(m.Stdout, "Type /deploy help for commands, /deploy %s to deploy, quit to leave.\n", services[0].Name)
 		if path := m.logPath(); path != "" {
 			fmt.Fprintf(m.Stdout, "The log is in %s (--log-file - shows it here).\n", path)
@@ -429,6 +458,7 @@ func (m *Main) Open(ctx context.Context) error {
 // openSlack makes Slack the chat: commands and clicks come from it, deploy
 // threads and the App Home go to it. The terminal is not read.
 func (m *Main) openSlack(auth *bot.Authorizer) error {
+	run := &m.running
 	sc := m.Config.Slack
 	cfg := slack.Config{Mode: sc.Mode, Listen: sc.Listen, Channel: sc.Channel, APIURL: sc.APIURL,
 		BotToken: m.getenv("SLACK_BOT_TOKEN"), AppToken: m.getenv("SLACK_APP_TOKEN"), SigningSecret: m.getenv("SLACK_SIGNING_SECRET")}
@@ -436,21 +466,21 @@ func (m *Main) openSlack(auth *bot.Authorizer) error {
 		return err
 	}
 	var err error
-	m.Slack, err = slack.New(cfg, slack.Dependencies{Router: m.Router, Refs: m.Deployer, Log: m.Log.With("chat", "slack"),
+	run.slack, err = slack.New(cfg, slack.Dependencies{Router: run.router, Refs: run.deployer, Log: m.Log.With("chat", "slack"),
 		Observer: chatObserver{m}})
 	if err != nil {
 		return fmt.Errorf("start the Slack adapter: %w", err)
 	}
 	client := slack.NewClient(cfg)
 	auth.Groups = slack.NewGroups(client, time.Minute, m.Clock.Now)
-	m.home = slack.NewHome(client, m.Deployer, m.Log.With("chat", "slack-home"))
-	m.Slack.OnHomeOpened = func(ctx context.Context, user string) {
-		if err := m.home.Opened(ctx, user); err != nil {
+	run.home = slack.NewHome(client, run.deployer, m.Log.With("chat", "slack-home"))
+	run.slack.OnHomeOpened = func(ctx context.Context, user string) {
+		if err := run.home.Opened(ctx, user); err != nil {
 			m.Log.Warn("could not publish the App Home", "user", user, "err", err)
 		}
 	}
-	m.Notifier.Chats = []bot.Chat{m.Slack.Chat(), m.home}
-	m.Router.AnnounceIn = "in the announcements channel"
+	run.notifier.Chats = []bot.Chat{run.slack.Chat(), run.home}
+	run.router.AnnounceIn = "in the announcements channel"
 	return nil
 }
 
@@ -472,10 +502,10 @@ func (m *Main) seedLoop(ctx context.Context, service string) {
 			return
 		case <-m.Clock.After(wait):
 		}
-		live, err := m.Deployer.Seed(ctx, service, "")
+		live, err := m.running.deployer.Seed(ctx, service, "")
 		if err == nil {
-			m.ready.done("switch " + service)
-			m.Notifier.Announce(ctx, bot.Message{Level: bot.LevelSuccess, Service: service,
+			m.running.ready.done("switch " + service)
+			m.running.notifier.Announce(ctx, bot.Message{Level: bot.LevelSuccess, Service: service,
 				Text: fmt.Sprintf("The first set of %s is up: %s.", service, serverNames(live.Servers))})
 			return
 		}
@@ -488,7 +518,7 @@ func (m *Main) seedLoop(ctx context.Context, service string) {
 }
 
 func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
-	st, err := m.Deployer.Status(ctx, svc.Name)
+	st, err := m.running.deployer.Status(ctx, svc.Name)
 	if err != nil {
 		return err
 	}
@@ -496,7 +526,7 @@ func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 	t := bot.TrafficOf(st)
 	servers, image, note := t.Servers, t.Image, ""
 	if len(t.Kept) > 0 {
-		note = fmt.Sprintf("; deploy #%d keeps %s for rollback until %s", t.DeployID, serverNames(t.Kept), t.KeptUntil.UTC().Format("15:04:05 MST"))
+		note = fmt.Sprintf("; deploy #%d keeps %s for rollback until %s", t.DeployID, serverNames(t.Kept), deployer.TimeOfDay(t.KeptUntil))
 	}
 	host, port, _ := net.SplitHostPort(addr)
 	fmt.Fprintf(m.Stdout, "%s: %s serves %s on image %s%s (dig @%s -p %s %s SOA +nsid)\n",
@@ -505,46 +535,49 @@ func (m *Main) banner(ctx context.Context, svc *deployer.Service) error {
 }
 
 // Run serves Slack until ctx is cancelled, or, without Slack, reads
-// commands until input ends or ctx is cancelled.
+// commands until input ends or ctx is cancelled. It returns once what it
+// started has stopped; what Open started runs until Close.
 func (m *Main) Run(ctx context.Context) error {
-	if m.Slack == nil {
+	if m.running.slack == nil {
 		restore, err := m.attachTerminal()
 		if err != nil {
 			m.Log.Warn("the terminal has no line editing", "err", err)
 		}
 		defer restore()
-		return m.Shell.Run(ctx)
+		return m.running.shell.Run(ctx)
 	}
-	go m.home.Run(ctx)
-	return m.Slack.Run(ctx)
+	return m.running.slack.Run(ctx)
 }
 
-// Close stops the pipelines at a safe point (their state is persisted),
-// then the load balancers, the cloud and the store.
+// Close stops what Open started and waits for it: the background
+// goroutines, the admin endpoints, the image refreshers and the pipelines
+// (at a safe point; their state is persisted), then the load balancers,
+// the cloud and the store.
 func (m *Main) Close() error {
-	if m.cancel != nil {
-		m.cancel()
+	run := &m.running
+	if run.cancel != nil {
+		run.cancel()
 	}
-	m.background.Wait()
+	run.background.Wait()
 	m.stopAdmin()
-	for _, r := range m.refresh {
+	for _, r := range run.refresh {
 		r.Wait()
 	}
-	if m.Deployer != nil {
-		m.Deployer.Wait()
+	if run.deployer != nil {
+		run.deployer.Wait()
 	}
 	var errs []error
-	for _, lb := range m.lbs {
+	for _, lb := range run.lbs {
 		errs = append(errs, lb.Close())
 	}
-	if m.cloud != nil {
-		errs = append(errs, m.cloud.Close())
+	if run.cloud != nil {
+		errs = append(errs, run.cloud.Close())
 	}
-	if m.db != nil {
-		errs = append(errs, m.db.Close())
+	if run.db != nil {
+		errs = append(errs, run.db.Close())
 	}
-	if m.logOut != nil {
-		errs = append(errs, m.logOut.Close())
+	if run.logOut != nil {
+		errs = append(errs, run.logOut.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -560,7 +593,7 @@ func (m *Main) attachTerminal() (restore func(), err error) {
 	if !m.Interactive || !ok || !ok2 || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) {
 		return restore, nil
 	}
-	history, err := shell.OpenHistory(filepath.Join(m.DataDir, "history"), 1000)
+	history, err := shell.OpenHistory(filepath.Join(m.Config.Data, "history"), 1000)
 	if err != nil {
 		return restore, err
 	}
@@ -581,15 +614,15 @@ func (m *Main) attachTerminal() (restore func(), err error) {
 	stopResize := onResize(resize)
 	t.History = history
 	ticker := time.NewTicker(time.Second)
-	m.Shell.Line, m.Shell.Out = t, t
-	m.Shell.Color = m.wantColor()
-	m.Shell.Tick, m.Shell.Now = ticker.C, m.Clock.Now
-	if m.logSink != nil {
-		m.logSink.set(t) // log lines above the prompt, not through it
+	m.running.shell.Line, m.running.shell.Out = t, t
+	m.running.shell.Color = m.wantColor()
+	m.running.shell.Tick, m.running.shell.Now = ticker.C, m.Clock.Now
+	if m.running.logSink != nil {
+		m.running.logSink.set(t) // log lines above the prompt, not through it
 	}
 	return func() {
-		if m.logSink != nil {
-			m.logSink.set(m.Stderr)
+		if m.running.logSink != nil {
+			m.running.logSink.set(m.Stderr)
 		}
 		stopResize()
 		ticker.Stop()

@@ -76,7 +76,7 @@ func startMain(t *testing.T, edit func(*Main), args ...string) *program {
 	return p
 }
 
-func (p *program) addr() string { return p.m.lbs[0].Addr() }
+func (p *program) addr() string { return p.m.running.lbs[0].Addr() }
 
 func (p *program) typeLine(line string) {
 	p.t.Helper()

@@ -118,7 +118,7 @@ func TestSlackZeroRollbackWindow(t *testing.T) {
 	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "approve", "ns#1", respond), time.Now())
 	api.waitFor(t, "the word that the window is 0", "chat.*", "The rollback window is 0, so the old set (ns1-0, ns2-0) is retired now.")
 	api.waitFor(t, "the end of the deploy", "chat.*", "Deploy #1 of ns succeeded")
-	if got := nsid(t, m.lbs[0].Addr(), "udp"); !strings.HasSuffix(got, "-1") {
+	if got := nsid(t, m.running.lbs[0].Addr(), "udp"); !strings.HasSuffix(got, "-1") {
 		t.Fatalf("after a zero window, answers come from %q", got)
 	}
 	if len(api.find("chat.*", `"action_id":"rollback"`)) != 0 {
@@ -280,7 +280,7 @@ func TestSlackDeployWindowWaits(t *testing.T) {
 	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "approve", "ns#1", respond), time.Now())
 	api.waitFor(t, "the answer to the approver", "response_url", "will switch at "+opens)
 	api.waitFor(t, "the wait in the thread", "chat.postMessage", "so the switch waits: it will switch at "+opens)
-	if got := nsid(t, m.lbs[0].Addr(), "udp"); !strings.HasSuffix(got, "-0") {
+	if got := nsid(t, m.running.lbs[0].Addr(), "udp"); !strings.HasSuffix(got, "-0") {
 		t.Fatalf("outside the window, answers come from %q", got)
 	}
 }

@@ -40,22 +40,22 @@ const linodeHTTPTimeout = time.Minute
 func (m *Main) wireService(ctx context.Context, svc *deployer.Service, sc *ServiceConfig, checker *dnscheck.Checker) error {
 	switch sc.Cloud {
 	case "", "local":
-		if m.cloud == nil {
+		if m.running.cloud == nil {
 			bootDelay := time.Duration(m.Config.Local.BootDelay)
 			if bootDelay == 0 {
 				bootDelay = -1 // the config says no delay; the cloud reads 0 as "default"
 			}
 			var err error
-			m.cloud, err = local.New(local.Options{Dir: m.DataDir, BootDelay: bootDelay, Clock: m.Clock, Logger: m.Log})
+			m.running.cloud, err = local.New(local.Options{Dir: m.Config.Data, BootDelay: bootDelay, Clock: m.Clock, Logger: m.Log})
 			if err != nil {
 				return fmt.Errorf("start the local cloud: %w", err)
 			}
 		}
-		svc.Cloud, svc.Provisioner = m.cloud, m.cloud
-		m.bakers[svc.Name] = m.cloud
+		svc.Cloud, svc.Provisioner = m.running.cloud, m.running.cloud
+		m.running.bakers[svc.Name] = m.running.cloud
 		if zo := sc.zonesOptions(); zo != nil {
-			m.cloud.ShipZones(svc.Name, *zo)
-			svc.Zones = m.cloud.ZoneSource(svc.Name)
+			m.running.cloud.ShipZones(svc.Name, *zo)
+			svc.Zones = m.running.cloud.ZoneSource(svc.Name)
 		}
 	case "linode":
 		cloud, err := m.linodeCloud(svc, sc)
@@ -63,7 +63,7 @@ func (m *Main) wireService(ctx context.Context, svc *deployer.Service, sc *Servi
 			return err
 		}
 		svc.Cloud, svc.BaseImage = cloud, sc.Linode.Image
-		m.bakers[svc.Name] = cloud
+		m.running.bakers[svc.Name] = cloud
 		if svc.Provisioner, err = m.provisioner(svc, sc, checker); err != nil {
 			return err
 		}
@@ -92,9 +92,9 @@ func (m *Main) linodeClient() (*linodego.Client, error) {
 		return nil, fmt.Errorf("%s is not set: greenlight needs a Linode API token (Linodes, NodeBalancers, Images and Domains read/write) to run a Linode service", EnvLinodeToken)
 	}
 	observe := func(op string, code int, retry bool) {
-		m.Metrics.CloudRequest("linode", op, code)
+		m.running.metrics.CloudRequest("linode", op, code)
 		if retry {
-			m.Metrics.CloudRetry("linode", op)
+			m.running.metrics.CloudRetry("linode", op)
 		}
 	}
 	c := linodego.NewClient(&http.Client{Timeout: linodeHTTPTimeout, Transport: &linode.Transport{Observe: observe}})
@@ -114,8 +114,8 @@ func (m *Main) linodeCloud(svc *deployer.Service, sc *ServiceConfig) (*linode.Cl
 	opts := linode.Options{
 		Client: client, Region: l.region(sc.Servers), Regions: l.Regions, Type: l.Type, Image: l.Image,
 		AuthorizedKeys: l.AuthorizedKeys, Tags: l.Tags, FirewallID: l.FirewallID,
-		Port: sc.Check.Port, Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
-		PollInterval: time.Duration(l.PollInterval),
+		Port: sc.Check.Port, PollInterval: time.Duration(l.PollInterval),
+		CallOptions: linode.CallOptions{Clock: m.Clock, Logger: m.Log.With("service", svc.Name)},
 		// A NodeBalancer reaches its nodes only on their private addresses.
 		PrivateIP: sc.Switch.Kind == "nodebalancer",
 	}
@@ -203,8 +203,8 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 		if err != nil {
 			return nil, fmt.Errorf("start the load balancer on %s: %w", sc.Listen, err)
 		}
-		m.lbs = append(m.lbs, lb)
-		m.Metrics.WatchBalancer(svc.Name, lb)
+		m.running.lbs = append(m.running.lbs, lb)
+		m.running.metrics.WatchBalancer(svc.Name, lb)
 		return lb, nil
 	case "nodebalancer":
 		return m.nodeBalancerSwitch(ctx, svc, sc)
@@ -216,7 +216,7 @@ func (m *Main) trafficSwitch(ctx context.Context, svc *deployer.Service, sc *Ser
 		return linode.NewDNSRecordSwitch(linode.DNSRecordOptions{
 			Client: client, DomainID: cfg.DomainID, Names: cfg.Names, TTL: time.Duration(cfg.TTL),
 			Propagation: time.Duration(cfg.Propagation), Endpoints: cfg.Endpoints,
-			Clock: m.Clock, Logger: m.Log.With("service", svc.Name),
+			CallOptions: linode.CallOptions{Clock: m.Clock, Logger: m.Log.With("service", svc.Name)},
 		})
 	case "nginx":
 		return m.nginxSwitch(svc, cfg)
@@ -261,7 +261,8 @@ func (m *Main) nodeBalancerSwitch(ctx context.Context, svc *deployer.Service, sc
 		}
 		sw, err := linode.NewNodeBalancerSwitch(linode.NodeBalancerOptions{
 			Client: client, NodeBalancerID: id, Endpoints: endpoints,
-			DrainWait: time.Duration(cfg.DrainWait), Clock: m.Clock, Logger: m.Log.With("service", svc.Name, "nodebalancer", id),
+			DrainWait:   time.Duration(cfg.DrainWait),
+			CallOptions: linode.CallOptions{Clock: m.Clock, Logger: m.Log.With("service", svc.Name, "nodebalancer", id)},
 		})
 		if err != nil {
 			return nil, err
@@ -422,7 +423,7 @@ func (m *Main) reconcileLoop(ctx context.Context) {
 // reconcile runs one pass; orphans are announced, a failed pass is logged
 // (it is tried again at the next interval).
 func (m *Main) reconcile(ctx context.Context) {
-	report, err := m.Deployer.Reconcile(ctx, deployer.ReconcileOptions{Delete: m.Config.Reconcile.DeleteOrphans})
+	report, err := m.running.deployer.Reconcile(ctx, deployer.ReconcileOptions{Delete: m.Config.Reconcile.DeleteOrphans})
 	if err != nil {
 		if ctx.Err() == nil {
 			m.Log.Warn("could not look for orphaned servers", "err", err)
@@ -431,16 +432,16 @@ func (m *Main) reconcile(ctx context.Context) {
 	}
 	m.Log.Info("reconciled", "servers", report.Checked, "orphans", len(report.Orphans))
 	orphans := map[string]int{}
-	for _, svc := range m.Deployer.Services() {
+	for _, svc := range m.running.deployer.Services() {
 		orphans[svc] = 0
 	}
 	for _, o := range report.Orphans {
 		orphans[o.Service]++
 	}
 	for svc, n := range orphans {
-		m.Metrics.Orphans(svc, n)
+		m.running.metrics.Orphans(svc, n)
 	}
 	if len(report.Orphans) > 0 {
-		m.Notifier.Announce(ctx, bot.Message{Level: bot.LevelWarning, Text: ":broom: " + report.Summary()})
+		m.running.notifier.Announce(ctx, bot.Message{Level: bot.LevelWarning, Text: ":broom: " + report.Summary()})
 	}
 }

@@ -140,9 +140,9 @@ func (r refreshers) Schedules(ctx context.Context) []refresh.Status {
 
 // openRefresh builds each service's image refresh and gives it to the router.
 func (m *Main) openRefresh(services []*deployer.Service) error {
-	m.refresh = refreshers{}
+	m.running.refresh = refreshers{}
 	for _, svc := range services {
-		baker, ok := m.bakers[svc.Name]
+		baker, ok := m.running.bakers[svc.Name]
 		if !ok {
 			continue
 		}
@@ -150,14 +150,14 @@ func (m *Main) openRefresh(services []*deployer.Service) error {
 		if err != nil {
 			return err
 		}
-		r, err := refresh.New(refresh.Options{Jobs: []refresh.Job{job}, Baker: baker, Images: svc.Cloud, State: m.db,
-			Deploys: refresh.FromDeployer(m.Deployer), Reporter: m.Metrics.Refresh(m.Notifier), Clock: m.Clock,
+		r, err := refresh.New(refresh.Options{Jobs: []refresh.Job{job}, Baker: baker, Images: svc.Cloud, State: m.running.db,
+			Deploys: refresh.FromDeployer(m.running.deployer), Reporter: m.running.metrics.Refresh(m.running.notifier), Clock: m.Clock,
 			Logger: m.Log.With("service", svc.Name, "job", "refresh")})
 		if err != nil {
 			return err
 		}
-		m.refresh[svc.Name] = r
+		m.running.refresh[svc.Name] = r
 	}
-	m.Router.Refresher = m.refresh
+	m.running.router.Refresher = m.running.refresh
 	return nil
 }

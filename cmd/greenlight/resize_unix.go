@@ -5,16 +5,18 @@ package main
 import (
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
 // onResize calls f each time the terminal window changes size, until the
-// returned stop is called.
+// returned stop is called; stop returns once f is no longer called.
 func onResize(f func()) (stop func()) {
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
 	done := make(chan struct{})
-	go func() {
+	var watcher sync.WaitGroup
+	watcher.Go(func() {
 		for {
 			select {
 			case <-winch:
@@ -23,9 +25,10 @@ func onResize(f func()) (stop func()) {
 				return
 			}
 		}
-	}()
+	})
 	return func() {
 		signal.Stop(winch)
 		close(done)
+		watcher.Wait()
 	}
 }

@@ -74,7 +74,7 @@ func signed(t *testing.T, base, path, contentType, body string, at time.Time) in
 func TestSlackDeployApproveRollback(t *testing.T) {
 	api := newSlackAPI(t)
 	m, base := startSlack(t, api)
-	lb := m.lbs[0].Addr()
+	lb := m.running.lbs[0].Addr()
 	respond := api.HookURL("response")
 
 	// Forged and stale requests are refused and change nothing.
@@ -124,7 +124,7 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 
 	// A late rollback click, once the rollback has ended, is refused with the reason.
 	eventually.True(t, "deploy #1 to end rolled back", func() bool {
-		d, err := m.Deployer.Deployment(context.Background(), 1)
+		d, err := m.running.deployer.Deployment(context.Background(), 1)
 		return err == nil && d.Phase == deployer.PhaseRolledBack
 	})
 	signed(t, base, "/slack/interactions", slacktest.FormType, slacktest.BlockActionsForm("U0APPROVE1", "C1", "rollback", "ns#1", respond), time.Now())
@@ -132,7 +132,7 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 
 	// The metrics saw the traffic, and /readyz counts Slack as connected.
 	rec := httptest.NewRecorder()
-	m.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	m.running.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
 	for series, atLeast := range map[string]float64{
 		`greenlight_chat_requests_total{adapter="slack",kind="command",result="refused"}`: 1,
@@ -146,7 +146,7 @@ func TestSlackDeployApproveRollback(t *testing.T) {
 			t.Errorf("%s = %v (found %v), want at least %v", series, v, ok, atLeast)
 		}
 	}
-	if nr := m.ready.notReady(); len(nr) > 0 {
+	if nr := m.running.ready.notReady(); len(nr) > 0 {
 		t.Errorf("not ready: %q", nr)
 	}
 }
@@ -192,8 +192,8 @@ func startSlack(t *testing.T, api slackAPI, replace ...string) (*Main, string) {
 		<-done
 		m.Close()
 	})
-	eventually.True(t, "the Slack HTTP server to listen", func() bool { return m.Slack.Addr() != nil })
-	return m, "http://" + m.Slack.Addr().String()
+	eventually.True(t, "the Slack HTTP server to listen", func() bool { return m.running.slack.Addr() != nil })
+	return m, "http://" + m.running.slack.Addr().String()
 }
 
 // Slack answering 429 and 500 during a deploy: the deploy completes, and
@@ -214,7 +214,7 @@ func TestSlackTroubleDoesNotStallDeploys(t *testing.T) {
 		t.Fatalf("slash command: status %d", code)
 	}
 	eventually.Within(t, waitLimit, "the deploy to reach its rollback window while Slack failed", func() bool {
-		st, err := m.Deployer.Status(context.Background(), "ns")
+		st, err := m.running.deployer.Status(context.Background(), "ns")
 		return err == nil && st.Active != nil && st.Active.Phase == deployer.PhaseRollbackWindow
 	})
 	// The checklist's last state, with every step up to the live check done,

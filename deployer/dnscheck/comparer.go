@@ -6,7 +6,8 @@ import (
 	"github.com/greenlight/greenlight/deployer"
 )
 
-// Comparer returns c's zone comparison, with opts, in the deployer's terms.
+// Comparer returns c's zone comparison, with opts, in the deployer's terms:
+// each ZoneComparison becomes the deployer.ZoneDiff a deployment keeps.
 func (c *Checker) Comparer(opts CompareOptions) deployer.ZoneComparer {
 	return deployer.ZoneComparerFunc(func(ctx context.Context, live deployer.CheckTarget, next []deployer.CheckTarget, zones []string) ([]deployer.ZoneDiff, error) {
 		diffs, err := c.CompareZones(ctx, live, next, zones, opts)

@@ -22,7 +22,8 @@ import (
 // fallback query, when CompareOptions gives no timeout.
 const compareTimeout = 5 * time.Second
 
-// methodAXFR is ZoneDiff.Method when every server transferred the zone.
+// methodAXFR is ZoneComparison.Method when every server transferred the
+// zone.
 const methodAXFR = "AXFR"
 
 // TSIG names a key; the secret comes from the environment (the caller
@@ -49,14 +50,15 @@ type Question struct{ Name, Type string }
 // TTLs: its zone-file lines before and after.
 type RRsetChange struct{ Old, New []string }
 
-// ZoneDiff is what a switch changes for clients in one zone: the RRsets the
-// next set serves that the live one does not (Added), the RRsets only the
-// live set serves (Removed), and those both serve differently (Changed).
-// Lines are zone-file lines, as dns.RR.String prints them:
+// ZoneComparison is one zone as the live set serves it beside the next
+// set: what a switch changes for clients. It lists the RRsets the next set
+// serves that the live one does not (Added), the RRsets only the live set
+// serves (Removed), and those both serve differently (Changed), as
+// zone-file lines in the form dns.RR.String prints:
 // "www.example.test.\t300\tIN\tA\t192.0.2.10". SOA, RRSIG, NSEC and NSEC3
 // records are not compared: the serials are reported apart, and signatures
 // and denial records follow from the rest.
-type ZoneDiff struct {
+type ZoneComparison struct {
 	Zone                 string
 	OldSerial, NewSerial uint32
 	Added, Removed       []string // zone-file lines, sorted by owner name then type
@@ -69,7 +71,7 @@ type ZoneDiff struct {
 // "example.test.: serial 2026110101 → 2026110102 · 3 added · 1 removed · 2 changed",
 // counting RRsets and saying "no changes" when there are none. A diff built
 // from queries says so at the end, since it covers only the names asked.
-func (d ZoneDiff) Summary() string {
+func (d ZoneComparison) Summary() string {
 	parts := []string{fmt.Sprintf("%s: serial %d → %d", d.Zone, d.OldSerial, d.NewSerial)}
 	for _, c := range []struct {
 		n    int
@@ -92,7 +94,7 @@ func (d ZoneDiff) Summary() string {
 // removed one, and for a changed RRset its old records as "- " lines then
 // its new ones as "+ " lines. RRsets are sorted by owner name, in DNSSEC's
 // canonical order (a name before the names below it), then by type.
-func (d ZoneDiff) Lines() []string {
+func (d ZoneComparison) Lines() []string {
 	type block struct {
 		key   lineKey
 		lines []string
@@ -120,11 +122,11 @@ func (d ZoneDiff) Lines() []string {
 }
 
 // UpdatedPct is the share of the live zone's RRsets that changed, in percent.
-func (d ZoneDiff) UpdatedPct() float64 { return pct(len(d.Changed), d.LiveRRsets) }
+func (d ZoneComparison) UpdatedPct() float64 { return pct(len(d.Changed), d.LiveRRsets) }
 
 // DeletedPct is the share of the live zone's RRsets that are removed, in
 // percent.
-func (d ZoneDiff) DeletedPct() float64 { return pct(rrsetCount(d.Removed), d.LiveRRsets) }
+func (d ZoneComparison) DeletedPct() float64 { return pct(rrsetCount(d.Removed), d.LiveRRsets) }
 
 func pct(n, of int) float64 {
 	if of <= 0 {
@@ -134,13 +136,13 @@ func pct(n, of int) float64 {
 }
 
 // empty reports whether d finds no differences in the RRsets.
-func (d ZoneDiff) empty() bool {
+func (d ZoneComparison) empty() bool {
 	return len(d.Added) == 0 && len(d.Removed) == 0 && len(d.Changed) == 0
 }
 
 // CompareZones fetches every zone from live and from each of next, all
 // servers at once and each server's zones one after another, and returns one
-// ZoneDiff per zone, in the order given: live against next[0].
+// ZoneComparison per zone, in the order given: live against next[0].
 //
 // A zone is fetched by AXFR over TCP, signed with opts.TSIG when set. When
 // any server refuses to transfer a zone (it answers an error rcode, or no
@@ -153,7 +155,7 @@ func (d ZoneDiff) empty() bool {
 // what next[0] serves, the diffs are returned with an error that names the
 // servers and the first differences: "ns2-7 serves example.test. differently
 // from ns1-7: + api.example.test. 300 IN A 192.0.2.21".
-func (c *Checker) CompareZones(ctx context.Context, live deployer.CheckTarget, next []deployer.CheckTarget, zones []string, opts CompareOptions) ([]ZoneDiff, error) {
+func (c *Checker) CompareZones(ctx context.Context, live deployer.CheckTarget, next []deployer.CheckTarget, zones []string, opts CompareOptions) ([]ZoneComparison, error) {
 	if len(next) == 0 {
 		return nil, deployer.Errorf(deployer.CodeInvalid, "nothing to compare: no next servers")
 	}
@@ -180,7 +182,7 @@ func (c *Checker) CompareZones(ctx context.Context, live deployer.CheckTarget, n
 			return nil, err
 		}
 	}
-	diffs := make([]ZoneDiff, len(o.zones))
+	diffs := make([]ZoneComparison, len(o.zones))
 	for z, zn := range o.zones {
 		diffs[z] = diffZones(zn.name, got[0].zones[z], got[1].zones[z])
 		diffs[z].Method = method(targets, got, z)
@@ -530,7 +532,7 @@ func (m multiError) Error() string {
 
 func (m multiError) Unwrap() []error { return m }
 
-// method is ZoneDiff.Method for zone z: "AXFR", or
+// method is ZoneComparison.Method for zone z: "AXFR", or
 // "queries (AXFR refused: ns1-7 answered REFUSED)".
 func method(targets []deployer.CheckTarget, got []fetched, z int) string {
 	var why []string
@@ -612,7 +614,7 @@ func newZoneData(serial uint32, rrs []dns.RR) *zoneData {
 
 // diffZones compares the zone as live serves it with the zone as next does.
 // Method is left for the caller.
-func diffZones(zone string, live, next *zoneData) ZoneDiff {
+func diffZones(zone string, live, next *zoneData) ZoneComparison {
 	type change struct {
 		key       rrsetKey
 		canonical string
@@ -637,7 +639,7 @@ func diffZones(zone string, live, next *zoneData) ZoneDiff {
 		return cmp.Or(strings.Compare(a.canonical, b.canonical), cmp.Compare(a.key.rrtype, b.key.rrtype),
 			cmp.Compare(a.key.class, b.key.class), strings.Compare(a.key.owner, b.key.owner))
 	})
-	d := ZoneDiff{Zone: zone, OldSerial: live.serial, NewSerial: next.serial, LiveRRsets: len(live.sets)}
+	d := ZoneComparison{Zone: zone, OldSerial: live.serial, NewSerial: next.serial, LiveRRsets: len(live.sets)}
 	for _, ch := range changes {
 		switch {
 		case ch.new == nil:

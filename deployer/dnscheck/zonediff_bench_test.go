@@ -99,7 +99,7 @@ func BenchmarkCompareZones10k(b *testing.B) {
 	liveRRs, nextRRs := benchZone(b, 2026110102, false), benchZone(b, 2026110103, true)
 	live := deployer.CheckTarget{Name: "ns1-6", Addr: serveAXFR(b, liveRRs)}
 	next := deployer.CheckTarget{Name: "ns1-7", Addr: serveAXFR(b, nextRRs)}
-	check := func(b *testing.B, d ZoneDiff) {
+	check := func(b *testing.B, d ZoneComparison) {
 		if d.LiveRRsets != 10_001 || len(d.Changed) != 50 || len(d.Removed) != 25 || len(d.Added) != 25 {
 			b.Fatalf("LiveRRsets %d, changed %d, removed %d, added %d; want 10001, 50, 25, 25",
 				d.LiveRRsets, len(d.Changed), len(d.Removed), len(d.Added))

@@ -504,10 +504,10 @@ func TestCompareZonesPercentages(t *testing.T) {
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
-// TestZoneDiffMethods checks the methods on a ZoneDiff made by hand, as a
-// caller that stored one would.
-func TestZoneDiffMethods(t *testing.T) {
-	d := dnscheck.ZoneDiff{
+// TestZoneComparisonMethods checks the methods on a ZoneComparison made by
+// hand, as a caller that stored one would.
+func TestZoneComparisonMethods(t *testing.T) {
+	d := dnscheck.ZoneComparison{
 		Zone:      "example.test.",
 		OldSerial: 7, NewSerial: 8,
 		Added: []string{
@@ -540,9 +540,9 @@ func TestZoneDiffMethods(t *testing.T) {
 	if d.UpdatedPct() != 25 || d.DeletedPct() != 25 {
 		t.Errorf("UpdatedPct, DeletedPct = %v, %v; want 25, 25", d.UpdatedPct(), d.DeletedPct())
 	}
-	var zero dnscheck.ZoneDiff
+	var zero dnscheck.ZoneComparison
 	if zero.UpdatedPct() != 0 || zero.DeletedPct() != 0 || zero.Lines() != nil {
-		t.Errorf("zero ZoneDiff: %v, %v, %q", zero.UpdatedPct(), zero.DeletedPct(), zero.Lines())
+		t.Errorf("zero ZoneComparison: %v, %v, %q", zero.UpdatedPct(), zero.DeletedPct(), zero.Lines())
 	}
 }
 

@@ -617,7 +617,8 @@ func TestBakeReplicatesToEveryRegion(t *testing.T) {
 	// The fake refuses an image in a region it was not replicated to.
 	e := newBakeEnv(t, linodetest.Options{})
 	e.api.AddImage(linodetest.Image{ID: "private/55", Label: "ns-golden-old", Regions: []string{"us-east"}})
-	c, err := New(Options{Client: e.api.NewClient(testToken), Region: "us-east", Regions: map[string]string{"ns2": "eu-central"}, Type: "g6-nanode-1", Clock: e.manual, Logger: slog.New(slog.DiscardHandler)})
+	c, err := New(Options{Client: e.api.NewClient(testToken), Region: "us-east", Regions: map[string]string{"ns2": "eu-central"}, Type: "g6-nanode-1",
+		CallOptions: CallOptions{Clock: e.manual, Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@
 //
 // Every call is retried on 429 (waiting as long as Retry-After asks), on
 // 5xx and on dropped connections, with exponential backoff on the Cloud's
-// Clock, for at most Options.RetryBudget. Any other 4xx fails at once, said
+// Clock, for at most CallOptions.RetryBudget. Any other 4xx fails at once, said
 // in plain words for the chat: "Linode refused type g6-nanode-9: a valid
 // plan type by that ID was not found". No error or log line carries the API
 // token, an instance's root password or its user data.
@@ -64,6 +64,34 @@ const (
 	LabelTagPrefix = "label:"
 )
 
+// CallOptions are how the Cloud and the switches use the Linode API: the
+// clock every wait is on (retries, polls, drains), the log, and how long a
+// call is retried. Options, NodeBalancerOptions and DNSRecordOptions embed
+// them.
+type CallOptions struct {
+	Clock       deployer.Clock // default deployer.SystemClock
+	Logger      *slog.Logger   // default slog.Default()
+	RetryBudget time.Duration  // how long one call may be retried; default 2m
+	RetryWait   time.Duration  // first backoff after a 5xx; default 1s, doubling
+}
+
+// withDefaults returns o with a default for each setting left out.
+func (o CallOptions) withDefaults() CallOptions {
+	if o.Clock == nil {
+		o.Clock = deployer.SystemClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.RetryBudget <= 0 {
+		o.RetryBudget = DefaultRetryBudget
+	}
+	if o.RetryWait <= 0 {
+		o.RetryWait = DefaultRetryWait
+	}
+	return o
+}
+
 // Options configure a Cloud.
 type Options struct {
 	// Client talks to the API: built by the caller with linodego.NewClient
@@ -93,17 +121,15 @@ type Options struct {
 	// UserData renders a server's cloud-init user data, sent as Linode
 	// Metadata when the instance is created; nil sends none.
 	UserData     func(ctx context.Context, spec deployer.ServerSpec) ([]byte, error)
-	Clock        deployer.Clock // default deployer.SystemClock
-	Logger       *slog.Logger   // default slog.Default()
-	PollInterval time.Duration  // first wait between status polls; default 5s, growing to 6×
-	RetryBudget  time.Duration  // how long one call may be retried; default 2m
-	RetryWait    time.Duration  // first backoff after a 5xx; default 1s, doubling
+	PollInterval time.Duration // first wait between status polls; default 5s, growing to 6×
 	// BakeTimeout bounds how long an image builder may take to boot, build
 	// and power itself off; default 30m.
 	BakeTimeout time.Duration
 	// ImageTimeout bounds how long Linode may take to make an image of the
 	// builder's disk; default 30m.
 	ImageTimeout time.Duration
+
+	CallOptions
 }
 
 // Cloud creates and destroys servers on Linode. It is safe for concurrent use.
@@ -132,21 +158,10 @@ func New(opts Options) (*Cloud, error) {
 	if opts.Port == 0 {
 		opts.Port = DefaultPort
 	}
-	if opts.Clock == nil {
-		opts.Clock = deployer.SystemClock{}
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
 	}
-	if opts.RetryBudget <= 0 {
-		opts.RetryBudget = DefaultRetryBudget
-	}
-	if opts.RetryWait <= 0 {
-		opts.RetryWait = DefaultRetryWait
-	}
+	opts.CallOptions = opts.CallOptions.withDefaults()
 	opts.Regions = maps.Clone(opts.Regions)
 	opts.AuthorizedKeys = slices.Clone(opts.AuthorizedKeys)
 	opts.Tags = slices.Clone(opts.Tags)

@@ -53,10 +53,7 @@ type DNSRecordOptions struct {
 	// what a client resolving the names is sent to.
 	Endpoints []string
 
-	Clock       deployer.Clock // default deployer.SystemClock
-	Logger      *slog.Logger   // default slog.Default()
-	RetryBudget time.Duration  // how long one call may be retried; default 2m
-	RetryWait   time.Duration  // first backoff after a 5xx; default 1s, doubling
+	CallOptions
 }
 
 // DNSRecordSwitch moves traffic by pointing Linode DNS records at a set: a
@@ -130,7 +127,7 @@ func NewDNSRecordSwitch(opts DNSRecordOptions) (*DNSRecordSwitch, error) {
 		}
 	}
 	opts.Endpoints = slices.Clone(opts.Endpoints)
-	api := newCaller(opts.Client, opts.Clock, opts.Logger, opts.RetryBudget, opts.RetryWait)
+	api := newCaller(opts.Client, opts.CallOptions)
 	api.log = api.log.With("switch", "dns-records", "domain_id", opts.DomainID)
 	opts.Clock = api.clock
 	return &DNSRecordSwitch{opts: opts, ttl: roundTTL(opts.TTL), api: api, addrs: newAddressBook(), log: api.log}, nil

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"path"
 	"slices"
@@ -44,10 +43,7 @@ func newRecEnv(t *testing.T, domain linodetest.Domain, records []linodetest.Doma
 		Client:      e.api.NewClient(testToken),
 		DomainID:    d.ID,
 		Names:       []string{"ns1", "ns2", "ns"},
-		Clock:       clock,
-		Logger:      slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		RetryBudget: 10 * time.Second,
-		RetryWait:   time.Second,
+		CallOptions: e.callOptions(clock),
 	}
 	for _, f := range opts {
 		f(&o)

@@ -77,11 +77,8 @@ func newEnv(t *testing.T, apiOpts linodetest.Options, opts ...func(*Options)) *e
 		AuthorizedKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGreenlightTestKey ops@example.test"},
 		Tags:           []string{"dns"},
 		FirewallID:     31337,
-		Clock:          e.clock,
-		Logger:         slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		PollInterval:   5 * time.Millisecond,
-		RetryBudget:    10 * time.Second,
-		RetryWait:      time.Second,
+		CallOptions:    e.callOptions(e.clock),
 	}
 	for _, f := range opts {
 		f(&o)
@@ -92,6 +89,13 @@ func newEnv(t *testing.T, apiOpts linodetest.Options, opts ...func(*Options)) *e
 	}
 	e.cloud = c
 	return e
+}
+
+// callOptions are the tests' API call options: waits on clock, the log in
+// e.logs, a 10s retry budget and a first backoff of 1s.
+func (e *env) callOptions(clock deployer.Clock) CallOptions {
+	return CallOptions{Clock: clock, RetryBudget: 10 * time.Second, RetryWait: time.Second,
+		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }
 
 // realClock makes the Cloud wait on the real clock (for tests whose fake

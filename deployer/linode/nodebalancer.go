@@ -55,10 +55,7 @@ type NodeBalancerOptions struct {
 	DrainWait time.Duration
 	Weight    int // of the nodes it adds, 1–255; default 100
 
-	Clock       deployer.Clock // default deployer.SystemClock
-	Logger      *slog.Logger   // default slog.Default()
-	RetryBudget time.Duration  // how long one call may be retried; default 2m
-	RetryWait   time.Duration  // first backoff after a 5xx; default 1s, doubling
+	CallOptions
 }
 
 // NodeBalancerSwitch moves DNS traffic between sets with a Linode
@@ -125,7 +122,7 @@ func NewNodeBalancerSwitch(opts NodeBalancerOptions) (*NodeBalancerSwitch, error
 		return nil, deployer.Errorf(deployer.CodeInvalid, "NodeBalancer node weight %d is not within 1–255", opts.Weight)
 	}
 	opts.Endpoints = slices.Clone(opts.Endpoints)
-	api := newCaller(opts.Client, opts.Clock, opts.Logger, opts.RetryBudget, opts.RetryWait)
+	api := newCaller(opts.Client, opts.CallOptions)
 	api.log = api.log.With("switch", "nodebalancer", "nodebalancer_id", opts.NodeBalancerID)
 	opts.Clock = api.clock
 	return &NodeBalancerSwitch{opts: opts, api: api, addrs: newAddressBook(), log: api.log}, nil
@@ -489,7 +486,7 @@ func LookUpNodeBalancer(ctx context.Context, client *linodego.Client, id, port i
 	if port == 0 {
 		port = DefaultPort
 	}
-	api := newCaller(client, nil, nil, 0, 0)
+	api := newCaller(client, CallOptions{})
 	var nb *linodego.NodeBalancer
 	err := api.call(ctx, operation{what: fmt.Sprintf("look up NodeBalancer %d", id)}, func(ctx context.Context) error {
 		var err error
@@ -519,28 +516,17 @@ func LookUpNodeBalancer(ctx context.Context, client *linodego.Client, id, port i
 
 // newCaller is a Cloud used only for its call method: the Cloud's retry
 // policy for the switches' API calls.
-func newCaller(client *linodego.Client, clock deployer.Clock, log *slog.Logger, budget, wait time.Duration) *Cloud {
-	if clock == nil {
-		clock = deployer.SystemClock{}
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	if budget <= 0 {
-		budget = DefaultRetryBudget
-	}
-	if wait <= 0 {
-		wait = DefaultRetryWait
-	}
+func newCaller(client *linodego.Client, opts CallOptions) *Cloud {
+	opts = opts.withDefaults()
 	if client != nil {
 		client.SetRetryCount(0)
 		client.SetDebug(false)
 	}
 	return &Cloud{
 		client: client,
-		opts:   Options{Client: client, Clock: clock, Logger: log, RetryBudget: budget, RetryWait: wait},
-		clock:  clock,
-		log:    log.With("cloud", "linode"),
+		opts:   Options{Client: client, CallOptions: opts},
+		clock:  opts.Clock,
+		log:    opts.Logger.With("cloud", "linode"),
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -48,10 +47,7 @@ func newNBEnv(t *testing.T, clock deployer.Clock, opts ...func(*NodeBalancerOpti
 		Client:         e.api.NewClient(testToken),
 		NodeBalancerID: nb.ID,
 		Endpoints:      []string{net.JoinHostPort(nb.IPv4, "53")},
-		Clock:          clock,
-		Logger:         slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		RetryBudget:    10 * time.Second,
-		RetryWait:      time.Second,
+		CallOptions:    e.callOptions(clock),
 	}
 	for _, f := range opts {
 		f(&o)
