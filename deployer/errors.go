@@ -42,6 +42,17 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Wrapf puts words before err, for the chat and the log alike: the chat
+// reads them before err's message, or alone when err has no words for
+// people; the log reads them before all of err.
+func Wrapf(err error, format string, args ...any) error {
+	words := fmt.Sprintf(format, args...)
+	if _, ok := message(err); ok {
+		return fmt.Errorf("%s: %w", words, err)
+	}
+	return &Error{Code: CodeFailed, Message: words, Err: err}
+}
+
 // InternalMessage is what a person reads of an error with no words for
 // them: a cause from inside greenlight or below it, which only the log shows.
 const InternalMessage = "greenlight hit an internal error; the log has the details"
