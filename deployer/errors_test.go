@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,5 +76,102 @@ func TestErrorKeepsTheCauseForTheLog(t *testing.T) {
 	}
 	if got := deployer.ErrorCode(err); got != deployer.CodeFailed {
 		t.Errorf("ErrorCode = %q, want %q", got, deployer.CodeFailed)
+	}
+}
+
+// refusingCloud fails to create the deploy's servers of one role with err.
+type refusingCloud struct {
+	deployer.Cloud
+	role string
+	err  error
+}
+
+func (c refusingCloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.Server, error) {
+	if spec.DeployID != 0 && spec.Role == c.role {
+		return deployer.Server{}, c.err
+	}
+	return c.Cloud.Create(ctx, spec)
+}
+
+// logBuffer is a log the pipeline's goroutines write at once.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestAFailedStepShowsItsMessageAndLogsItsCauseOnce: whatever a cloud's
+// error holds beneath its message (a token, an address, a library's words)
+// stays out of everything the chat shows of the deploy (its error, the
+// checklist's details, the events), and is in the log once, with the deploy
+// and the service.
+func TestAFailedStepShowsItsMessageAndLogsItsCauseOnce(t *testing.T) {
+	const secret = "Authorization: Bearer s3cr3t-t0ken"
+	tests := []struct {
+		name       string
+		err        error
+		wantDetail string // the create step's, as the checklist shows it
+	}{
+		{name: "a refusal said in words",
+			err:        &deployer.Error{Code: deployer.CodeForbidden, Message: "Linode refused to create ns1-1: unauthorized", Err: errors.New("[401] " + secret)},
+			wantDetail: "create ns1-1: Linode refused to create ns1-1: unauthorized"},
+		{name: "words around a refusal",
+			err: deployer.Wrapf(&deployer.Error{Code: deployer.CodeFailed, Message: "Linode kept failing (500)", Err: errors.New("[500] " + secret)},
+				"gave up on ns1-1"),
+			wantDetail: "create ns1-1: gave up on ns1-1: Linode kept failing (500)"},
+		{name: "a cause with no words for people",
+			err:        fmt.Errorf("POST https://api.linode.com/v4/linode/instances: %s: connection reset by peer", secret),
+			wantDetail: deployer.InternalMessage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &logBuffer{}
+			h := newHarness(t, func(o *options) {
+				o.cloud = func(c deployer.Cloud) deployer.Cloud { return refusingCloud{Cloud: c, role: "ns1", err: tt.err} }
+				o.logs = logs
+			})
+			d := h.deploy("alice", deployer.Options{})
+			d = h.waitPhase(d.ID, deployer.PhaseFailed)
+
+			if got := d.Step(deployer.StepCreate).Detail; got != tt.wantDetail {
+				t.Errorf("create's detail = %q, want %q", got, tt.wantDetail)
+			}
+			shown := []string{d.Error}
+			for _, st := range d.Steps {
+				shown = append(shown, st.Detail)
+			}
+			for _, kind := range []deployer.EventKind{deployer.EventStep, deployer.EventProblem, deployer.EventInfo, deployer.EventDecision, deployer.EventFinished} {
+				shown = append(shown, h.rep.texts(kind, d.ID)...)
+			}
+			if chat := strings.Join(shown, "\n"); strings.Contains(chat, "s3cr3t") || !strings.Contains(chat, tt.wantDetail) {
+				t.Errorf("the chat shows:\n%s\nwant %q and nothing of the cause", chat, tt.wantDetail)
+			}
+
+			var lines []string
+			for line := range strings.Lines(logs.String()) {
+				if strings.Contains(line, "s3cr3t") {
+					lines = append(lines, line)
+				}
+			}
+			if len(lines) != 1 {
+				t.Fatalf("the cause is in %d log lines, want 1:\n%s", len(lines), strings.Join(lines, ""))
+			}
+			for _, attr := range []string{fmt.Sprintf("deploy=%d", d.ID), "service=ns"} {
+				if !strings.Contains(lines[0], attr) {
+					t.Errorf("the log line with the cause does not say %s:\n%s", attr, lines[0])
+				}
+			}
+		})
 	}
 }

@@ -378,7 +378,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.Metrics.WatchServices(m.Deployer)
 	m.Notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
-	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db}
+	m.Router = &bot.Router{Deployer: m.Deployer, Auth: auth, Audit: m.db, Log: m.Log}
 	if err := m.openRefresh(services); err != nil {
 		return err
 	}
