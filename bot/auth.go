@@ -2,9 +2,10 @@ package bot
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/greenlight/greenlight/deployer"
 )
 
 // Permission is what a command needs.
@@ -63,7 +64,7 @@ func (a *Authorizer) allow(ctx context.Context, user, channel, service string, p
 		return nil
 	}
 	if len(pol.Channels) > 0 && channel != "" && !slices.Contains(pol.Channels, channel) {
-		return fmt.Errorf("%s commands are not allowed in this channel; use %s", service, strings.Join(pol.Channels, ", "))
+		return deployer.Errorf(deployer.CodeForbidden, "%s commands are not allowed in this channel; use %s", service, strings.Join(pol.Channels, ", "))
 	}
 	if a.member(ctx, user, pol.Admins) {
 		return nil
@@ -76,12 +77,12 @@ func (a *Authorizer) allow(ctx context.Context, user, channel, service string, p
 	case PermApprove:
 		list, role = pol.Approvers, "approvers"
 	case PermAdmin:
-		return fmt.Errorf("you are not an admin of %s, so you cannot %s", service, adminWhat)
+		return deployer.Errorf(deployer.CodeForbidden, "you are not an admin of %s, so you cannot %s", service, adminWhat)
 	}
 	if len(list) == 0 || a.member(ctx, user, list) {
 		return nil
 	}
-	return fmt.Errorf("you are not among the %s of %s", role, service)
+	return deployer.Errorf(deployer.CodeForbidden, "you are not among the %s of %s", role, service)
 }
 
 // member reports whether user is listed directly or through a group.

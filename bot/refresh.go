@@ -25,7 +25,7 @@ type Refresher interface {
 var _ refresh.Reporter = (*Notifier)(nil)
 
 // errRefreshOff answers refresh and schedule when main wired no Refresher.
-var errRefreshOff = errors.New("image refresh is not configured in this greenlight")
+var errRefreshOff = deployer.Errorf(deployer.CodeNotFound, "image refresh is not configured in this greenlight")
 
 // refresh asks for a bake of service now; the bake itself is announced by
 // the Notifier, so the answer only says it started.
@@ -231,7 +231,7 @@ func RefreshMessage(ev refresh.Event) Message {
 		m.Level = LevelError
 		reason := "no reason was given"
 		if ev.Err != nil {
-			reason = ev.Err.Error()
+			reason = ErrorText(ev.Err)
 		}
 		m.Text = "Baking an image of " + ev.Service + " failed"
 		if ev.Took > 0 {
@@ -265,7 +265,7 @@ func finishedText(ev refresh.Event) string {
 		b.WriteString("\n• " + imageName(img))
 	}
 	if ev.PruneErr != nil {
-		b.WriteString("\nSome old images were not pruned: " + ev.PruneErr.Error())
+		b.WriteString("\nSome old images were not pruned: " + ErrorText(ev.PruneErr))
 	}
 	switch {
 	case ev.DeployID != 0:
@@ -276,7 +276,7 @@ func finishedText(ev refresh.Event) string {
 				fe.Service, fe.Freeze.About(), fe.Freeze.Until(), fe.Freeze.SetBy(), fe.Service, ev.Image.ID)
 			break
 		}
-		b.WriteString("\nNo deploy was started with it: " + ev.DeployErr.Error())
+		b.WriteString("\nNo deploy was started with it: " + ErrorText(ev.DeployErr))
 	}
 	return b.String()
 }
@@ -320,13 +320,13 @@ func DeployNowValue(service, image string) string { return service + deployNowPr
 func ParseDeployNowValue(v string) (service, image string, err error) {
 	service, image, ok := strings.Cut(v, deployNowPrefix)
 	if !ok {
-		return "", "", fmt.Errorf("malformed Deploy now button value %s: want SERVICE image=ID", shortQuote(v))
+		return "", "", deployer.Errorf(deployer.CodeInvalid, "malformed Deploy now button value %s: want SERVICE image=ID", shortQuote(v))
 	}
 	if !commands.ValidService(service) {
-		return "", "", fmt.Errorf("malformed Deploy now button value %s: %s is not a service name", shortQuote(v), shortQuote(service))
+		return "", "", deployer.Errorf(deployer.CodeInvalid, "malformed Deploy now button value %s: %s is not a service name", shortQuote(v), shortQuote(service))
 	}
 	if !commands.ValidImage(image) {
-		return "", "", fmt.Errorf("malformed Deploy now button value %s: %s is not an image ID", shortQuote(v), shortQuote(image))
+		return "", "", deployer.Errorf(deployer.CodeInvalid, "malformed Deploy now button value %s: %s is not an image ID", shortQuote(v), shortQuote(image))
 	}
 	return service, image, nil
 }

@@ -59,7 +59,7 @@ mail: schedule @weekly
 
 func TestRouterRefreshAndSchedule(t *testing.T) {
 	policy := map[string]bot.Policy{"ns": {Deployers: []string{"U_DEP"}, Approvers: []string{"U_APP"}, Admins: []string{"U_ADMIN"}, Channels: []string{"C_OPS"}}}
-	running := errors.New("a bake of ns is already running (build 20261123-0400, started 04:00 UTC)")
+	running := deployer.Errorf(deployer.CodeConflict, "a bake of ns is already running (build 20261123-0400, started 04:00 UTC)")
 	tests := []struct {
 		name        string
 		user        string
@@ -189,13 +189,14 @@ func TestNotifierAnnouncesRefresh(t *testing.T) {
 	autoDeployed := finished
 	autoDeployed.DeployID, autoDeployed.Pruned = 12, nil
 	failed := refresh.Event{Service: "ns", Kind: refresh.EventFailed, BuildID: "20261123-0400", Trigger: "U0ALICE1", Base: "linode/debian12",
-		Took: 3 * time.Minute, Err: errors.New("packer exited 1: the base image is gone")}
+		Took: 3 * time.Minute, Err: &deployer.Error{Code: deployer.CodeFailed, Message: "the base image is gone", Err: errors.New("packer exited 1")}}
 	byHand := started
 	byHand.Trigger, byHand.BuildID, byHand.Channel = "U0ALICE1", "20261123-1012", "C_DNS"
 	notDeployed := finished
 	notDeployed.Pruned, notDeployed.Took = nil, 0
-	notDeployed.PruneErr = errors.New("private/98: linode: 403 Forbidden")
-	notDeployed.DeployErr = errors.New("could not start a deploy of private/123: ns is locked by bob")
+	notDeployed.PruneErr = deployer.Wrapf(&deployer.Error{Code: deployer.CodeForbidden, Message: "Linode refused: unauthorized", Err: errors.New("[403] Forbidden")},
+		"could not delete old image private/98")
+	notDeployed.DeployErr = deployer.Wrapf(deployer.Errorf(deployer.CodeConflict, "ns is locked by bob"), "could not start a deploy of private/123")
 
 	deployNow := bot.Action{ID: bot.ActionDeployNow, Label: "Deploy now", Style: "primary", Value: "ns image=private/123",
 		Confirm: "Start a deploy of ns with image ns-golden-20261123-0400?"}
@@ -209,13 +210,13 @@ func TestNotifierAnnouncesRefresh(t *testing.T) {
 	}{
 		{"started", started, "Baking a new image of ns from linode/debian12 (build 20261123-0400, scheduled)", bot.LevelInfo, "", nil},
 		{"started by hand", byHand, "Baking a new image of ns from linode/debian12 (build 20261123-1012, asked for by U0ALICE1)", bot.LevelInfo, "U0ALICE1", nil},
-		{"finished, not deployed", notDeployed, "Image private/123 ready: ns-golden-20261123-0400\nSome old images were not pruned: private/98: linode: 403 Forbidden\n" +
+		{"finished, not deployed", notDeployed, "Image private/123 ready: ns-golden-20261123-0400\nSome old images were not pruned: could not delete old image private/98: Linode refused: unauthorized\n" +
 			"No deploy was started with it: could not start a deploy of private/123: ns is locked by bob", bot.LevelSuccess, "", []bot.Action{deployNow}},
 		{"finished", finished, "Image private/123 ready: ns-golden-20261123-0400, built in 6m12s; pruned 2 old images\n• ns-golden-20261101-0400\n• private/99",
 			bot.LevelSuccess, "", []bot.Action{deployNow}},
 		{"finished and deployed", autoDeployed, "Image private/123 ready: ns-golden-20261123-0400, built in 6m12s\nDeploy #12 started with it; it waits for approval.",
 			bot.LevelSuccess, "", nil},
-		{"failed", failed, "Baking an image of ns failed after 3m: packer exited 1: the base image is gone", bot.LevelError, "U0ALICE1", nil},
+		{"failed", failed, "Baking an image of ns failed after 3m: the base image is gone", bot.LevelError, "U0ALICE1", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,9 @@ type Router struct {
 	// AnnounceIn says where announcements appear, in the chat's words
 	// ("in the announcements channel"); "" = "here", the terminal.
 	AnnounceIn string
+	// Log, when set, records the causes of failures the chat is told of
+	// in words only.
+	Log *slog.Logger
 }
 
 // Request is one command typed by a person.
@@ -103,7 +107,7 @@ func (r *Router) HandleClick(ctx context.Context, c Click) Reply {
 	case ActionRetire:
 		cmd.Verb = commands.VerbRetire
 	default:
-		return r.fail(c.User, fmt.Errorf("unknown button %q", c.Action))
+		return r.fail(c.User, deployer.Errorf(deployer.CodeInvalid, "unknown button %q", c.Action))
 	}
 	return r.Run(ctx, c.User, c.Channel, cmd)
 }
@@ -112,11 +116,11 @@ func (r *Router) HandleClick(ctx context.Context, c Click) Reply {
 func ParseActionValue(v string) (string, uint64, error) {
 	service, num, ok := strings.Cut(v, "#")
 	if !ok || service == "" {
-		return "", 0, fmt.Errorf("malformed button value %q", v)
+		return "", 0, deployer.Errorf(deployer.CodeInvalid, "malformed button value %q", v)
 	}
 	id, err := strconv.ParseUint(num, 10, 64)
 	if err != nil || id == 0 {
-		return "", 0, fmt.Errorf("malformed deploy number in button value %q", v)
+		return "", 0, deployer.Errorf(deployer.CodeInvalid, "malformed deploy number in button value %q", v)
 	}
 	return service, id, nil
 }
@@ -177,7 +181,7 @@ func (r *Router) resolve(ctx context.Context, cmd commands.Command) (commands.Co
 	}
 	switch len(active) {
 	case 0:
-		return cmd, errors.New("no deploy is in flight")
+		return cmd, deployer.Errorf(deployer.CodeNotFound, "no deploy is in flight")
 	case 1:
 		cmd.Service, cmd.DeployID = active[0].Service, active[0].ID
 		return cmd, nil
@@ -186,7 +190,7 @@ func (r *Router) resolve(ctx context.Context, cmd commands.Command) (commands.Co
 	for i, d := range active {
 		list[i] = fmt.Sprintf("#%d (%s)", d.ID, d.Service)
 	}
-	return cmd, fmt.Errorf("%d deploys are in flight: %s; name the service or the deploy, like /deploy %s %s #%d",
+	return cmd, deployer.Errorf(deployer.CodeInvalid, "%d deploys are in flight: %s; name the service or the deploy, like /deploy %s %s #%d",
 		len(active), strings.Join(list, ", "), cmd.Verb, active[0].Service, active[0].ID)
 }
 
@@ -367,7 +371,7 @@ func (r *Router) Run(ctx context.Context, user, channel string, cmd commands.Com
 	case commands.VerbSchedule:
 		return r.schedule(ctx, user)
 	}
-	return r.fail(user, fmt.Errorf("/deploy %s is not understood; see /deploy help", cmd.Verb))
+	return r.fail(user, deployer.Errorf(deployer.CodeInvalid, "/deploy %s is not understood; see /deploy help", cmd.Verb))
 }
 
 func (r *Router) audit(user, action, service string, id uint64, detail string) {
@@ -400,19 +404,33 @@ func (r *Router) say(user string, level Level, text string) Reply {
 }
 
 // fail answers with the error's message, phrased for the person who asked.
+// What the chat does not show of it (a cause) goes to the log, here, once.
 func (r *Router) fail(user string, err error) Reply {
-	return r.say(user, LevelError, ErrorText(err))
+	text, hidden := errorText(err)
+	if hidden && r.Log != nil {
+		r.Log.Warn("command failed", "user", user, "err", err)
+	}
+	return r.say(user, LevelError, text)
 }
 
-// ErrorText is an error as the person in chat should read it.
+// ErrorText is an error as the person in chat should read it: a usage
+// error or a held lock in its own words, else deployer.ErrorMessage, which
+// leaves causes out.
 func ErrorText(err error) string {
+	text, _ := errorText(err)
+	return text
+}
+
+// errorText is ErrorText, and whether it leaves out part of err (a cause).
+func errorText(err error) (string, bool) {
 	if ue, ok := errors.AsType[*commands.UsageError](err); ok {
-		return ue.Error()
+		return ue.Error(), false
 	}
 	if le, ok := errors.AsType[*deployer.LockedError](err); ok {
-		return lockedText(le)
+		return lockedText(le), false
 	}
-	return err.Error()
+	msg := deployer.ErrorMessage(err)
+	return msg, msg != err.Error()
 }
 
 // lockedText says who holds a lock and, for a deploy, where it stands.
@@ -595,7 +613,7 @@ func (r *Router) diff(ctx context.Context, user string, cmd commands.Command) Re
 		case st.Last != nil:
 			d = *st.Last
 		default:
-			err = fmt.Errorf("%s has no deploy to compare yet", cmd.Service)
+			err = deployer.Errorf(deployer.CodeNotFound, "%s has no deploy to compare yet", cmd.Service)
 		}
 	}
 	if err != nil {

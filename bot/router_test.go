@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -217,8 +218,51 @@ func FuzzParseActionValue(f *testing.F) {
 	})
 }
 
-func TestErrorText(t *testing.T) {
-	if got := bot.ErrorText(errors.New("ns is locked")); got != "ns is locked" {
-		t.Fatalf("got %q", got)
+// TestAFailedCommandShowsTheMessageNotTheCause: what the deployer refuses
+// with reaches the person in its words only; a cause under them goes to
+// the log, once, and a refusal that is all words is not logged.
+func TestAFailedCommandShowsTheMessageNotTheCause(t *testing.T) {
+	const secret = "bolt: token=s3cr3t"
+	since := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		err    error
+		want   string
+		logged bool // whether the cause is logged
+	}{
+		{name: "a refusal", err: deployer.Errorf(deployer.CodeConflict, "deploy #3 already ended: succeeded"),
+			want: "deploy #3 already ended: succeeded"},
+		{name: "a message with a cause", err: &deployer.Error{Code: deployer.CodeNotFound, Message: `image "v9" does not exist for ns`, Err: errors.New(secret)},
+			want: `image "v9" does not exist for ns`, logged: true},
+		{name: "words around a message with a cause", err: fmt.Errorf("plan: %w", &deployer.Error{Code: deployer.CodeFailed, Message: "the zone files do not parse", Err: errors.New(secret)}),
+			want: "plan: the zone files do not parse", logged: true},
+		{name: "a cause alone", err: fmt.Errorf("read the live set: %w", errors.New(secret)),
+			want: deployer.InternalMessage, logged: true},
+		{name: "a held lock", err: &deployer.LockedError{Lock: deployer.Lock{Service: "ns", Holder: "bob", Since: since}},
+			want: "ns is locked by bob since 2026-11-23 09:00:00 UTC"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs strings.Builder
+			fd := &fakeDeployer{services: []string{"ns"}, deploy: func(deployer.Request) (deployer.Deployment, error) { return deployer.Deployment{}, tt.err }}
+			r := &bot.Router{Deployer: fd, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+			reply := r.Handle(context.Background(), bot.Request{User: "alice", Text: "/deploy ns"})
+			if len(reply.Messages) != 1 || reply.Messages[0].Text != tt.want || reply.Messages[0].Level != bot.LevelError {
+				t.Fatalf("reply %+v, want %q", reply.Messages, tt.want)
+			}
+			if got := bot.ErrorText(tt.err); got != tt.want {
+				t.Errorf("ErrorText = %q, want %q", got, tt.want)
+			}
+			want := 0
+			if tt.logged {
+				want = 1
+			}
+			if n := strings.Count(logs.String(), "s3cr3t"); n != want {
+				t.Errorf("the cause is logged %d times, want %d:\n%s", n, want, logs.String())
+			}
+			if tt.logged && !strings.Contains(logs.String(), "user=alice") {
+				t.Errorf("the log does not say who asked:\n%s", logs.String())
+			}
+		})
 	}
 }

@@ -2,7 +2,6 @@ package deployer_test
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -17,7 +16,7 @@ import (
 func TestZoneComparison(t *testing.T) {
 	tight := deployer.ChangeLimits{MaxUpdatePct: 5, MaxDeletePct: 5, MinRRsets: 1}
 	disagree := deployer.ZoneComparerFunc(func(context.Context, deployer.CheckTarget, []deployer.CheckTarget, []string) ([]deployer.ZoneDiff, error) {
-		return nil, errors.New("ns2-1 serves example.test. differently from ns1-1: + api2.example.test. 300 IN A 192.0.2.21")
+		return nil, deployer.Errorf(deployer.CodeFailed, "ns2-1 serves example.test. differently from ns1-1: + api2.example.test. 300 IN A 192.0.2.21")
 	})
 	cases := []struct {
 		name       string

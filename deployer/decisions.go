@@ -394,7 +394,7 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 			}
 		}
 		if ctx.Err() == context.DeadlineExceeded {
-			err = fmt.Errorf("the first set was not ready within %s: %w", limit, err)
+			err = Wrapf(err, "the first set was not ready within %s", limit)
 		}
 		return live, err
 	}
@@ -429,7 +429,7 @@ func (p *Deployer) seedSet(ctx context.Context, svc *Service, image string, plan
 	spec := svc.Check
 	spec.Passes = 1
 	if report := svc.Checker.Check(ctx, ownTargets(servers), spec); !report.OK {
-		return nil, fmt.Errorf("the first set of %s failed its checks: %s", service, strings.Join(report.Problems, "; "))
+		return nil, Errorf(CodeFailed, "the first set of %s failed its checks: %s", service, strings.Join(report.Problems, "; "))
 	}
 	if err := svc.Switch.Accept(ctx, servers); err != nil {
 		return nil, err

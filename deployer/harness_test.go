@@ -3,6 +3,7 @@ package deployer_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,8 @@ type options struct {
 	zeroGate    bool                  // approval_timeout: 0s, given explicitly
 	freezes     []deployer.FreezeWindow
 	windows     []deployer.DeployWindow
+	cloud       func(deployer.Cloud) deployer.Cloud // wraps the local cloud, when set
+	logs        io.Writer                           // the deployer's log, as text; discarded when nil
 }
 
 // harness is greenlight's deployer wired to real parts: a bbolt store, the
@@ -155,6 +158,9 @@ func (h *harness) open() {
 		Checker:         dnscheck.New(dnscheck.Options{Clock: h.clock}),
 		Zones:           h.opts.zones,
 	}
+	if h.opts.cloud != nil {
+		svc.Cloud = h.opts.cloud(h.cloud)
+	}
 	svc.Freezes = h.opts.freezes
 	svc.DeployWindows = h.opts.windows
 	if h.opts.zeroWindow {
@@ -169,11 +175,15 @@ func (h *harness) open() {
 			svc.Compare = h.opts.comparer
 		}
 	}
+	log := discard()
+	if h.opts.logs != nil {
+		log = slog.New(slog.NewTextHandler(h.opts.logs, nil))
+	}
 	h.dep, err = deployer.New(deployer.Config{
 		Store:    h.store,
 		Clock:    h.clock,
 		Reporter: h.rep,
-		Logger:   discard(),
+		Logger:   log,
 		Services: []*deployer.Service{svc},
 	})
 	if err != nil {

@@ -82,7 +82,8 @@ func (p *Deployer) execute(ctx context.Context, svc *Service, id uint64, r *run)
 		storeFailures++
 		p.log.Error("store error; the pipeline tries again", "deploy", id, "tries", storeFailures, "err", err)
 		if storeFailures == maxStoreRetries {
-			if aerr := p.needsAttention(ctx, svc, id, fmt.Sprintf("greenlight could not write its records %d times in a row (%v)", storeFailures, err)); aerr == nil {
+			// The store's error is in the log line above, not for the chat.
+			if aerr := p.needsAttention(ctx, svc, id, fmt.Sprintf("greenlight could not write its records %d times in a row", storeFailures)); aerr == nil {
 				return
 			}
 		}
@@ -204,7 +205,7 @@ func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name St
 		return uerr // advance sees the persisted abort decision and cleans up
 	}
 	if timedOut {
-		err = fmt.Errorf("%s did not finish within %s: %w", strings.ToLower(name.Title()), svc.stepTimeout(name), err)
+		err = Wrapf(err, "%s did not finish within %s", strings.ToLower(name.Title()), svc.stepTimeout(name))
 	}
 	return p.fail(ctx, svc, id, name, err)
 }
@@ -215,7 +216,7 @@ func (p *Deployer) callStep(ctx context.Context, svc *Service, d *Deployment, na
 	defer func() {
 		if v := recover(); v != nil {
 			p.log.Error("step panicked", "deploy", d.ID, "service", svc.Name, "step", name, "panic", v, "stack", string(debug.Stack()))
-			err = fmt.Errorf("greenlight hit an internal error (%v); the log has the details", v)
+			err = fmt.Errorf("step %s panicked: %v", name, v) // a cause: the chat reads InternalMessage
 		}
 	}()
 	if do := stepOf(name).do; do != nil {
@@ -290,9 +291,10 @@ func summary(d Deployment, now time.Time) string {
 	return fmt.Sprintf("Deploy #%d of %s failed after %s: %s", d.ID, d.Service, took, d.Error)
 }
 
-// fail records a step's failure, then puts traffic back and cleans up.
+// fail records a step's failure, then puts traffic back and cleans up. The
+// record and the chat get cause's message; the log, once, cause itself.
 func (p *Deployer) fail(ctx context.Context, svc *Service, id uint64, name StepName, cause error) error {
-	msg := cause.Error()
+	msg := ErrorMessage(cause)
 	d, err := p.update(id, func(d *Deployment) {
 		st := d.Step(name)
 		st.Status, st.Finished, st.Detail = StatusFailed, p.clock.Now(), msg
@@ -335,7 +337,8 @@ func (p *Deployer) finishFailed(ctx context.Context, svc *Service, d Deployment)
 				if _, ok := errors.AsType[*storeError](err); ok {
 					return err
 				}
-				return p.needsAttention(ctx, svc, d.ID, fmt.Sprintf("%s; switching traffic back to %s failed too: %v", d.Error, serverNames(d.Old), err))
+				p.log.Error("switching traffic back failed", "deploy", d.ID, "service", svc.Name, "err", err)
+				return p.needsAttention(ctx, svc, d.ID, fmt.Sprintf("%s; switching traffic back to %s failed too: %s", d.Error, serverNames(d.Old), ErrorMessage(err)))
 			}
 			p.emit(ctx, EventDecision, d, failed, fmt.Sprintf("Switched traffic back to %s.", serverNames(d.Old)))
 		}

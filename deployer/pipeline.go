@@ -436,7 +436,8 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 	if pricer, ok := svc.Cloud.(Pricer); ok {
 		hourly, monthly, err := pricer.Price(ctx, len(next))
 		if err != nil {
-			detail += fmt.Sprintf("; price unknown: %v", err)
+			p.log.Warn("dry run: price unknown", "service", svc.Name, "err", err)
+			detail += fmt.Sprintf("; price unknown: %s", ErrorMessage(err))
 		} else {
 			detail += fmt.Sprintf("; the next set costs $%.3f/hour, $%.2f/month while it runs", hourly, monthly)
 			detail += regionPrices(ctx, svc.Cloud, len(next))

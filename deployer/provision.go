@@ -2,7 +2,6 @@ package deployer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 )
@@ -66,16 +65,19 @@ func (a AwaitDNS) Provision(ctx context.Context, s Server) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s did not answer DNS within %s of booting (cloud-init may still be running, or failed): %w",
-				s.Name, clock.Now().Sub(start).Round(time.Second), err)
+			return notAnswered(s, clock.Now().Sub(start), err)
 		}
 		log.Debug("server does not answer yet", "server", s.Name, "attempt", attempt, "err", err)
 		wait := min(interval*time.Duration(attempt), 5*interval)
 		select {
 		case <-clock.After(wait):
 		case <-ctx.Done():
-			return fmt.Errorf("%s did not answer DNS within %s of booting (cloud-init may still be running, or failed): last answer: %w",
-				s.Name, clock.Now().Sub(start).Round(time.Second), err)
+			return notAnswered(s, clock.Now().Sub(start), err)
 		}
 	}
+}
+
+// notAnswered says s did not answer in time, then what it last answered.
+func notAnswered(s Server, waited time.Duration, last error) error {
+	return Wrapf(last, "%s did not answer DNS within %s of booting (cloud-init may still be running, or failed)", s.Name, waited.Round(time.Second))
 }

@@ -209,7 +209,7 @@ func (r ReconcileReport) Summary() string {
 		case o.Deleted:
 			b.WriteString(" — deleted")
 		case o.Err != nil:
-			fmt.Fprintf(&b, " — could not delete it: %v", o.Err)
+			fmt.Fprintf(&b, " — could not delete it: %s", ErrorMessage(o.Err))
 		case o.Kept != "":
 			b.WriteString(" — kept: " + o.Kept)
 		}

@@ -159,7 +159,7 @@ func (p *Deployer) deleteNext(ctx context.Context, svc *Service, d Deployment) s
 			}
 		}
 	} else {
-		p.log.Warn("cannot list servers of deploy", "deploy", d.ID, "err", err)
+		p.log.Warn("cannot list servers of deploy", "deploy", d.ID, "service", svc.Name, "err", err)
 	}
 	servers = slices.DeleteFunc(servers, func(s Server) bool { return s.ID == "" })
 	if len(servers) == 0 {
@@ -172,8 +172,8 @@ func (p *Deployer) deleteNext(ctx context.Context, svc *Service, d Deployment) s
 		return s, nil
 	})
 	if err != nil {
-		p.log.Error("cleanup left servers behind", "deploy", d.ID, "err", err)
-		return fmt.Sprintf("Could not delete every server of the next set (%v); the reconciler will report them.", err)
+		p.log.Error("cleanup left servers behind", "deploy", d.ID, "service", svc.Name, "err", err)
+		return fmt.Sprintf("Could not delete every server of the next set (%s); the reconciler will report them.", ErrorMessage(err))
 	}
 	p.log.Info("deleted next set", "deploy", d.ID, "servers", serverNames(servers))
 	return ""
@@ -192,7 +192,7 @@ func (p *Deployer) forEach(ctx context.Context, servers []Server, fn func(contex
 			defer func() {
 				if v := recover(); v != nil {
 					p.log.Error("panic acting on a server", "server", s.Name, "panic", v, "stack", string(debug.Stack()))
-					out[i], errs[i] = s, fmt.Errorf("%s: greenlight hit an internal error (%v); the log has the details", s.Name, v)
+					out[i], errs[i] = s, &Error{Code: CodeFailed, Message: s.Name + ": " + InternalMessage, Err: fmt.Errorf("panic: %v", v)}
 				}
 			}()
 			out[i], errs[i] = fn(ctx, s)
@@ -374,7 +374,8 @@ func (p *Deployer) checkNext(ctx context.Context, svc *Service, d *Deployment, _
 		old := ownTargets(d.Old[:1])[0]
 		serials, err := svc.Checker.Serials(ctx, old, spec.Zones, spec.Timeout)
 		if err != nil {
-			notes = append(notes, fmt.Sprintf("live serial unknown (%v); serial not compared", err))
+			p.log.Warn("live serial unknown", "deploy", d.ID, "service", svc.Name, "server", old.Name, "err", err)
+			notes = append(notes, fmt.Sprintf("live serial unknown (%s); serial not compared", ErrorMessage(err)))
 		} else {
 			spec.MinSerial = serials
 		}
@@ -386,7 +387,7 @@ func (p *Deployer) checkNext(ctx context.Context, svc *Service, d *Deployment, _
 		return "", err
 	}
 	if !report.OK {
-		return "", fmt.Errorf("the next set failed its checks: %s", strings.Join(report.Problems, "; "))
+		return "", Errorf(CodeFailed, "the next set failed its checks: %s", strings.Join(report.Problems, "; "))
 	}
 	detail := strings.Join(append([]string{report.Summary}, notes...), " · ")
 	if svc.Compare == nil || len(d.Old) == 0 {
@@ -401,7 +402,7 @@ func (p *Deployer) checkNext(ctx context.Context, svc *Service, d *Deployment, _
 		return "", uerr
 	}
 	if err != nil {
-		return "", fmt.Errorf("zone comparison failed: %w", err)
+		return "", Wrapf(err, "zone comparison failed")
 	}
 	if limitErr != nil {
 		return "", limitErr
@@ -443,7 +444,7 @@ func judgeChanges(l ChangeLimits, allowLarge bool, diffs []ZoneDiff) ([]string, 
 	if allowLarge {
 		return append(lines, "⚠ large change allowed by --allow-large-change: "+strings.Join(over, "; ")), nil
 	}
-	return lines, fmt.Errorf("the change is too large: %s; deploy with --allow-large-change if it is meant", strings.Join(over, "; "))
+	return lines, Errorf(CodeFailed, "the change is too large: %s; deploy with --allow-large-change if it is meant", strings.Join(over, "; "))
 }
 
 // approvalGate waits for Approve or Abort, or the deadline.
@@ -600,7 +601,7 @@ func (p *Deployer) deadlineDecision(svc *Service, d *Deployment) error {
 // failure is handled by finishFailed, which moves traffic back.
 func (p *Deployer) switchTraffic(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
 	if d.Traffic.Target == TrafficOld && d.Traffic.NextTouched {
-		return "", fmt.Errorf("traffic was switched back to %s before greenlight restarted", serverNames(d.Old))
+		return "", Errorf(CodeConflict, "traffic was switched back to %s before greenlight restarted", serverNames(d.Old))
 	}
 	if err := p.WaitReady(ctx, svc.Name); err != nil {
 		return "", err
@@ -617,14 +618,14 @@ func (p *Deployer) switchTraffic(ctx context.Context, svc *Service, d *Deploymen
 
 func (p *Deployer) checkLive(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
 	if !d.Traffic.SettledOn(TrafficNext) {
-		return "", fmt.Errorf("traffic is not on %s: %s", serverNames(d.Next), d.Traffic.Where(*d))
+		return "", Errorf(CodeConflict, "traffic is not on %s: %s", serverNames(d.Next), d.Traffic.Where(*d))
 	}
 	report := svc.Checker.Check(ctx, endpointTargets(svc.Switch, d.Next), svc.Check)
 	if ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded {
 		return "", ctx.Err()
 	}
 	if !report.OK {
-		return "", fmt.Errorf("the check through the load balancer failed: %s", strings.Join(report.Problems, "; "))
+		return "", Errorf(CodeFailed, "the check through the load balancer failed: %s", strings.Join(report.Problems, "; "))
 	}
 	return report.Summary + " · answered by " + strings.Join(report.Answered, ", "), nil
 }
@@ -755,9 +756,12 @@ func (p *Deployer) rollBack(ctx context.Context, svc *Service, d *Deployment) (s
 			if _, ok := errors.AsType[*storeError](err); ok {
 				return "", err
 			}
-			return "", &attentionError{reason: fmt.Sprintf("the rollback could not finish (%v) and traffic could not be put back on %s (%v)", cause, serverNames(d.Next), err)}
+			p.log.Error("rollback failed, and so did putting traffic back", "deploy", d.ID, "service", svc.Name, "err", cause, "back_err", err)
+			return "", &attentionError{reason: fmt.Sprintf("the rollback could not finish (%s) and traffic could not be put back on %s (%s)",
+				ErrorMessage(cause), serverNames(d.Next), ErrorMessage(err))}
 		}
-		return "", p.refuseRollback(d, fmt.Sprintf("the rollback could not finish: %v; traffic is back on the new set (%s)", cause, serverNames(d.Next)))
+		p.log.Warn("rollback failed; traffic is back on the new set", "deploy", d.ID, "service", svc.Name, "err", cause)
+		return "", p.refuseRollback(d, fmt.Sprintf("the rollback could not finish: %s; traffic is back on the new set (%s)", ErrorMessage(cause), serverNames(d.Next)))
 	}
 	live := svc.Checker.Check(cctx, endpointTargets(svc.Switch, d.Old), spec)
 	text := fmt.Sprintf("Rolled back by %s: traffic is on %s again", d.Rollback.By, serverNames(d.Old))

@@ -29,10 +29,10 @@ func (p *Deployer) moveTraffic(ctx context.Context, svc *Service, d *Deployment,
 		to, from = d.Old, d.Next
 	}
 	if len(to) == 0 {
-		return fmt.Errorf("there is no %s set to send traffic to", target)
+		return Errorf(CodeConflict, "there is no %s set to send traffic to", target)
 	}
 	if target == TrafficNext && d.Step(StepCheckNext).Status != StatusDone && d.Resolve == nil {
-		return errors.New("the next set has not passed its checks")
+		return Errorf(CodeConflict, "the next set has not passed its checks")
 	}
 	drainFrom := len(from) > 0 && (target == TrafficNext || d.Traffic.NextTouched)
 	var err error
@@ -97,8 +97,8 @@ func (p *Deployer) assertTraffic(ctx context.Context, svc *Service, d Deployment
 		}
 		p.log.Warn("cannot point traffic at the serving set; trying again", "service", svc.Name, "servers", serverNames(servers), "try", try+1, "err", err)
 		if try == 0 {
-			p.emit(ctx, EventInfo, d, "", fmt.Sprintf("Could not point %s's traffic at %s at start-up; greenlight keeps trying. The switch said: %v",
-				svc.Name, serverNames(servers), err))
+			p.emit(ctx, EventInfo, d, "", fmt.Sprintf("Could not point %s's traffic at %s at start-up; greenlight keeps trying. The switch said: %s",
+				svc.Name, serverNames(servers), ErrorMessage(err)))
 		}
 		select {
 		case <-p.clock.After(backoff(try)):
@@ -241,7 +241,8 @@ func (p *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment
 		if _, ok := errors.AsType[*storeError](err); ok {
 			return err
 		}
-		return p.resolveFailed(ctx, svc, d, err.Error())
+		p.log.Error("resolve could not move traffic", "deploy", d.ID, "service", svc.Name, "err", err)
+		return p.resolveFailed(ctx, svc, d, ErrorMessage(err))
 	}
 	var live *ServiceState
 	note := ""
@@ -251,7 +252,8 @@ func (p *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment
 		if _, err := p.forEach(cctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
 			return s, svc.Cloud.Delete(ctx, s)
 		}); err != nil {
-			note = fmt.Sprintf("Could not delete every server of the old set (%v); the reconciler will report them.", err)
+			p.log.Error("resolve left servers of the old set behind", "deploy", d.ID, "service", svc.Name, "err", err)
+			note = fmt.Sprintf("Could not delete every server of the old set (%s); the reconciler will report them.", ErrorMessage(err))
 		}
 		relabelled, err := p.forEach(cctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 			return svc.Cloud.Relabel(ctx, s, s.Role)

@@ -2,7 +2,6 @@ package deployer_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +57,7 @@ func TestZonesRecordedAndSerialDiscipline(t *testing.T) {
 	}{
 		{name: "changed, same serial", digest: "bbbb", serial: 2026110102,
 			wantErr: "example.test changed but its serial 2026110102 did not grow: secondaries would never pick it up"},
-		{name: "a syntax error", digest: "bbbb", serial: 2026110103, loadErr: errors.New("example.test.zone line 6: bad A"),
+		{name: "a syntax error", digest: "bbbb", serial: 2026110103, loadErr: deployer.Errorf(deployer.CodeInvalid, "example.test.zone line 6: bad A"),
 			wantErr: "example.test.zone line 6: bad A"},
 		{name: "changed, same serial, allowed", digest: "bbbb", serial: 2026110102, opts: deployer.Options{AllowSameSerial: true}},
 	}

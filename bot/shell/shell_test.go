@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -215,7 +214,7 @@ func TestRefreshAnnouncements(t *testing.T) {
 	started := refresh.Event{Service: "ns", Kind: refresh.EventStarted, BuildID: "20261123-0400", Trigger: "schedule", Base: "linode/debian12"}
 	finished := started
 	finished.Kind, finished.Image, finished.Took, finished.Pruned = refresh.EventFinished, img, 6*time.Minute+12*time.Second, []deployer.Image{{ID: "private/99", Label: "ns-golden-20261101-0400"}}
-	failed := refresh.Event{Service: "ns", Kind: refresh.EventFailed, BuildID: "20261124-0400", Trigger: "schedule", Took: 3 * time.Minute, Err: errors.New("quota")}
+	failed := refresh.Event{Service: "ns", Kind: refresh.EventFailed, BuildID: "20261124-0400", Trigger: "schedule", Took: 3 * time.Minute, Err: deployer.Errorf(deployer.CodeFailed, "quota")}
 	tests := []struct {
 		name   string
 		events []refresh.Event

@@ -209,7 +209,7 @@ func (a *Adapter) submit(j task) error {
 	err := a.enqueue(j)
 	if err != nil {
 		a.log.Warn("slack: request not queued", "what", j.what, "user", j.user, "err", err)
-		a.notify(j, err.Error())
+		a.notify(j, bot.ErrorText(err))
 	}
 	return err
 }

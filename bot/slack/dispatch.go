@@ -2,7 +2,6 @@ package slack
 
 import (
 	"context"
-	"errors"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/slack-go/slack/slackevents"
 
 	"github.com/greenlight/greenlight/bot"
+	"github.com/greenlight/greenlight/deployer"
 )
 
 // Both transports turn what Slack sends into tasks: a slash command, a button
@@ -36,8 +36,8 @@ type replyTo struct {
 
 // Why a task could not be queued. The text is what the person reads.
 var (
-	errBusy     = errors.New("greenlight is busy, try again in a moment")
-	errStopping = errors.New("greenlight is shutting down, try again in a moment")
+	errBusy     = deployer.Errorf(deployer.CodeConflict, "greenlight is busy, try again in a moment")
+	errStopping = deployer.Errorf(deployer.CodeConflict, "greenlight is shutting down, try again in a moment")
 )
 
 // commandTask runs text as a /deploy command (a slash command's text, or a

@@ -10,6 +10,8 @@ import (
 
 	slackapi "github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
+
+	"github.com/greenlight/greenlight/bot"
 )
 
 // HTTPHandler serves Slack's HTTP-mode requests:
@@ -111,7 +113,7 @@ func (a *Adapter) serveCommand(w http.ResponseWriter, r *http.Request, _ []byte)
 	if err := a.enqueue(a.slashTask(cmd)); err != nil {
 		a.log.Warn("slack: command not queued", "user", cmd.UserID, "err", err)
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(ephemeral(err.Error()))
+		_ = json.NewEncoder(w).Encode(ephemeral(bot.ErrorText(err)))
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -173,7 +173,7 @@ func TestRefreshFailureAnnouncement(t *testing.T) {
 		t.Fatalf("started announcement %+v: want it in the job's channel, mentioning who asked", post)
 	}
 	failed := started
-	failed.Kind, failed.Took, failed.Err = refresh.EventFailed, 3*time.Minute, fmt.Errorf("the builder did not boot within 10m")
+	failed.Kind, failed.Took, failed.Err = refresh.EventFailed, 3*time.Minute, deployer.Errorf(deployer.CodeFailed, "the builder did not boot within 10m")
 	n.Refresh(context.Background(), failed)
 	eventually.True(t, "the failure", func() bool { return len(h.slack.CallsTo("chat.update")) == 1 })
 	upd := h.slack.CallsTo("chat.update")[0]

@@ -11,6 +11,8 @@ import (
 	slackapi "github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
+
+	"github.com/greenlight/greenlight/bot"
 )
 
 // runSocket connects through Socket Mode (apps.connections.open with the
@@ -72,7 +74,7 @@ func (a *Adapter) socketEvent(ctx context.Context, smc *socketmode.Client, evt s
 		result := "ok"
 		if err := a.enqueue(a.slashTask(cmd)); err != nil {
 			a.log.Warn("slack: command not queued", "user", cmd.UserID, "err", err)
-			payload = ephemeral(err.Error())
+			payload = ephemeral(bot.ErrorText(err))
 			result = "busy"
 		}
 		a.ack(ctx, smc, evt, payload)

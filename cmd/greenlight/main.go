@@ -402,7 +402,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	run.metrics.WatchServices(run.deployer)
 	run.notifier.Approvers = func(service string) []string { return auth.Policies[service].Approvers }
-	run.router = &bot.Router{Deployer: run.deployer, Auth: auth, Audit: run.db}
+	run.router = &bot.Router{Deployer: run.deployer, Auth: auth, Audit: run.db, Log: m.Log}
 	if err := m.openRefresh(services); err != nil {
 		return err
 	}

@@ -96,19 +96,19 @@ func (p *Provisioner) Provision(ctx context.Context, s deployer.Server) error {
 	}
 	inv, err := os.CreateTemp(p.opts.TempDir, "greenlight-inventory-*.ini")
 	if err != nil {
-		return fmt.Errorf("write the inventory for %s: %w", s.Name, err)
+		return &deployer.Error{Code: deployer.CodeFailed, Message: "could not write the inventory for " + s.Name, Err: err}
 	}
 	defer os.Remove(inv.Name())
 	fmt.Fprintf(inv, "[%s]\n%s ansible_host=%s\n", s.Role, s.Name, ip)
 	if err := inv.Close(); err != nil {
-		return fmt.Errorf("write the inventory for %s: %w", s.Name, err)
+		return &deployer.Error{Code: deployer.CodeFailed, Message: "could not write the inventory for " + s.Name, Err: err}
 	}
 	vars := Vars{Name: s.Name, Role: s.Role, Addr: s.Addr, IP: ip, Image: s.Image, Inventory: inv.Name(), ZonesDir: p.opts.ZonesDir}
 	argv := make([]string, len(p.args))
 	for i, t := range p.args {
 		var b strings.Builder
 		if err := t.Execute(&b, vars); err != nil {
-			return fmt.Errorf("provisioner argument %d for %s: %w", i, s.Name, err)
+			return deployer.Errorf(deployer.CodeInvalid, "provisioner argument %d for %s: %v", i, s.Name, err)
 		}
 		argv[i] = b.String()
 	}
@@ -130,7 +130,8 @@ func (p *Provisioner) Provision(ctx context.Context, s deployer.Server) error {
 	if ctx.Err() == context.DeadlineExceeded {
 		why = fmt.Sprintf("timed out after %s", p.opts.Timeout)
 	}
-	return fmt.Errorf("%s for %s failed (%s); last lines:\n%s", filepath.Base(argv[0]), s.Name, why, tail(out.String(), p.opts.TailLen))
+	return &deployer.Error{Code: deployer.CodeFailed, Err: runErr,
+		Message: fmt.Sprintf("%s for %s failed (%s); last lines:\n%s", filepath.Base(argv[0]), s.Name, why, tail(out.String(), p.opts.TailLen))}
 }
 
 // tail is the last n lines of s.

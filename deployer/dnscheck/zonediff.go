@@ -487,7 +487,8 @@ func (c *Checker) queryZone(ctx context.Context, t deployer.CheckTarget, z compa
 	return newZoneData(soa.Serial, rrs), nil
 }
 
-// fetchError is the error of every failed fetch in got, or nil.
+// fetchError is the error of every failed fetch in got, or nil: their
+// messages on one line, their causes joined.
 func fetchError(got []fetched) error {
 	var (
 		problems []string
@@ -497,40 +498,18 @@ func fetchError(got []fetched) error {
 		if f.err == nil {
 			continue
 		}
+		problems = append(problems, deployer.ErrorMessage(f.err))
 		if e, ok := errors.AsType[*deployer.Error](f.err); ok {
-			problems = append(problems, e.Message)
 			causes = append(causes, e.Err)
-			continue
+		} else {
+			causes = append(causes, f.err)
 		}
-		problems = append(problems, f.err.Error())
-		causes = append(causes, f.err)
 	}
 	if len(problems) == 0 {
 		return nil
 	}
-	e := &deployer.Error{Code: deployer.CodeFailed, Message: strings.Join(problems, "; ")}
-	switch causes = slices.DeleteFunc(causes, func(err error) bool { return err == nil }); len(causes) {
-	case 0:
-	case 1:
-		e.Err = causes[0]
-	default:
-		e.Err = multiError(causes)
-	}
-	return e
+	return &deployer.Error{Code: deployer.CodeFailed, Message: strings.Join(problems, "; "), Err: errors.Join(causes...)}
 }
-
-// multiError is the causes of several failed fetches, on one line.
-type multiError []error
-
-func (m multiError) Error() string {
-	s := make([]string, len(m))
-	for i, err := range m {
-		s[i] = err.Error()
-	}
-	return strings.Join(s, "; ")
-}
-
-func (m multiError) Unwrap() []error { return m }
 
 // method is ZoneComparison.Method for zone z: "AXFR", or
 // "queries (AXFR refused: ns1-7 answered REFUSED)".

@@ -559,6 +559,13 @@ func TestCompareZonesCancelled(t *testing.T) {
 		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "ns1-6: AXFR example.test. was cancelled") {
 			t.Errorf("err = %v, want a cancelled AXFR wrapping context.Canceled", err)
 		}
+		// Both fetches failed: one line for the chat, both causes for the log.
+		if msg := deployer.ErrorMessage(err); strings.Count(msg, "was cancelled") != 2 || strings.Contains(msg, "\n") {
+			t.Errorf("message %q, want both failures on one line", msg)
+		}
+		if e, ok := errors.AsType[*deployer.Error](err); !ok || strings.Count(e.Err.Error(), "\n") != 1 {
+			t.Errorf("err = %v, want both causes joined", err)
+		}
 	})
 
 	t.Run("during a transfer", func(t *testing.T) {

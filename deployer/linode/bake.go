@@ -127,8 +127,8 @@ func (b *bake) run(ctx context.Context) (deployer.Image, error) {
 		return deployer.Image{}, err
 	}
 	if im != nil {
-		return deployer.Image{}, plain(deployer.CodeConflict, fmt.Sprintf(
-			"Linode already has an image labelled %s (%s); delete it, or bake again with another build ID", b.spec.Label, im.ID), nil)
+		return deployer.Image{}, deployer.Errorf(deployer.CodeConflict,
+			"Linode already has an image labelled %s (%s); delete it, or bake again with another build ID", b.spec.Label, im.ID)
 	}
 
 	if err := b.createBuilder(ctx); err != nil {
@@ -204,8 +204,8 @@ func (b *bake) replicate(ctx context.Context, im *linodego.Image, regions []stri
 	case err != nil:
 		return nil, err
 	case timedOut:
-		return nil, plain(deployer.CodeFailed, fmt.Sprintf("Linode did not replicate the image %s to %s within %s",
-			b.spec.Label, strings.Join(pending, ", "), human(timeout)), nil)
+		return nil, deployer.Errorf(deployer.CodeFailed, "Linode did not replicate the image %s to %s within %s",
+			b.spec.Label, strings.Join(pending, ", "), human(timeout))
 	}
 	b.log.Info("image replicated", "image", id, "regions", regions)
 	return im, nil
@@ -273,9 +273,9 @@ func (b *bake) createBuilder(ctx context.Context) error {
 		}
 		if in != nil {
 			if !b.posted || !slices.Contains(in.Tags, b.tag) {
-				return plain(deployer.CodeConflict, fmt.Sprintf(
+				return deployer.Errorf(deployer.CodeConflict,
 					"Linode already has an instance labelled %s (id %d); delete it, or bake again with another build ID",
-					b.label, in.ID), nil)
+					b.label, in.ID)
 			}
 			got = in
 			return nil
@@ -305,7 +305,7 @@ func (b *bake) waitPoweredOff(ctx context.Context) error {
 			return false, err
 		}
 		if in == nil {
-			return false, plain(deployer.CodeFailed, fmt.Sprintf("the builder %s disappeared from Linode while it was building", b.label), nil)
+			return false, deployer.Errorf(deployer.CodeFailed, "the builder %s disappeared from Linode while it was building", b.label)
 		}
 		if string(in.Status) != last {
 			last = string(in.Status)
@@ -318,11 +318,11 @@ func (b *bake) waitPoweredOff(ctx context.Context) error {
 			if b.ran {
 				return true, nil
 			}
-			return false, plain(deployer.CodeFailed, fmt.Sprintf(
+			return false, deployer.Errorf(deployer.CodeFailed,
 				"the builder %s went offline before greenlight saw it running: it may have failed to boot %s",
-				b.label, b.spec.BaseImage), nil)
+				b.label, b.spec.BaseImage)
 		case linodego.InstanceDeleting:
-			return false, plain(deployer.CodeFailed, fmt.Sprintf("the builder %s is being deleted by someone else", b.label), nil)
+			return false, deployer.Errorf(deployer.CodeFailed, "the builder %s is being deleted by someone else", b.label)
 		}
 		return false, nil
 	})
@@ -330,11 +330,11 @@ func (b *bake) waitPoweredOff(ctx context.Context) error {
 	case err != nil:
 		return err
 	case timedOut && b.ran:
-		return plain(deployer.CodeFailed, fmt.Sprintf("the builder %s did not power off within %s: cloud-init may have failed",
-			b.label, human(timeout)), nil)
+		return deployer.Errorf(deployer.CodeFailed, "the builder %s did not power off within %s: cloud-init may have failed",
+			b.label, human(timeout))
 	case timedOut:
-		return plain(deployer.CodeFailed, fmt.Sprintf("the builder %s did not start within %s (Linode still says %s)",
-			b.label, human(timeout), words(last)), nil)
+		return deployer.Errorf(deployer.CodeFailed, "the builder %s did not start within %s (Linode still says %s)",
+			b.label, human(timeout), words(last))
 	}
 	b.log.Info("image builder powered off", "id", b.builderID)
 	return nil
@@ -361,8 +361,8 @@ func (b *bake) bootDisk(ctx context.Context) (linodego.InstanceDisk, error) {
 		}
 	}
 	if boot == nil {
-		return linodego.InstanceDisk{}, plain(deployer.CodeFailed, fmt.Sprintf(
-			"the builder %s has no ext4 disk to make an image of (Linode lists %d disks)", b.label, len(disks)), nil)
+		return linodego.InstanceDisk{}, deployer.Errorf(deployer.CodeFailed,
+			"the builder %s has no ext4 disk to make an image of (Linode lists %d disks)", b.label, len(disks))
 	}
 	return *boot, nil
 }
@@ -427,8 +427,8 @@ func (b *bake) waitAvailable(ctx context.Context, im *linodego.Image) (*linodego
 			return false, err
 		}
 		if cur == nil {
-			return false, plain(deployer.CodeFailed, fmt.Sprintf(
-				"the image %s (%s) disappeared from Linode before it was ready", b.spec.Label, id), nil)
+			return false, deployer.Errorf(deployer.CodeFailed,
+				"the image %s (%s) disappeared from Linode before it was ready", b.spec.Label, id)
 		}
 		got = cur
 		if string(cur.Status) != last {
@@ -448,8 +448,8 @@ func (b *bake) waitAvailable(ctx context.Context, im *linodego.Image) (*linodego
 	case err != nil:
 		return nil, err
 	case timedOut:
-		return nil, plain(deployer.CodeFailed, fmt.Sprintf("Linode did not finish making the image %s within %s (it still says %s)",
-			b.spec.Label, human(timeout), words(last)), nil)
+		return nil, deployer.Errorf(deployer.CodeFailed, "Linode did not finish making the image %s within %s (it still says %s)",
+			b.spec.Label, human(timeout), words(last))
 	}
 	b.log.Info("image available", "image", id)
 	return got, nil
@@ -483,9 +483,10 @@ func (b *bake) deleteBuilder(ctx context.Context) (bool, error) {
 	return err == nil, err
 }
 
-// failed says why the bake failed and what it left, for the chat.
+// failed says why the bake failed and what it left, for the chat; the
+// causes stay in Err, for whoever handles the failure to log.
 func (b *bake) failed(ctx context.Context, err error, builderGone, imageGone bool, cleanupErr error) error {
-	msg := err.Error()
+	msg := deployer.ErrorMessage(err)
 	code := deployer.ErrorCode(err)
 	if code == "" {
 		code = deployer.CodeFailed
@@ -530,11 +531,10 @@ func (b *bake) failed(ctx context.Context, err error, builderGone, imageGone boo
 		if len(left) > 1 {
 			them = "them"
 		}
-		msg += fmt.Sprintf("; deleting %s failed too, so delete %s by hand (%s)", strings.Join(left, " and "), them, cleanupErr)
+		msg += fmt.Sprintf("; deleting %s failed too, so delete %s by hand (%s)", strings.Join(left, " and "), them, deployer.ErrorMessage(cleanupErr))
 		err = errors.Join(err, cleanupErr)
 	}
-	b.log.Error("bake failed", "err", msg)
-	return plain(code, msg, err)
+	return &deployer.Error{Code: code, Message: msg, Err: err}
 }
 
 // imageByLabel returns the account's image labelled label, or nil.

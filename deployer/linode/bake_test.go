@@ -321,7 +321,7 @@ func TestBakeFailures(t *testing.T) {
 			}
 			start := e.manual.Now()
 			img, err := e.runBake(t, context.Background(), sp, nil)
-			if err == nil || err.Error() != tt.want {
+			if err == nil || deployer.ErrorMessage(err) != tt.want {
 				t.Fatalf("Bake = %+v, %v\nwant error %q", img, err, tt.want)
 			}
 			if got := deployer.ErrorCode(err); got != tt.code {
@@ -383,7 +383,7 @@ func TestBakeRetriesImageCreation(t *testing.T) {
 			}
 			img, err := e.runBake(t, context.Background(), bakeSpec(), nil)
 			if tt.want != "" {
-				if err == nil || err.Error() != tt.want || deployer.ErrorCode(err) != deployer.CodeFailed {
+				if err == nil || deployer.ErrorMessage(err) != tt.want || deployer.ErrorCode(err) != deployer.CodeFailed {
 					t.Fatalf("Bake = %+v, %v\nwant %q", img, err, tt.want)
 				}
 			} else if err != nil || !img.Golden {
@@ -448,13 +448,13 @@ func TestBakeStopped(t *testing.T) {
 					cancel()
 				}
 			})
-			if err == nil || err.Error() != tt.want {
+			if err == nil || deployer.ErrorMessage(err) != tt.want {
 				t.Fatalf("Bake = %v\nwant %q", err, tt.want)
 			}
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("%v does not wrap context.Canceled", err)
 			}
-			if strings.Contains(err.Error(), "context") {
+			if strings.Contains(deployer.ErrorMessage(err), "context") {
 				t.Errorf("%q speaks Go, not chat", err)
 			}
 			if n := len(e.api.Instances()); n != 0 || len(e.Deleted()) != 1 {
@@ -474,7 +474,7 @@ func TestBakeNeedsItsSpec(t *testing.T) {
 	e := newEnv(t, linodetest.Options{})
 	_, err := e.cloud.Bake(context.Background(), deployer.BakeSpec{Service: "ns"})
 	want := "a bake needs a base image, an image label, cloud-init user data that powers the builder off"
-	if err == nil || err.Error() != want || deployer.ErrorCode(err) != deployer.CodeInvalid {
+	if err == nil || deployer.ErrorMessage(err) != want || deployer.ErrorCode(err) != deployer.CodeInvalid {
 		t.Fatalf("Bake = %v, want %q", err, want)
 	}
 	if n := len(e.api.Requests()); n != 0 {
@@ -534,7 +534,7 @@ func TestDeleteImage(t *testing.T) {
 				t.Errorf("%d DELETE requests, want %d", n, tt.deletes)
 			}
 			if tt.want != "" {
-				if err == nil || err.Error() != tt.want || deployer.ErrorCode(err) != tt.code {
+				if err == nil || deployer.ErrorMessage(err) != tt.want || deployer.ErrorCode(err) != tt.code {
 					t.Fatalf("DeleteImage(%q) = %v, want %q", tt.id, err, tt.want)
 				}
 				return

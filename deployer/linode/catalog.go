@@ -112,7 +112,7 @@ func (c *Cloud) PriceByRegion(ctx context.Context, count int) ([]deployer.Region
 		var err error
 		t, err = c.client.GetType(ctx, c.opts.Type)
 		if linodego.IsNotFound(err) {
-			return plain(deployer.CodeNotFound, fmt.Sprintf("Linode has no instance type %s", c.opts.Type), err)
+			return &deployer.Error{Code: deployer.CodeNotFound, Message: fmt.Sprintf("Linode has no instance type %s", c.opts.Type), Err: err}
 		}
 		return err
 	})
@@ -131,7 +131,7 @@ func (c *Cloud) PriceByRegion(ctx context.Context, count int) ([]deployer.Region
 			}
 		}
 		if h == 0 && m == 0 {
-			return nil, plain(deployer.CodeFailed, fmt.Sprintf("Linode gave no price for type %s in %s", c.opts.Type, region), nil)
+			return nil, deployer.Errorf(deployer.CodeFailed, "Linode gave no price for type %s in %s", c.opts.Type, region)
 		}
 		out = append(out, deployer.RegionPrice{Region: region, Servers: n,
 			Hourly: round(float64(n) * decimal(h)), Monthly: round(float64(n) * decimal(m))})

@@ -202,9 +202,9 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 	if c.opts.UserData != nil {
 		data, err := c.opts.UserData(ctx, spec)
 		if err != nil {
-			// The renderer's errors are for people (a zone file's line, the
-			// size limit); they carry neither user data nor secrets.
-			return deployer.Server{}, plain(deployer.CodeFailed, "cannot render the cloud-init user data of "+spec.Name+": "+err.Error(), err)
+			// The renderer's messages are for people (a zone file's line,
+			// the size limit); they carry neither user data nor secrets.
+			return deployer.Server{}, deployer.Wrapf(err, "cannot render the cloud-init user data of %s", spec.Name)
 		}
 		if len(data) > 0 {
 			create.Metadata = &linodego.InstanceMetadataOptions{UserData: base64.StdEncoding.EncodeToString(data)}
@@ -228,9 +228,9 @@ func (c *Cloud) Create(ctx context.Context, spec deployer.ServerSpec) (deployer.
 		}
 		if in != nil {
 			if !slices.Contains(in.Tags, deployTag) {
-				return plain(deployer.CodeConflict, fmt.Sprintf(
+				return deployer.Errorf(deployer.CodeConflict,
 					"Linode already has an instance labelled %s (id %d) that is not deploy #%d's; rename or delete it",
-					spec.Name, in.ID, spec.DeployID), nil)
+					spec.Name, in.ID, spec.DeployID)
 			}
 			got, reused = in, true
 			return nil
@@ -359,7 +359,7 @@ func (c *Cloud) instance(ctx context.Context, s deployer.Server, op operation) (
 func instanceID(s deployer.Server) (int, error) {
 	id, err := strconv.Atoi(s.ID)
 	if err != nil || id <= 0 {
-		return 0, plain(deployer.CodeInvalid, fmt.Sprintf("%s has no Linode instance ID (it says %q)", name(s), s.ID), nil)
+		return 0, deployer.Errorf(deployer.CodeInvalid, "%s has no Linode instance ID (it says %q)", name(s), s.ID)
 	}
 	return id, nil
 }
@@ -398,7 +398,7 @@ func (c *Cloud) WaitRunning(ctx context.Context, s deployer.Server) (deployer.Se
 		case err != nil:
 			return s, err
 		case in == nil:
-			return s, plain(deployer.CodeFailed, fmt.Sprintf("%s no longer exists on Linode", name(s)), nil)
+			return s, deployer.Errorf(deployer.CodeFailed, "%s no longer exists on Linode", name(s))
 		}
 		got := c.server(in)
 		if got.Status != last {
@@ -409,8 +409,8 @@ func (c *Cloud) WaitRunning(ctx context.Context, s deployer.Server) (deployer.Se
 		case in.Status == linodego.InstanceRunning:
 			return got, nil
 		case slices.Contains(stopped, in.Status):
-			return got, plain(deployer.CodeFailed, fmt.Sprintf("Linode says %s is %s: it stopped or failed to boot",
-				got.Name, strings.ReplaceAll(string(in.Status), "_", " ")), nil)
+			return got, deployer.Errorf(deployer.CodeFailed, "Linode says %s is %s: it stopped or failed to boot",
+				got.Name, strings.ReplaceAll(string(in.Status), "_", " "))
 		case !slices.Contains(transient, in.Status):
 			c.log.Warn("instance in a status greenlight does not know; still waiting", "server", got.Name, "status", in.Status)
 		}
@@ -432,7 +432,7 @@ func (c *Cloud) stoppedWaiting(ctx context.Context, s deployer.Server, status st
 	if errors.Is(ctx.Err(), context.Canceled) {
 		msg = fmt.Sprintf("stopped waiting for %s (still %s after %s): the deploy was stopped", name(s), status, elapsed)
 	}
-	return plain(deployer.CodeFailed, msg, ctx.Err())
+	return &deployer.Error{Code: deployer.CodeFailed, Message: msg, Err: ctx.Err()}
 }
 
 // roughly rounds d for people: to the second, or to 10ms below a second.

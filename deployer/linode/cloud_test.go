@@ -192,7 +192,7 @@ func TestCreateIsIdempotent(t *testing.T) {
 			ctx := context.Background()
 			first, err := e.cloud.Create(ctx, spec("ns1", 7))
 			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr || deployer.ErrorCode(err) != tt.code {
+				if err == nil || deployer.ErrorMessage(err) != tt.wantErr || deployer.ErrorCode(err) != tt.code {
 					t.Fatalf("Create = %v (code %q), want %q (code %q)", err, deployer.ErrorCode(err), tt.wantErr, tt.code)
 				}
 			} else if err != nil {
@@ -286,7 +286,7 @@ func TestDelete(t *testing.T) {
 			}
 			err = e.cloud.Delete(ctx, s)
 			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
+				if err == nil || deployer.ErrorMessage(err) != tt.wantErr {
 					t.Fatalf("Delete = %v, want %q", err, tt.wantErr)
 				}
 				return
@@ -486,7 +486,7 @@ func TestPrice(t *testing.T) {
 			e := newEnv(t, linodetest.Options{}, func(o *Options) { o.Region, o.Type = tt.region, tt.typ })
 			h, m, err := e.cloud.Price(context.Background(), tt.count)
 			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr || deployer.ErrorCode(err) != deployer.CodeNotFound {
+				if err == nil || deployer.ErrorMessage(err) != tt.wantErr || deployer.ErrorCode(err) != deployer.CodeNotFound {
 					t.Fatalf("Price = %v, want %q", err, tt.wantErr)
 				}
 				return
@@ -566,10 +566,10 @@ func TestWaitRunningFailures(t *testing.T) {
 				}()
 			}
 			_, err = e.cloud.WaitRunning(wctx, s)
-			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			if err == nil || !strings.HasPrefix(deployer.ErrorMessage(err), tt.want) {
 				t.Fatalf("WaitRunning = %v, want %q…", err, tt.want)
 			}
-			if strings.Contains(err.Error(), "context") {
+			if strings.Contains(deployer.ErrorMessage(err), "context") {
 				t.Errorf("%q speaks Go, not chat", err)
 			}
 			if deployer.ErrorCode(err) != deployer.CodeFailed {

@@ -394,8 +394,8 @@ func (s *DNSRecordSwitch) listRecords(ctx context.Context) ([]linodego.DomainRec
 		return err
 	})
 	if deployer.ErrorCode(err) == deployer.CodeNotFound {
-		return nil, plain(deployer.CodeNotFound, fmt.Sprintf(
-			"Linode has no domain %d in this account (is domain_id right?)", s.opts.DomainID), err)
+		return nil, &deployer.Error{Code: deployer.CodeNotFound, Message: fmt.Sprintf(
+			"Linode has no domain %d in this account (is domain_id right?)", s.opts.DomainID), Err: err}
 	}
 	return list, err
 }
@@ -426,8 +426,8 @@ func (s *DNSRecordSwitch) hostAddrs(ctx context.Context, sv deployer.Server) (ho
 		h.v6 = in.ipv6
 	}
 	if h.v4 == "" {
-		return hostAddrs{}, plain(deployer.CodeInvalid, fmt.Sprintf(
-			"%s has no public IPv4 address to point the DNS records at (its address is %q)", name(sv), sv.Addr), nil)
+		return hostAddrs{}, deployer.Errorf(deployer.CodeInvalid,
+			"%s has no public IPv4 address to point the DNS records at (its address is %q)", name(sv), sv.Addr)
 	}
 	return h, nil
 }
@@ -453,10 +453,10 @@ func (s *DNSRecordSwitch) Drain(ctx context.Context, servers []deployer.Server) 
 	case <-s.opts.Clock.After(wait):
 	case <-ctx.Done():
 		waited := roughly(s.opts.Clock.Now().Sub(start))
-		return plain(deployer.CodeFailed, fmt.Sprintf(
+		return &deployer.Error{Code: deployer.CodeFailed, Message: fmt.Sprintf(
 			"stopped waiting for resolvers to forget the records that pointed at %s after %s of %s (%s): "+
 				"they may still send clients there; lower the records' TTL or allow the switch more time",
-			who, waited, wait, ctxWords(ctx.Err())), ctx.Err())
+			who, waited, wait, ctxWords(ctx.Err())), Err: ctx.Err()}
 	}
 	s.pending = 0
 	s.log.Info("old DNS records expired from caches", "servers", who, "waited", wait)

@@ -468,7 +468,7 @@ func TestDNSRecordSwitchDrainStopped(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("Drain did not return when its context ended")
 			}
-			if err == nil || err.Error() != tt.want || !errors.Is(err, tt.cause) || deployer.ErrorCode(err) != deployer.CodeFailed {
+			if err == nil || deployer.ErrorMessage(err) != tt.want || !errors.Is(err, tt.cause) || deployer.ErrorCode(err) != deployer.CodeFailed {
 				t.Fatalf("Drain = %v, want %q", err, tt.want)
 			}
 			// The stopped Drain's timer is still on the clock: let it fire
@@ -490,7 +490,7 @@ func TestDNSRecordSwitchUnknownDomain(t *testing.T) {
 	})
 	err := e.sw.Accept(context.Background(), greenSet)
 	want := fmt.Sprintf("Linode has no domain %d in this account (is domain_id right?)", missing)
-	if err == nil || err.Error() != want || deployer.ErrorCode(err) != deployer.CodeNotFound {
+	if err == nil || deployer.ErrorMessage(err) != want || deployer.ErrorCode(err) != deployer.CodeNotFound {
 		t.Errorf("Accept = %v, want %q", err, want)
 	}
 	if w := recordWrites(e.api, 0); len(w) > 0 {
@@ -566,7 +566,7 @@ func TestDNSRecordSwitchDrainAfterFailedAccept(t *testing.T) {
 		Errors: []linodetest.Reason{{Field: "target", Reason: "Record is locked"}}})
 	ctx := context.Background()
 	err := e.sw.Accept(ctx, greenSet)
-	if err == nil || err.Error() != "Linode refused target 192.0.2.27: record is locked" {
+	if err == nil || deployer.ErrorMessage(err) != "Linode refused target 192.0.2.27: record is locked" {
 		t.Fatalf("first Accept = %v, want Linode's refusal", err)
 	}
 	if got := recordLines(e.api, e.domain.ID, "ns1", "ns2"); !slices.Equal(got, []string{"ns1 A 192.0.2.17 120", "ns2 A 192.0.2.26 300"}) {

@@ -27,31 +27,12 @@ type operation struct {
 	values map[string]string
 }
 
-// chatError is a failure said in plain words. Its text is the message alone;
-// errors.As still finds the *deployer.Error with its code, and errors.Is
-// the cause (linodego's error, or ctx's).
-type chatError struct {
-	user  *deployer.Error
-	cause error
-}
-
-func (e *chatError) Error() string { return e.user.Message }
-
-func (e *chatError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{e.user}
-	}
-	return []error{e.user, e.cause}
-}
-
-func plain(code deployer.Code, msg string, cause error) error {
-	return &chatError{user: &deployer.Error{Code: code, Message: msg}, cause: cause}
-}
-
 // call runs fn until it succeeds, fails for good, or the retry budget is
 // spent. 429 waits as long as Retry-After says; 5xx, "Linode busy." and
 // dropped connections back off exponentially from RetryWait. Any other
-// error is returned at once, in plain words.
+// error is returned at once. A failure is a *deployer.Error: its message
+// says in plain words what Linode refused, its Err is linodego's error (or
+// ctx's), which whoever handles the failure logs.
 func (c *Cloud) call(ctx context.Context, op operation, fn func(context.Context) error) error {
 	start := c.clock.Now()
 	for attempt := 1; ; attempt++ {
@@ -64,10 +45,10 @@ func (c *Cloud) call(ctx context.Context, op operation, fn func(context.Context)
 			return nil
 		}
 		if ctx.Err() != nil {
-			return plain(deployer.CodeFailed, "gave up trying to "+op.what+": "+ctxWords(ctx.Err()), ctx.Err())
+			return interrupted(op, ctx.Err())
 		}
-		if _, ok := errors.AsType[*chatError](err); ok {
-			return err
+		if _, ok := errors.AsType[*deployer.Error](err); ok {
+			return err // already said in plain words, by fn
 		}
 		status := statusOf(err)
 		wait, retry := c.retryWait(err, status, attempt)
@@ -76,8 +57,6 @@ func (c *Cloud) call(ctx context.Context, op operation, fn func(context.Context)
 		}
 		elapsed := c.clock.Now().Sub(start)
 		if elapsed+wait > c.opts.RetryBudget {
-			c.log.Error("Linode call failed; retry budget spent", "op", op.what, "status", status,
-				"attempts", attempt, "elapsed", elapsed, "err", err)
 			return gaveUp(op, status, attempt, elapsed, err)
 		}
 		c.log.Warn("Linode call failed; retrying", "op", op.what, "status", status, "attempt", attempt,
@@ -85,7 +64,7 @@ func (c *Cloud) call(ctx context.Context, op operation, fn func(context.Context)
 		select {
 		case <-c.clock.After(wait):
 		case <-ctx.Done():
-			return plain(deployer.CodeFailed, "gave up trying to "+op.what+": "+ctxWords(ctx.Err()), ctx.Err())
+			return interrupted(op, ctx.Err())
 		}
 	}
 }
@@ -162,6 +141,11 @@ func transientNetwork(msg string) bool {
 	return false
 }
 
+// interrupted says that ctx ended op; errors.Is finds ctx's error.
+func interrupted(op operation, ctxErr error) error {
+	return &deployer.Error{Code: deployer.CodeFailed, Message: "gave up trying to " + op.what + ": " + ctxWords(ctxErr), Err: ctxErr}
+}
+
 func ctxWords(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "the time allowed ran out"
@@ -172,7 +156,7 @@ func ctxWords(err error) string {
 // refused says what Linode refused, from its errors[] reasons.
 func refused(op operation, status int, err error) error {
 	if status < 100 {
-		return plain(deployer.CodeFailed, fmt.Sprintf("could not %s on Linode: %s", op.what, apiMessage(err)), err)
+		return &deployer.Error{Code: deployer.CodeFailed, Message: fmt.Sprintf("could not %s on Linode: %s", op.what, apiMessage(err)), Err: err}
 	}
 	code := deployer.CodeFailed
 	hint := ""
@@ -209,7 +193,7 @@ func refused(op operation, status int, err error) error {
 	default:
 		msg = fmt.Sprintf("Linode refused to %s: %d %s", op.what, status, strings.ToLower(http.StatusText(status)))
 	}
-	return plain(code, msg+hint, err)
+	return &deployer.Error{Code: code, Message: msg + hint, Err: err}
 }
 
 // reasons parses linodego's rendering of an errors[] list:
@@ -259,8 +243,8 @@ func gaveUp(op operation, status, attempts int, elapsed time.Duration, err error
 	if attempts == 1 {
 		tries = "1 attempt"
 	}
-	return plain(deployer.CodeFailed, fmt.Sprintf("%s while trying to %s: gave up after %s in %s",
-		why, op.what, tries, roughly(elapsed)), err)
+	return &deployer.Error{Code: deployer.CodeFailed, Message: fmt.Sprintf("%s while trying to %s: gave up after %s in %s",
+		why, op.what, tries, roughly(elapsed)), Err: err}
 }
 
 func reasonTexts(msg string) []string {

@@ -205,9 +205,9 @@ func (s *NodeBalancerSwitch) Drain(ctx context.Context, servers []deployer.Serve
 		select {
 		case <-s.opts.Clock.After(wait):
 		case <-ctx.Done():
-			return plain(deployer.CodeFailed, fmt.Sprintf(
+			return &deployer.Error{Code: deployer.CodeFailed, Message: fmt.Sprintf(
 				"stopped waiting for traffic on %s to finish (%s): %s; they take no new traffic and stay on NodeBalancer %d in drain mode",
-				nodeNames(gone), wait, ctxWords(ctx.Err()), s.opts.NodeBalancerID), ctx.Err())
+				nodeNames(gone), wait, ctxWords(ctx.Err()), s.opts.NodeBalancerID), Err: ctx.Err()}
 		}
 	}
 	configs, err := s.configs(ctx, false)
@@ -256,8 +256,8 @@ func (s *NodeBalancerSwitch) nodes(ctx context.Context, servers []deployer.Serve
 			host = addrs.private4
 		}
 		if ip, err := netip.ParseAddr(host); err != nil || !ip.Is4() {
-			return nil, plain(deployer.CodeInvalid, fmt.Sprintf(
-				"%s has no IPv4 address a NodeBalancer can send traffic to (it has %q)", name(sv), host), nil)
+			return nil, deployer.Errorf(deployer.CodeInvalid,
+				"%s has no IPv4 address a NodeBalancer can send traffic to (it has %q)", name(sv), host)
 		}
 		out = append(out, node{server: sv, address: net.JoinHostPort(host, port), label: nodeLabel(sv)})
 	}
@@ -276,8 +276,8 @@ func (s *NodeBalancerSwitch) configs(ctx context.Context, create bool) ([]linode
 		return err
 	})
 	if deployer.ErrorCode(err) == deployer.CodeNotFound {
-		return nil, plain(deployer.CodeNotFound, fmt.Sprintf(
-			"Linode has no NodeBalancer %d in this account (is nodebalancer_id right?)", id), err)
+		return nil, &deployer.Error{Code: deployer.CodeNotFound, Message: fmt.Sprintf(
+			"Linode has no NodeBalancer %d in this account (is nodebalancer_id right?)", id), Err: err}
 	}
 	if err != nil {
 		return nil, err
@@ -319,9 +319,9 @@ func (s *NodeBalancerSwitch) configFor(list []linodego.NodeBalancerConfig, proto
 			return c, nil
 		}
 		if proto == linodego.ProtocolTCP && c.Protocol != linodego.ProtocolUDP {
-			return nil, plain(deployer.CodeConflict, fmt.Sprintf(
+			return nil, deployer.Errorf(deployer.CodeConflict,
 				"NodeBalancer %d's port %d is configured for %s (config %d); DNS needs tcp there: change or delete that config",
-				s.opts.NodeBalancerID, s.opts.Port, strings.ToUpper(string(c.Protocol)), c.ID), nil)
+				s.opts.NodeBalancerID, s.opts.Port, strings.ToUpper(string(c.Protocol)), c.ID)
 		}
 	}
 	return nil, nil
@@ -494,8 +494,8 @@ func LookUpNodeBalancer(ctx context.Context, client *linodego.Client, id, port i
 		return err
 	})
 	if deployer.ErrorCode(err) == deployer.CodeNotFound {
-		return NodeBalancerInfo{}, plain(deployer.CodeNotFound, fmt.Sprintf(
-			"Linode has no NodeBalancer %d in this account (is nodebalancer_id right?)", id), err)
+		return NodeBalancerInfo{}, &deployer.Error{Code: deployer.CodeNotFound, Message: fmt.Sprintf(
+			"Linode has no NodeBalancer %d in this account (is nodebalancer_id right?)", id), Err: err}
 	}
 	if err != nil {
 		return NodeBalancerInfo{}, err
@@ -507,7 +507,7 @@ func LookUpNodeBalancer(ctx context.Context, client *linodego.Client, id, port i
 		}
 	}
 	if len(out) == 0 {
-		return NodeBalancerInfo{}, plain(deployer.CodeFailed, fmt.Sprintf("NodeBalancer %d has no public address", id), nil)
+		return NodeBalancerInfo{}, deployer.Errorf(deployer.CodeFailed, "NodeBalancer %d has no public address", id)
 	}
 	return NodeBalancerInfo{Region: nb.Region, Endpoints: out}, nil
 }
@@ -598,7 +598,7 @@ func (b *addressBook) lookup(ctx context.Context, api *Cloud, sv deployer.Server
 // address has none.
 func splitAddr(sv deployer.Server, def int) (host, port string, err error) {
 	if sv.Addr == "" {
-		return "", "", plain(deployer.CodeInvalid, fmt.Sprintf("%s has no address to send traffic to; is it running?", name(sv)), nil)
+		return "", "", deployer.Errorf(deployer.CodeInvalid, "%s has no address to send traffic to; is it running?", name(sv))
 	}
 	host, port, err = net.SplitHostPort(sv.Addr)
 	if err != nil {
@@ -606,7 +606,7 @@ func splitAddr(sv deployer.Server, def int) (host, port string, err error) {
 		if errors.As(err, &addrErr) && strings.Contains(addrErr.Err, "missing port") {
 			return strings.Trim(sv.Addr, "[]"), strconv.Itoa(def), nil
 		}
-		return "", "", plain(deployer.CodeInvalid, fmt.Sprintf("%s has a bad address %q", name(sv), sv.Addr), err)
+		return "", "", &deployer.Error{Code: deployer.CodeInvalid, Message: fmt.Sprintf("%s has a bad address %q", name(sv), sv.Addr), Err: err}
 	}
 	return host, port, nil
 }

@@ -279,7 +279,7 @@ func TestNodeBalancerSwitchDrainStopped(t *testing.T) {
 	}
 	want := fmt.Sprintf("stopped waiting for traffic on ns1-6, ns2-6 to finish (10s): the deploy was stopped; "+
 		"they take no new traffic and stay on NodeBalancer %d in drain mode", e.nb.ID)
-	if err == nil || err.Error() != want || !errors.Is(err, context.Canceled) || deployer.ErrorCode(err) != deployer.CodeFailed {
+	if err == nil || deployer.ErrorMessage(err) != want || !errors.Is(err, context.Canceled) || deployer.ErrorCode(err) != deployer.CodeFailed {
 		t.Errorf("Drain = %v, want %q", err, want)
 	}
 	if got, want := nodeLines(e.api, e.nb.ID), wantNodes(nbGreen, nbBlue); !slices.Equal(got, want) {
@@ -432,7 +432,7 @@ func TestNodeBalancerSwitchPort53Configs(t *testing.T) {
 			err := e.sw.Accept(ctx, nbBlue)
 			if tt.wantErr != "" {
 				want := fmt.Sprintf(tt.wantErr, e.nb.ID, firstID)
-				if err == nil || err.Error() != want || deployer.ErrorCode(err) != deployer.CodeConflict {
+				if err == nil || deployer.ErrorMessage(err) != want || deployer.ErrorCode(err) != deployer.CodeConflict {
 					t.Errorf("Accept = %v, want %q", err, want)
 				}
 				if n := len(e.api.NodeBalancerNodes(e.nb.ID)); n != 0 {
@@ -472,7 +472,7 @@ func TestNodeBalancerSwitchUnknownNodeBalancer(t *testing.T) {
 		"Drain":  func() error { return e.sw.Drain(ctx, nbBlue) },
 	} {
 		err := call()
-		if err == nil || err.Error() != want || deployer.ErrorCode(err) != deployer.CodeNotFound {
+		if err == nil || deployer.ErrorMessage(err) != want || deployer.ErrorCode(err) != deployer.CodeNotFound {
 			t.Errorf("%s = %v, want %q", what, err, want)
 		}
 		if err != nil && strings.Contains(err.Error(), testToken) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/deployer/linode/linodetest"
+	"github.com/linode/linodego"
 )
 
 // Retries run on the skipClock: the waits the Cloud asks for are recorded,
@@ -52,7 +53,7 @@ func TestRetries(t *testing.T) {
 			}
 			s, err := e.cloud.Create(context.Background(), spec("ns1", 7))
 			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr || deployer.ErrorCode(err) != deployer.CodeFailed {
+				if err == nil || deployer.ErrorMessage(err) != tt.wantErr || deployer.ErrorCode(err) != deployer.CodeFailed {
 					t.Fatalf("Create = %v, want %q", err, tt.wantErr)
 				}
 			} else if err != nil || s.ID == "" {
@@ -137,11 +138,19 @@ func TestRefusals(t *testing.T) {
 				e.api.Inject(f)
 			}
 			_, err := e.cloud.Create(context.Background(), spec("ns1", 7))
-			if err == nil || err.Error() != tt.want {
+			if err == nil || deployer.ErrorMessage(err) != tt.want {
 				t.Fatalf("Create = %v\nwant %q", err, tt.want)
 			}
 			if got := deployer.ErrorCode(err); got != tt.code {
 				t.Errorf("code %q, want %q", got, tt.code)
+			}
+			// The cause is linodego's error, for the log: kept, but not in the message.
+			le, ok := errors.AsType[*linodego.Error](err)
+			if !ok {
+				t.Fatalf("%v does not wrap linodego's error", err)
+			}
+			if !strings.Contains(err.Error(), le.Error()) || strings.Contains(tt.want, le.Error()) {
+				t.Errorf("Error() = %q, want the message, then linodego's %q", err, le)
 			}
 			if len(e.clock.Waits()) != 0 {
 				t.Errorf("a refusal was retried after %v", e.clock.Waits())
@@ -214,8 +223,8 @@ func TestUnreachableAPI(t *testing.T) {
 	e := newEnv(t, linodetest.Options{})
 	e.api.Close()
 	_, err := e.cloud.ListByTag(context.Background(), "deploy:7")
-	if err == nil || !strings.HasPrefix(err.Error(), "greenlight could not reach Linode (") ||
-		!strings.HasSuffix(err.Error(), "connection refused) while trying to list the servers tagged deploy:7: gave up after 4 attempts in 7s") {
+	if err == nil || !strings.HasPrefix(deployer.ErrorMessage(err), "greenlight could not reach Linode (") ||
+		!strings.HasSuffix(deployer.ErrorMessage(err), "connection refused) while trying to list the servers tagged deploy:7: gave up after 4 attempts in 7s") {
 		t.Fatalf("ListByTag = %v", err)
 	}
 	if strings.Contains(err.Error(), testToken) {
@@ -228,7 +237,7 @@ func TestStoppedDeploy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := e.cloud.Create(ctx, spec("ns1", 7))
-	if err == nil || err.Error() != "gave up trying to create ns1-7: the deploy was stopped" || !errors.Is(err, context.Canceled) {
+	if err == nil || deployer.ErrorMessage(err) != "gave up trying to create ns1-7: the deploy was stopped" || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Create = %v", err)
 	}
 }

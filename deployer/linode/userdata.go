@@ -116,7 +116,7 @@ func UserDataTemplate(name, src string, zoneNames []string) (func(context.Contex
 // data carrying it fits Linode's limit. It is the service's ZoneSource.
 func (u *UserData) Load(ctx context.Context) (deployer.ZoneContent, error) {
 	if u.opts.ZoneFiles == nil {
-		return deployer.ZoneContent{}, fmt.Errorf("the service has no zones directory")
+		return deployer.ZoneContent{}, deployer.Errorf(deployer.CodeInvalid, "the service has no zones directory")
 	}
 	set, err := zones.Load(ctx, *u.opts.ZoneFiles)
 	if err != nil {
@@ -164,10 +164,11 @@ func (u *UserData) render(spec deployer.ServerSpec, set *zones.Set) ([]byte, err
 	}
 	var b bytes.Buffer
 	if err := u.t.Execute(&b, vars); err != nil {
-		return nil, fmt.Errorf("render cloud-init for %s: %w", spec.Name, err)
+		// The template is the operator's: what it trips on is theirs to read.
+		return nil, deployer.Errorf(deployer.CodeInvalid, "render cloud-init for %s: %v", spec.Name, err)
 	}
 	if !bytes.HasPrefix(b.Bytes(), []byte("#cloud-config")) {
-		return nil, fmt.Errorf("cloud-init for %s does not start with #cloud-config", spec.Name)
+		return nil, deployer.Errorf(deployer.CodeInvalid, "cloud-init for %s does not start with #cloud-config", spec.Name)
 	}
 	if n := b.Len(); n > u.opts.Limit {
 		return nil, deployer.Errorf(deployer.CodeInvalid,

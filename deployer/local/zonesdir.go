@@ -42,7 +42,7 @@ func (c *Cloud) ZoneSource(service string) deployer.ZoneSource {
 		opts, ok := c.shipped[service]
 		c.mu.Unlock()
 		if !ok {
-			return deployer.ZoneContent{}, fmt.Errorf("%s has no zones directory", service)
+			return deployer.ZoneContent{}, deployer.Errorf(deployer.CodeInvalid, "%s has no zones directory", service)
 		}
 		set, err := zones.Load(ctx, opts)
 		if err != nil {

@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/greenlight/greenlight/deployer"
 )
 
 // Defaults of SSHOptions.
@@ -285,7 +287,7 @@ func (e *SSHExecutor) dial(ctx context.Context) (*ssh.Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", e.addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s over SSH: %w", e.addr, err)
+		return nil, &deployer.Error{Code: deployer.CodeFailed, Message: "could not connect to " + e.addr + " over SSH", Err: err}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
@@ -302,13 +304,14 @@ func (e *SSHExecutor) dial(ctx context.Context) (*ssh.Client, error) {
 		if err == nil {
 			sc.Close()
 		}
-		return nil, fmt.Errorf("connect to %s over SSH: %w", e.addr, ctx.Err())
+		return nil, &deployer.Error{Code: deployer.CodeFailed, Message: "could not connect to " + e.addr + " over SSH", Err: ctx.Err()}
 	}
 	if err != nil {
 		if hk, ok := errors.AsType[*HostKeyError](err); ok {
-			return nil, hk
+			// Its text tells the operator what to check and where.
+			return nil, &deployer.Error{Code: deployer.CodeFailed, Message: hk.Error(), Err: hk.Err}
 		}
-		return nil, fmt.Errorf("log in to %s as %s over SSH: %w", e.addr, e.user, err)
+		return nil, &deployer.Error{Code: deployer.CodeFailed, Message: fmt.Sprintf("could not log in to %s as %s over SSH", e.addr, e.user), Err: err}
 	}
 	conn.SetDeadline(time.Time{})
 	return ssh.NewClient(sc, chans, reqs), nil

@@ -239,7 +239,8 @@ func (s *Switch) Render(servers []deployer.Server) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	if err := s.tmpl.Execute(&buf, data); err != nil {
-		return nil, fmt.Errorf("render the nginx stream config: %w", err)
+		// The template is the operator's: what it trips on is theirs to read.
+		return nil, deployer.Errorf(deployer.CodeInvalid, "render the nginx stream config: %v", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -270,13 +271,13 @@ func (s *Switch) Accept(ctx context.Context, servers []deployer.Server) error {
 		prev[i] = p
 		return err
 	}); err != nil {
-		return &deployer.Error{Code: deployer.CodeFailed, Message: "nothing was switched", Err: err}
+		return deployer.Wrapf(err, "nothing was switched")
 	}
 
 	written := make([]bool, len(s.hosts))
 	err = s.each(func(i int, h Host) error {
 		if err := h.Executor.WriteFile(ctx, s.opts.ConfigPath, conf, 0o644); err != nil {
-			return fmt.Errorf("could not write %s on %s: %w", s.opts.ConfigPath, h.Name, err)
+			return deployer.Wrapf(err, "could not write %s on %s", s.opts.ConfigPath, h.Name)
 		}
 		written[i] = true
 		return s.test(ctx, h)
@@ -284,9 +285,10 @@ func (s *Switch) Accept(ctx context.Context, servers []deployer.Server) error {
 	if err != nil {
 		msg := "nothing was switched and the old servers keep serving"
 		if rerr := s.restore(ctx, prev, written); rerr != nil {
-			msg += fmt.Sprintf(", but putting the previous config back failed (%v): fix it before nginx next reloads", rerr)
+			s.log.Error("putting the previous nginx stream config back failed", "err", rerr)
+			msg += fmt.Sprintf(", but putting the previous config back failed (%s): fix it before nginx next reloads", deployer.ErrorMessage(rerr))
 		}
-		return &deployer.Error{Code: deployer.CodeFailed, Message: msg, Err: err}
+		return deployer.Wrapf(err, "%s", msg)
 	}
 
 	reloaded := make([]bool, len(s.hosts))
@@ -312,9 +314,10 @@ func (s *Switch) Accept(ctx context.Context, servers []deployer.Server) error {
 				strings.Join(done, ", "), names(servers))
 		}
 		if rerr := s.restore(ctx, prev, failed); rerr != nil {
-			msg += fmt.Sprintf("; putting the previous config back failed too (%v)", rerr)
+			s.log.Error("putting the previous nginx stream config back failed", "err", rerr)
+			msg += fmt.Sprintf("; putting the previous config back failed too (%s)", deployer.ErrorMessage(rerr))
 		}
-		return &deployer.Error{Code: deployer.CodeFailed, Message: msg, Err: err}
+		return deployer.Wrapf(err, "%s", msg)
 	}
 	s.log.Info("nginx sends traffic to", "servers", names(servers), "hosts", len(s.hosts))
 	return nil
@@ -365,12 +368,12 @@ func (s *Switch) Drain(ctx context.Context, servers []deployer.Server) error {
 		case failingSince.IsZero():
 			failingSince = time.Now()
 		case time.Since(failingSince) > drainErrorGrace:
-			return deployer.Errorf(deployer.CodeFailed, "could not see whether nginx finished the old traffic: %v", err)
+			return deployer.Wrapf(err, "could not see whether nginx finished the old traffic")
 		}
 		select {
 		case <-ctx.Done():
 			if !failingSince.IsZero() {
-				return deployer.Errorf(deployer.CodeFailed, "could not see whether nginx finished the old traffic: %v", err)
+				return deployer.Wrapf(err, "could not see whether nginx finished the old traffic")
 			}
 			s.log.Warn("drain deadline passed; nginx workers of the old config still finish their connections",
 				"servers", names(servers), "old_workers", total, "err", ctx.Err())
@@ -398,7 +401,7 @@ func (s *Switch) readConfig(ctx context.Context, h Host) (previous, error) {
 			return previous{}, nil
 		}
 	}
-	return previous{}, fmt.Errorf("could not read %s on %s: %w%s", s.opts.ConfigPath, h.Name, err, outputSuffix(out))
+	return previous{}, deployer.Wrapf(withOutput(err, out), "could not read %s on %s", s.opts.ConfigPath, h.Name)
 }
 
 // restore puts back the previous file on the hosts marked in which.
@@ -418,7 +421,7 @@ func (s *Switch) restore(ctx context.Context, prev []previous, which []bool) err
 			_, err = h.Executor.Run(ctx, "rm", "-f", "--", s.opts.ConfigPath)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", h.Name, err)
+			return deployer.Wrapf(err, "on %s", h.Name)
 		}
 		s.log.Info("put the previous nginx stream config back", "host", h.Name, "path", s.opts.ConfigPath)
 		return nil
@@ -433,9 +436,9 @@ func (s *Switch) test(ctx context.Context, h Host) error {
 		return nil
 	}
 	if _, ok := exitStatus(err); ok {
-		return fmt.Errorf("nginx on %s rejected the new config: %s", h.Name, complaint(out))
+		return &deployer.Error{Code: deployer.CodeFailed, Message: fmt.Sprintf("nginx on %s rejected the new config: %s", h.Name, complaint(out)), Err: err}
 	}
-	return fmt.Errorf("could not run nginx -t on %s: %w%s", h.Name, err, outputSuffix(out))
+	return deployer.Wrapf(withOutput(err, out), "could not run nginx -t on %s", h.Name)
 }
 
 // reload signals nginx on h to reload and waits until it runs workers with
@@ -447,7 +450,7 @@ func (s *Switch) reload(ctx context.Context, h Host) error {
 	}
 	out, err := h.Executor.Run(ctx, s.opts.NginxBinary, s.nginxArgs("-s", "reload")...)
 	if err != nil {
-		return fmt.Errorf("nginx -s reload failed on %s: %w: %s", h.Name, err, complaint(out))
+		return deployer.Wrapf(err, "nginx -s reload failed on %s: %s", h.Name, complaint(out))
 	}
 	old := map[int]bool{}
 	for _, w := range before {
@@ -474,12 +477,12 @@ func (s *Switch) reload(ctx context.Context, h Host) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("nginx on %s did not start workers with the new config within %s; its error log says why (often: the listen address is taken)",
+			return deployer.Errorf(deployer.CodeFailed, "nginx on %s did not start workers with the new config within %s; its error log says why (often: the listen address is taken)",
 				h.Name, s.opts.ReloadTimeout)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for nginx on %s to reload: %w", h.Name, ctx.Err())
+			return &deployer.Error{Code: deployer.CodeFailed, Message: fmt.Sprintf("stopped waiting for nginx on %s to reload", h.Name), Err: ctx.Err()}
 		case <-time.After(pollInterval):
 		}
 	}
@@ -495,21 +498,21 @@ type worker struct {
 func (s *Switch) workers(ctx context.Context, h Host) ([]worker, error) {
 	out, err := h.Executor.Run(ctx, "cat", "--", s.opts.PIDFile)
 	if err != nil {
-		return nil, fmt.Errorf("nginx does not seem to run on %s: cannot read its pid file %s: %w%s", h.Name, s.opts.PIDFile, err, outputSuffix(out))
+		return nil, deployer.Wrapf(withOutput(err, out), "nginx does not seem to run on %s: cannot read its pid file %s", h.Name, s.opts.PIDFile)
 	}
 	if len(bytes.TrimSpace(out)) == 0 {
-		return nil, fmt.Errorf("nginx does not seem to run on %s: its pid file %s is empty", h.Name, s.opts.PIDFile)
+		return nil, deployer.Errorf(deployer.CodeFailed, "nginx does not seem to run on %s: its pid file %s is empty", h.Name, s.opts.PIDFile)
 	}
 	master, err := strconv.Atoi(strings.TrimSpace(string(out)))
 	if err != nil || master <= 1 {
-		return nil, fmt.Errorf("nginx's pid file %s on %s holds %q, not a process ID", s.opts.PIDFile, h.Name, strings.TrimSpace(string(out)))
+		return nil, deployer.Errorf(deployer.CodeFailed, "nginx's pid file %s on %s holds %q, not a process ID", s.opts.PIDFile, h.Name, strings.TrimSpace(string(out)))
 	}
 	out, err = h.Executor.Run(ctx, "pgrep", "-a", "-P", strconv.Itoa(master))
 	if st, ok := exitStatus(err); ok && st == 1 {
 		return nil, nil // no children
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot list nginx's processes on %s: %w%s", h.Name, err, outputSuffix(out))
+		return nil, deployer.Wrapf(withOutput(err, out), "cannot list nginx's processes on %s", h.Name)
 	}
 	return parseWorkers(out), nil
 }
@@ -552,7 +555,8 @@ func (s *Switch) each(fn func(i int, h Host) error) error {
 	return &hostsError{msg: strings.Join(msgs, "; "), errs: errs}
 }
 
-// hostsError is the errors of several hosts, in one line.
+// hostsError is the errors of several hosts, in one line. Its text holds
+// theirs, so deployer.ErrorMessage says each host's message in its place.
 type hostsError struct {
 	msg  string
 	errs []error
@@ -560,6 +564,15 @@ type hostsError struct {
 
 func (e *hostsError) Error() string   { return e.msg }
 func (e *hostsError) Unwrap() []error { return e.errs }
+
+// withOutput adds the last line a failed command printed to its error, for
+// the log.
+func withOutput(err error, out []byte) error {
+	if suffix := outputSuffix(out); suffix != "" {
+		return fmt.Errorf("%w%s", err, suffix)
+	}
+	return err
+}
 
 // complaint is what nginx said that matters, for the chat: its [emerg],
 // [alert], [crit] and [error] lines, or else its last lines.

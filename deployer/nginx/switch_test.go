@@ -247,7 +247,7 @@ func TestSwitchRejectedConfig(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%d %s: Accept succeeded; want nginx -t to reject it", i, tc.name)
 		}
-		msg := err.Error()
+		msg := deployer.ErrorMessage(err)
 		for _, want := range []string{"nginx on lb1 rejected the new config", tc.want, "old servers keep serving"} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("%d %s: error %q does not say %q", i, tc.name, msg, want)
@@ -368,7 +368,7 @@ func TestAcceptNeedsRunningNginx(t *testing.T) {
 		PIDFile: dir + "/nginx.pid", Listen: "53", Logger: testLogger(t),
 	})
 	err := sw.Accept(t.Context(), a)
-	if err == nil || !strings.Contains(err.Error(), "nginx does not seem to run on lb1") {
+	if err == nil || !strings.Contains(deployer.ErrorMessage(err), "nginx does not seem to run on lb1") {
 		t.Fatalf("Accept with no nginx running: %v", err)
 	}
 	if b, _ := os.ReadFile(conf); string(b) != "# before\n" {
@@ -401,7 +401,7 @@ func TestAcceptListenAddressTaken(t *testing.T) {
 	opts.ReloadTimeout = time.Second
 	err = newSwitch(t, opts).Accept(t.Context(), startBackends(t, "ns1-2"))
 	want := "nginx did not reload, so nothing was switched: nginx on lb1 did not start workers with the new config within 1s"
-	if err == nil || !strings.HasPrefix(err.Error(), want) {
+	if err == nil || !strings.HasPrefix(deployer.ErrorMessage(err), want) {
 		t.Fatalf("Accept with a taken listen address: %v\nwant: %s…", err, want)
 	}
 	if now, _ := os.ReadFile(ng.streamConf); string(now) != string(before) {

@@ -170,8 +170,11 @@ func TestAcceptAllHostsOrNone(t *testing.T) {
 		t.Fatal("Accept(B) succeeded though lb2 rejects it")
 	}
 	want := `nothing was switched and the old servers keep serving: nginx on lb2 rejected the new config: nginx: [emerg] invalid port in upstream "x" in /etc/nginx/greenlight/ns.conf:5`
-	if err.Error() != want {
-		t.Errorf("error\n%s\nwant\n%s", err, want)
+	if deployer.ErrorMessage(err) != want {
+		t.Errorf("error\n%s\nwant\n%s", deployer.ErrorMessage(err), want)
+	}
+	if cause := "nginx -t exited with status 1"; err.Error() != want+": "+cause {
+		t.Errorf("for the log\n%s\nwant the message, then %q", err, cause)
 	}
 	for i, h := range []*fakeHost{lb1, lb2} {
 		if c, _ := h.file(fakeConf); c != confA {
@@ -201,7 +204,7 @@ func TestAcceptReloadFailsOnOneHost(t *testing.T) {
 		t.Fatal("Accept succeeded though lb2 never reloaded")
 	}
 	for _, want := range []string{"lb1 already sends traffic to ns1-2, ns2-2", "nginx on lb2 did not start workers with the new config within 300ms"} {
-		if !strings.Contains(err.Error(), want) {
+		if !strings.Contains(deployer.ErrorMessage(err), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
@@ -244,7 +247,7 @@ func TestDrainWaitsForOldWorkers(t *testing.T) {
 	lb1.mu.Unlock()
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	if err := sw.Drain(short, setA); err == nil || !strings.Contains(err.Error(), "nginx does not seem to run on lb1") {
+	if err := sw.Drain(short, setA); err == nil || !strings.Contains(deployer.ErrorMessage(err), "nginx does not seem to run on lb1") {
 		t.Errorf("Drain with nginx gone from lb1: %v", err)
 	}
 }

@@ -96,7 +96,7 @@ func (j Job) userData(ctx context.Context, buildID string) ([]byte, *deployer.Zo
 	if j.RenderBake != nil {
 		b, zones, err := j.RenderBake(ctx, j.Service, buildID)
 		if err != nil {
-			return nil, nil, fmt.Errorf("render the builder's user data: %w", err)
+			return nil, nil, deployer.Wrapf(err, "render the builder's user data")
 		}
 		return b, zones, nil
 	}
@@ -110,7 +110,7 @@ func (j Job) renderUserData(ctx context.Context, buildID string) ([]byte, error)
 	}
 	b, err := j.RenderUserData(ctx, j.Service, buildID)
 	if err != nil {
-		return nil, fmt.Errorf("render the builder's user data: %w", err)
+		return nil, deployer.Wrapf(err, "render the builder's user data")
 	}
 	return b, nil
 }

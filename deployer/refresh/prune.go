@@ -3,7 +3,6 @@ package refresh
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/greenlight/greenlight/deployer"
@@ -43,17 +42,17 @@ func SelectPrune(images []deployer.Image, keep int, inUse []string) []deployer.I
 func (r *Refresher) prune(ctx context.Context, job Job) ([]deployer.Image, error) {
 	images, err := r.images.Images(ctx, job.Service)
 	if err != nil {
-		return nil, fmt.Errorf("did not prune old images: cannot list the images of %s: %w", job.Service, err)
+		return nil, deployer.Wrapf(err, "did not prune old images: cannot list the images of %s", job.Service)
 	}
 	inUse, err := r.deploys.InUse(ctx, job.Service)
 	if err != nil {
-		return nil, fmt.Errorf("did not prune old images: cannot tell which images %s uses: %w", job.Service, err)
+		return nil, deployer.Wrapf(err, "did not prune old images: cannot tell which images %s uses", job.Service)
 	}
 	var deleted []deployer.Image
 	var errs []error
 	for _, im := range SelectPrune(images, job.keep(), inUse) {
 		if err := r.baker.DeleteImage(ctx, im.ID); err != nil {
-			errs = append(errs, fmt.Errorf("could not delete old image %s (%s): %w", im.ID, im.Label, err))
+			errs = append(errs, deployer.Wrapf(err, "could not delete old image %s (%s)", im.ID, im.Label))
 			continue
 		}
 		r.log.Info("old image deleted", "service", job.Service, "image", im.ID, "label", im.Label)

@@ -296,9 +296,9 @@ func (r *Refresher) run(ctx context.Context, js *jobState, ev Event) {
 		ev.Kind, ev.Err = EventFailed, err
 		if ctx.Err() != nil {
 			// Not recorded, so the next start catches up on it.
-			ev.Err = fmt.Errorf("greenlight stopped during the bake of %s: %w", job.Service, err)
+			ev.Err = deployer.Wrapf(err, "greenlight stopped during the bake of %s", job.Service)
 		} else {
-			rec.Error = err.Error()
+			rec.Error = deployer.ErrorMessage(err)
 			r.save(job.Service, rec)
 		}
 		log.Error("image refresh failed", "err", ev.Err)
@@ -319,7 +319,7 @@ func (r *Refresher) run(ctx context.Context, js *jobState, ev Event) {
 			Channel:   job.Channel,
 		})
 		if ev.DeployErr != nil {
-			ev.DeployErr = fmt.Errorf("could not start a deploy of %s: %w", img.ID, ev.DeployErr)
+			ev.DeployErr = deployer.Wrapf(ev.DeployErr, "could not start a deploy of %s", img.ID)
 			log.Warn("auto deploy did not start", "image", img.ID, "err", ev.DeployErr)
 		}
 	}
@@ -344,7 +344,7 @@ func (r *Refresher) finish(ctx context.Context, js *jobState, ev Event) {
 func (r *Refresher) bake(ctx context.Context, job Job, ev Event) (deployer.Image, error) {
 	timeout := job.bakeTimeout()
 	bctx, cancel := context.WithTimeoutCause(ctx, timeout,
-		fmt.Errorf("the bake of %s took longer than %s", job.Service, timeout))
+		deployer.Errorf(deployer.CodeFailed, "the bake of %s took longer than %s", job.Service, timeout))
 	defer cancel()
 	userData, zones, err := job.userData(bctx, ev.BuildID)
 	if err != nil {
@@ -419,7 +419,8 @@ func (r *Refresher) Schedules(ctx context.Context) []Status {
 		last, err := r.last(name)
 		switch {
 		case err != nil:
-			st.LastResult = "unknown: " + err.Error()
+			r.log.Error("cannot read the last image refresh", "service", name, "err", err)
+			st.LastResult = "unknown: " + deployer.ErrorMessage(err)
 		case last != nil:
 			st.LastRun = last.At
 			if last.OK {

@@ -261,14 +261,15 @@ func TestOneBakePerService(t *testing.T) {
 func TestBakeFails(t *testing.T) {
 	f := newFixture(t, monday, Job{Service: "ns", BaseImage: "linode/debian12"},
 		Job{Service: "web", BakeTimeout: time.Millisecond})
-	f.baker.bakeErr = errors.New("the builder ns-build-20261123-0300 never powered off")
+	f.baker.bakeErr = &deployer.Error{Code: deployer.CodeFailed, Message: "the builder ns-build-20261123-0300 never powered off",
+		Err: errors.New("[400] Linode busy")} // the cause, for the log only
 	ctx := context.Background()
 	if _, err := f.r.RunNow(ctx, "ns", "U1"); err != nil {
 		t.Fatal(err)
 	}
 	f.evs.next(t, EventStarted)
 	ev := f.evs.next(t, EventFailed)
-	if ev.Err == nil || ev.Err.Error() != "the builder ns-build-20261123-0300 never powered off" || ev.Image.ID != "" {
+	if ev.Err == nil || deployer.ErrorMessage(ev.Err) != "the builder ns-build-20261123-0300 never powered off" || ev.Image.ID != "" {
 		t.Errorf("failed event = %+v", ev)
 	}
 	f.r.Wait()

@@ -70,14 +70,14 @@ func (o Options) FileName(zone string) string {
 // Load reads and validates every zone file of opts.
 func Load(ctx context.Context, opts Options) (*Set, error) {
 	if opts.Dir == "" {
-		return nil, errors.New("no zones directory")
+		return nil, deployer.Errorf(deployer.CodeInvalid, "no zones directory")
 	}
 	if len(opts.Zones) == 0 {
-		return nil, errors.New("no zones to read")
+		return nil, deployer.Errorf(deployer.CodeInvalid, "no zones to read")
 	}
 	entries, err := os.ReadDir(opts.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("read the zones directory: %w", err)
+		return nil, &deployer.Error{Code: deployer.CodeFailed, Message: "cannot read the zones directory " + opts.Dir, Err: err}
 	}
 	set := &Set{Dir: opts.Dir}
 	used := map[string]string{}
@@ -87,13 +87,13 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		}
 		name := opts.FileName(zone)
 		if other, dup := used[name]; dup {
-			return nil, fmt.Errorf("zones %s and %s both name the file %s", other, zone, name)
+			return nil, deployer.Errorf(deployer.CodeInvalid, "zones %s and %s both name the file %s", other, zone, name)
 		}
 		used[name] = zone
 		data, err := readFile(filepath.Join(opts.Dir, name))
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("zone %s has no file %s in %s", strings.TrimSuffix(zone, "."), name, opts.Dir)
+				return nil, deployer.Errorf(deployer.CodeInvalid, "zone %s has no file %s in %s", strings.TrimSuffix(zone, "."), name, opts.Dir)
 			}
 			return nil, fmt.Errorf("zone %s: %w", strings.TrimSuffix(zone, "."), err)
 		}
@@ -113,7 +113,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		}
 		if _, ok := used[e.Name()]; !ok {
 			zone := strings.TrimSuffix(e.Name(), Suffix)
-			return nil, fmt.Errorf("%s is in the zones directory but %s is not one of the service's zones (%s): add it to check.zones, or move the file away",
+			return nil, deployer.Errorf(deployer.CodeInvalid, "%s is in the zones directory but %s is not one of the service's zones (%s): add it to check.zones, or move the file away",
 				e.Name(), zone, strings.Join(opts.Zones, ", "))
 		}
 	}
@@ -126,24 +126,27 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 
 // readFile reads a regular file of at most MaxFileSize bytes.
 func readFile(path string) ([]byte, error) {
+	cannot := func(err error) error {
+		return &deployer.Error{Code: deployer.CodeFailed, Message: "cannot read " + filepath.Base(path), Err: err}
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, cannot(err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, cannot(err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", filepath.Base(path))
+		return nil, deployer.Errorf(deployer.CodeInvalid, "%s is not a regular file", filepath.Base(path))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return nil, err
+		return nil, cannot(err)
 	}
 	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s is larger than %d MiB", filepath.Base(path), MaxFileSize>>20)
+		return nil, deployer.Errorf(deployer.CodeInvalid, "%s is larger than %d MiB", filepath.Base(path), MaxFileSize>>20)
 	}
 	return data, nil
 }
@@ -155,7 +158,7 @@ func readFile(path string) ([]byte, error) {
 func Parse(zone, name string, data []byte) (uint32, error) {
 	origin := dns.Fqdn(zone)
 	if _, ok := dns.IsDomainName(origin); !ok {
-		return 0, fmt.Errorf("%q is not a zone name", zone)
+		return 0, deployer.Errorf(deployer.CodeInvalid, "%q is not a zone name", zone)
 	}
 	zp := dns.NewZoneParser(bytes.NewReader(data), origin, name)
 	var soa *dns.SOA
@@ -165,15 +168,15 @@ func Parse(zone, name string, data []byte) (uint32, error) {
 		s, isSOA := rr.(*dns.SOA)
 		if !isSOA {
 			if !dns.IsSubDomain(origin, rr.Header().Name) {
-				return 0, fmt.Errorf("%s: %s is outside the zone %s", name, rr.Header().Name, origin)
+				return 0, deployer.Errorf(deployer.CodeInvalid, "%s: %s is outside the zone %s", name, rr.Header().Name, origin)
 			}
 			continue
 		}
 		if !strings.EqualFold(s.Hdr.Name, origin) {
-			return 0, fmt.Errorf("%s: the SOA is for %s, not the zone %s", name, s.Hdr.Name, origin)
+			return 0, deployer.Errorf(deployer.CodeInvalid, "%s: the SOA is for %s, not the zone %s", name, s.Hdr.Name, origin)
 		}
 		if soa != nil {
-			return 0, fmt.Errorf("%s: more than one SOA record", name)
+			return 0, deployer.Errorf(deployer.CodeInvalid, "%s: more than one SOA record", name)
 		}
 		soa = s
 	}
@@ -182,29 +185,30 @@ func Parse(zone, name string, data []byte) (uint32, error) {
 	}
 	if soa == nil {
 		if records == 0 {
-			return 0, fmt.Errorf("%s: the file has no records (a zone needs at least its SOA)", name)
+			return 0, deployer.Errorf(deployer.CodeInvalid, "%s: the file has no records (a zone needs at least its SOA)", name)
 		}
-		return 0, fmt.Errorf("%s: no SOA record for %s (every zone file needs one at its apex)", name, origin)
+		return 0, deployer.Errorf(deployer.CodeInvalid, "%s: no SOA record for %s (every zone file needs one at its apex)", name, origin)
 	}
 	return soa.Serial, nil
 }
 
-// parseError names the file and line of a zone parser's error. The
-// parser's own text is "<file>: dns: <what>: "<token>" at line: L:C".
+// parseError names the file and line of a zone parser's error, for the
+// person who wrote the file. The parser's own text is
+// "<file>: dns: <what>: "<token>" at line: L:C".
 func parseError(name string, err error) error {
 	var pe *dns.ParseError
 	if !errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", name, err)
+		return deployer.Errorf(deployer.CodeInvalid, "%s: %v", name, err)
 	}
 	text := strings.TrimPrefix(pe.Error(), name+": ")
 	text = strings.TrimPrefix(text, "dns: ")
 	i := strings.LastIndex(text, " at line: ")
 	if i < 0 {
-		return fmt.Errorf("%s: %s", name, text)
+		return deployer.Errorf(deployer.CodeInvalid, "%s: %s", name, text)
 	}
 	what, pos := text[:i], text[i+len(" at line: "):]
 	line, _, _ := strings.Cut(pos, ":")
-	return fmt.Errorf("%s line %s: %s", name, line, what)
+	return deployer.Errorf(deployer.CodeInvalid, "%s line %s: %s", name, line, what)
 }
 
 // Digest is "sha256:<hex>" over every file's zone, file name and bytes,
