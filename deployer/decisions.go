@@ -11,47 +11,47 @@ import (
 
 // Approve approves the deployment waiting at the gate. id 0 means the one
 // deployment of service awaiting approval (service "" = of any service).
-func (p *Deployer) Approve(ctx context.Context, service string, id uint64, user string) (Deployment, error) {
-	d, err := p.resolve(service, id, PhaseAwaitingApproval)
+func (dep *Deployer) Approve(ctx context.Context, service string, id uint64, user string) (Deployment, error) {
+	d, err := dep.resolve(service, id, PhaseAwaitingApproval)
 	if err != nil {
 		return Deployment{}, err
 	}
-	svc, err := p.Service(d.Service)
+	svc, err := dep.Service(d.Service)
 	if err != nil {
 		return Deployment{}, err
 	}
-	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+	d, err = dep.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 		if x.Approval != nil || x.Phase != PhaseAwaitingApproval {
 			return notWaiting(x, "approval")
 		}
 		if svc.FourEyes && user == x.Requester {
 			return Errorf(CodeForbidden, "four-eyes rule: %s cannot approve their own deploy #%d; ask another approver", user, x.ID)
 		}
-		x.Approval = &Decision{Kind: DecisionApprove, By: user, At: p.clock.Now()}
+		x.Approval = &Decision{Kind: DecisionApprove, By: user, At: dep.clock.Now()}
 		x.Phase = PhaseRunning
-		if open, next, loc := windowAt(svc.DeployWindows, p.clock.Now()); !open && !next.IsZero() {
+		if open, next, loc := windowAt(svc.DeployWindows, dep.clock.Now()); !open && !next.IsZero() {
 			x.SwitchAt, x.SwitchZone = next, loc.String()
 		}
-		x.Updated = p.clock.Now()
+		x.Updated = dep.clock.Now()
 		return nil
 	})
 	if err != nil {
-		p.audit(user, "refused approve", service, id, err.Error())
+		dep.audit(user, "refused approve", service, id, err.Error())
 		return Deployment{}, err
 	}
-	p.audit(user, "approve", d.Service, d.ID, "")
-	p.decided(d.ID)
+	dep.audit(user, "approve", d.Service, d.ID, "")
+	dep.decided(d.ID)
 	return d, nil
 }
 
 // Abort stops a deployment before its traffic moves: the next set is deleted
 // and the lock released. After approval it is refused; rollback is the way back.
-func (p *Deployer) Abort(ctx context.Context, service string, id uint64, user, reason string) (Deployment, error) {
-	d, err := p.resolve(service, id, "")
+func (dep *Deployer) Abort(ctx context.Context, service string, id uint64, user, reason string) (Deployment, error) {
+	d, err := dep.resolve(service, id, "")
 	if err != nil {
 		return Deployment{}, err
 	}
-	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+	d, err = dep.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 		if x.Phase.Final() {
 			return Errorf(CodeConflict, "deploy #%d already ended: %s", x.ID, x.Phase)
 		}
@@ -71,33 +71,33 @@ func (p *Deployer) Abort(ctx context.Context, service string, id uint64, user, r
 			}
 			return Errorf(CodeConflict, "deploy #%d was approved by %s at %s and traffic is moving; use /deploy rollback %s once it is live", x.ID, x.Approval.By, TimeOfDay(x.Approval.At), x.Service)
 		}
-		x.Approval = &Decision{Kind: DecisionAbort, By: user, At: p.clock.Now(), Reason: reason}
-		x.Updated = p.clock.Now()
+		x.Approval = &Decision{Kind: DecisionAbort, By: user, At: dep.clock.Now(), Reason: reason}
+		x.Updated = dep.clock.Now()
 		return nil
 	})
 	if err != nil {
-		p.audit(user, "refused abort", service, id, err.Error())
+		dep.audit(user, "refused abort", service, id, err.Error())
 		return Deployment{}, err
 	}
-	p.audit(user, "abort", d.Service, d.ID, reason)
-	p.emit(ctx, EventDecision, d, d.CurrentStep(), fmt.Sprintf("Aborted by %s; deleting the next set.", user))
-	p.decided(d.ID) // busy until the next set is deleted
-	p.mu.Lock()
-	if r, ok := p.runs[d.ID]; ok {
+	dep.audit(user, "abort", d.Service, d.ID, reason)
+	dep.emit(ctx, EventDecision, d, d.CurrentStep(), fmt.Sprintf("Aborted by %s; deleting the next set.", user))
+	dep.decided(d.ID) // busy until the next set is deleted
+	dep.mu.Lock()
+	if r, ok := dep.runs[d.ID]; ok {
 		r.cancel(errAbortRequested)
 	}
-	p.mu.Unlock()
+	dep.mu.Unlock()
 	return d, nil
 }
 
 // Rollback asks the deployment in its rollback window to switch back to the
 // old set. The pipeline checks the old set still answers before it does.
-func (p *Deployer) Rollback(ctx context.Context, service string, id uint64, user string) (Deployment, error) {
-	d, err := p.resolve(service, id, PhaseRollbackWindow)
+func (dep *Deployer) Rollback(ctx context.Context, service string, id uint64, user string) (Deployment, error) {
+	d, err := dep.resolve(service, id, PhaseRollbackWindow)
 	if err != nil {
 		return Deployment{}, err
 	}
-	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+	d, err = dep.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 		if x.Phase != PhaseRollbackWindow {
 			return notWaiting(x, "rollback")
 		}
@@ -108,31 +108,31 @@ func (p *Deployer) Rollback(ctx context.Context, service string, id uint64, user
 			return Errorf(CodeConflict, "%s ended the rollback window of deploy #%d at %s and its old set (%s) is being retired; deploy the old image with /deploy %s --image %s",
 				x.Retire.By, x.ID, TimeOfDay(x.Retire.At), serverNames(x.Old), x.Service, x.ImageOld)
 		}
-		if !p.clock.Now().Before(x.RollbackDeadline) {
+		if !dep.clock.Now().Before(x.RollbackDeadline) {
 			return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s", x.ID, TimeOfDay(x.RollbackDeadline))
 		}
-		x.Rollback = &Decision{Kind: DecisionRollback, By: user, At: p.clock.Now()}
-		x.Updated = p.clock.Now()
+		x.Rollback = &Decision{Kind: DecisionRollback, By: user, At: dep.clock.Now()}
+		x.Updated = dep.clock.Now()
 		return nil
 	})
 	if err != nil {
-		p.audit(user, "refused rollback", service, id, err.Error())
+		dep.audit(user, "refused rollback", service, id, err.Error())
 		return Deployment{}, err
 	}
-	p.audit(user, "rollback", d.Service, d.ID, "")
-	p.decided(d.ID)
+	dep.audit(user, "rollback", d.Service, d.ID, "")
+	dep.decided(d.ID)
 	return d, nil
 }
 
 // Retire ends the rollback window of a live deployment now: the old set is
 // retired and the lock released without waiting for the deadline. It needs
 // traffic settled on the new set and no rollback asked for.
-func (p *Deployer) Retire(ctx context.Context, service string, id uint64, user string) (Deployment, error) {
-	d, err := p.resolve(service, id, PhaseRollbackWindow)
+func (dep *Deployer) Retire(ctx context.Context, service string, id uint64, user string) (Deployment, error) {
+	d, err := dep.resolve(service, id, PhaseRollbackWindow)
 	if err != nil {
 		return Deployment{}, err
 	}
-	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+	d, err = dep.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 		if x.Retire != nil {
 			return Errorf(CodeConflict, "deploy #%d's old set (%s) was already retired early by %s at %s", x.ID, serverNames(x.Old), x.Retire.By, TimeOfDay(x.Retire.At))
 		}
@@ -145,19 +145,19 @@ func (p *Deployer) Retire(ctx context.Context, service string, id uint64, user s
 		if !x.Traffic.SettledOn(TrafficNext) {
 			return Errorf(CodeConflict, "deploy #%d cannot retire its old set: %s", x.ID, x.Traffic.Where(*x))
 		}
-		if !p.clock.Now().Before(x.RollbackDeadline) {
+		if !dep.clock.Now().Before(x.RollbackDeadline) {
 			return Errorf(CodeConflict, "the rollback window of deploy #%d closed at %s; its old set (%s) is being retired", x.ID, TimeOfDay(x.RollbackDeadline), serverNames(x.Old))
 		}
-		x.Retire = &Decision{Kind: DecisionRetire, By: user, At: p.clock.Now()}
-		x.Updated = p.clock.Now()
+		x.Retire = &Decision{Kind: DecisionRetire, By: user, At: dep.clock.Now()}
+		x.Updated = dep.clock.Now()
 		return nil
 	})
 	if err != nil {
-		p.audit(user, "refused retire", service, id, err.Error())
+		dep.audit(user, "refused retire", service, id, err.Error())
 		return Deployment{}, err
 	}
-	p.audit(user, "retire", d.Service, d.ID, fmt.Sprintf("rollback window ended early; retiring %s", serverNames(d.Old)))
-	p.decided(d.ID)
+	dep.audit(user, "retire", d.Service, d.ID, fmt.Sprintf("rollback window ended early; retiring %s", serverNames(d.Old)))
+	dep.decided(d.ID)
 	return d, nil
 }
 
@@ -192,14 +192,14 @@ func notWaiting(x *Deployment, what string) error {
 
 // resolve finds the deployment a decision is about: id when given, else the
 // one active deployment of service (preferring one in phase want).
-func (p *Deployer) resolve(service string, id uint64, want Phase) (Deployment, error) {
+func (dep *Deployer) resolve(service string, id uint64, want Phase) (Deployment, error) {
 	if service != "" {
-		if _, err := p.Service(service); err != nil {
+		if _, err := dep.Service(service); err != nil {
 			return Deployment{}, err
 		}
 	}
 	if id != 0 {
-		d, err := p.store.Deployment(id)
+		d, err := dep.store.Deployment(id)
 		if err != nil {
 			return Deployment{}, err
 		}
@@ -208,7 +208,7 @@ func (p *Deployer) resolve(service string, id uint64, want Phase) (Deployment, e
 		}
 		return d, nil
 	}
-	active, err := p.store.ActiveDeployments()
+	active, err := dep.store.ActiveDeployments()
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -226,7 +226,7 @@ func (p *Deployer) resolve(service string, id uint64, want Phase) (Deployment, e
 			return Deployment{}, Errorf(CodeNotFound, "no deploy is in flight")
 		}
 		if want == PhaseRollbackWindow {
-			if last, err := p.store.Deployments(service, 1); err == nil && len(last) == 1 {
+			if last, err := dep.store.Deployments(service, 1); err == nil && len(last) == 1 {
 				return last[0], nil // its own phase explains why it cannot roll back
 			}
 		}
@@ -240,35 +240,35 @@ func (p *Deployer) resolve(service string, id uint64, want Phase) (Deployment, e
 }
 
 // Lock takes a service's lock by hand, so no deploy starts until Unlock.
-func (p *Deployer) Lock(ctx context.Context, service, user, reason string) (Lock, error) {
-	if _, err := p.Service(service); err != nil {
+func (dep *Deployer) Lock(ctx context.Context, service, user, reason string) (Lock, error) {
+	if _, err := dep.Service(service); err != nil {
 		return Lock{}, err
 	}
-	l := Lock{Service: service, Holder: user, Since: p.clock.Now(), Reason: reason}
-	if err := p.store.Lock(l); err != nil {
-		return Lock{}, p.explainLocked(err)
+	l := Lock{Service: service, Holder: user, Since: dep.clock.Now(), Reason: reason}
+	if err := dep.store.Lock(l); err != nil {
+		return Lock{}, dep.explainLocked(err)
 	}
-	p.audit(user, "lock", service, 0, reason)
+	dep.audit(user, "lock", service, 0, reason)
 	return l, nil
 }
 
 // Unlock releases a service's lock. Without force only the holder of a lock
 // taken by hand may. With force any lock goes, except that of a deployment
 // still running here: that one must be aborted or rolled back.
-func (p *Deployer) Unlock(ctx context.Context, service, user string, force bool) (Lock, error) {
-	if _, err := p.Service(service); err != nil {
+func (dep *Deployer) Unlock(ctx context.Context, service, user string, force bool) (Lock, error) {
+	if _, err := dep.Service(service); err != nil {
 		return Lock{}, err
 	}
-	l, err := p.store.Unlock(service, user, force)
+	l, err := dep.store.Unlock(service, user, force)
 	if err != nil {
-		p.audit(user, "refused unlock", service, 0, err.Error())
+		dep.audit(user, "refused unlock", service, 0, err.Error())
 		return Lock{}, err
 	}
 	action := "unlock"
 	if force {
 		action = "unlock --force"
 	}
-	p.audit(user, action, service, l.DeployID, fmt.Sprintf("released lock held by %s since %s", l.Holder, l.Since.UTC().Format(time.RFC3339)))
+	dep.audit(user, action, service, l.DeployID, fmt.Sprintf("released lock held by %s since %s", l.Holder, l.Since.UTC().Format(time.RFC3339)))
 	return l, nil
 }
 
@@ -286,22 +286,22 @@ type Status struct {
 }
 
 // Status reports a service's live set, lock, deployment in flight and last one.
-func (p *Deployer) Status(ctx context.Context, service string) (Status, error) {
-	if _, err := p.Service(service); err != nil {
+func (dep *Deployer) Status(ctx context.Context, service string) (Status, error) {
+	if _, err := dep.Service(service); err != nil {
 		return Status{}, err
 	}
 	st := Status{Service: service}
 	var err error
-	if st.Live, err = p.store.Service(service); err != nil {
+	if st.Live, err = dep.store.Service(service); err != nil {
 		return Status{}, err
 	}
-	if st.Lock, err = p.store.CurrentLock(service); err != nil {
+	if st.Lock, err = dep.store.CurrentLock(service); err != nil {
 		return Status{}, err
 	}
-	if st.Frozen, st.NextFreeze, err = p.Frozen(service, p.clock.Now()); err != nil {
+	if st.Frozen, st.NextFreeze, err = dep.Frozen(service, dep.clock.Now()); err != nil {
 		return Status{}, err
 	}
-	recent, err := p.store.Deployments(service, 20)
+	recent, err := dep.store.Deployments(service, 20)
 	if err != nil {
 		return Status{}, err
 	}
@@ -318,36 +318,36 @@ func (p *Deployer) Status(ctx context.Context, service string) (Status, error) {
 }
 
 // History returns up to n deployments of service ("" = all), newest first.
-func (p *Deployer) History(ctx context.Context, service string, n int) ([]Deployment, error) {
+func (dep *Deployer) History(ctx context.Context, service string, n int) ([]Deployment, error) {
 	if service != "" {
-		if _, err := p.Service(service); err != nil {
+		if _, err := dep.Service(service); err != nil {
 			return nil, err
 		}
 	}
-	return p.store.Deployments(service, n)
+	return dep.store.Deployments(service, n)
 }
 
 // Deployment returns one deployment.
-func (p *Deployer) Deployment(ctx context.Context, id uint64) (Deployment, error) {
-	return p.store.Deployment(id)
+func (dep *Deployer) Deployment(ctx context.Context, id uint64) (Deployment, error) {
+	return dep.store.Deployment(id)
 }
 
 // Now is the deployer's clock reading, for adapters rendering durations.
-func (p *Deployer) Now() time.Time { return p.clock.Now() }
+func (dep *Deployer) Now() time.Time { return dep.clock.Now() }
 
 // Seed builds a first live set for a service that has none, from image (the
 // oldest golden image when empty): the embedded local cloud's first start.
 // It does nothing when the service already has a live set or a deploy in flight.
-func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceState, error) {
-	svc, err := p.Service(service)
+func (dep *Deployer) Seed(ctx context.Context, service, image string) (ServiceState, error) {
+	svc, err := dep.Service(service)
 	if err != nil {
 		return ServiceState{}, err
 	}
-	live, err := p.store.Service(service)
+	live, err := dep.store.Service(service)
 	if err != nil || len(live.Servers) > 0 {
 		return live, err
 	}
-	if active, err := p.store.ActiveDeployments(); err != nil || slices.ContainsFunc(active, func(d Deployment) bool { return d.Service == service }) {
+	if active, err := dep.store.ActiveDeployments(); err != nil || slices.ContainsFunc(active, func(d Deployment) bool { return d.Service == service }) {
 		return live, err
 	}
 	if image == "" {
@@ -381,7 +381,7 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 	limit := svc.Timeouts.Create + svc.Timeouts.WaitRunning + svc.Timeouts.Provision + svc.Timeouts.Check
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	servers, err := p.seedSet(ctx, svc, image, planned)
+	servers, err := dep.seedSet(ctx, svc, image, planned)
 	if err != nil {
 		// Delete what was made, so the next try starts clean.
 		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
@@ -389,7 +389,7 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 		if tagged, lerr := svc.Cloud.ListByTag(cctx, DeployTag(0)); lerr == nil {
 			for _, s := range tagged {
 				if derr := svc.Cloud.Delete(cctx, s); derr != nil {
-					p.log.Warn("could not delete a server of the failed first set", "server", s.Name, "err", derr)
+					dep.log.Warn("could not delete a server of the failed first set", "server", s.Name, "err", derr)
 				}
 			}
 		}
@@ -398,19 +398,19 @@ func (p *Deployer) Seed(ctx context.Context, service, image string) (ServiceStat
 		}
 		return live, err
 	}
-	live = ServiceState{Service: service, Image: image, Servers: servers, Updated: p.clock.Now()}
-	if err := p.store.SetService(live); err != nil {
+	live = ServiceState{Service: service, Image: image, Servers: servers, Updated: dep.clock.Now()}
+	if err := dep.store.SetService(live); err != nil {
 		return live, err
 	}
-	p.audit("greenlight", "seed", service, 0, fmt.Sprintf("first set %s on %s", serverNames(servers), image))
+	dep.audit("greenlight", "seed", service, 0, fmt.Sprintf("first set %s on %s", serverNames(servers), image))
 	return live, nil
 }
 
 // seedSet creates, boots, provisions and checks a first set and points
 // traffic at it.
-func (p *Deployer) seedSet(ctx context.Context, svc *Service, image string, planned []Server) ([]Server, error) {
+func (dep *Deployer) seedSet(ctx context.Context, svc *Service, image string, planned []Server) ([]Server, error) {
 	service := svc.Name
-	servers, err := p.forEach(ctx, planned, func(ctx context.Context, s Server) (Server, error) {
+	servers, err := dep.forEach(ctx, planned, func(ctx context.Context, s Server) (Server, error) {
 		got, err := svc.Cloud.Create(ctx, ServerSpec{Service: service, Role: s.Role, Name: s.Name, Label: s.Label, Image: image, Tags: s.Tags})
 		if err != nil {
 			return s, fmt.Errorf("create %s: %w", s.Name, err)
@@ -439,8 +439,8 @@ func (p *Deployer) seedSet(ctx context.Context, svc *Service, image string, plan
 
 // SaveRefs merges chat references (a Slack thread's timestamps) into a
 // deployment's record, so a restart updates the same messages.
-func (p *Deployer) SaveRefs(ctx context.Context, id uint64, refs map[string]string) error {
-	_, err := p.store.UpdateDeployment(id, func(x *Deployment) error {
+func (dep *Deployer) SaveRefs(ctx context.Context, id uint64, refs map[string]string) error {
+	_, err := dep.store.UpdateDeployment(id, func(x *Deployment) error {
 		if x.Refs == nil {
 			x.Refs = map[string]string{}
 		}

@@ -111,8 +111,8 @@ type FreezeStore interface {
 	DeleteFreeze(service string) (Freeze, bool, error)
 }
 
-func (p *Deployer) freezeStore() (FreezeStore, error) {
-	fs, ok := p.store.(FreezeStore)
+func (dep *Deployer) freezeStore() (FreezeStore, error) {
+	fs, ok := dep.store.(FreezeStore)
 	if !ok {
 		return nil, Errorf(CodeInvalid, "this store cannot keep freezes")
 	}
@@ -121,12 +121,12 @@ func (p *Deployer) freezeStore() (FreezeStore, error) {
 
 // Frozen returns the freezes of service in force at now, the one that
 // lasts longest first, and the next freeze of the config to start.
-func (p *Deployer) Frozen(service string, now time.Time) (current []Freeze, next *Freeze, err error) {
-	svc, err := p.Service(service)
+func (dep *Deployer) Frozen(service string, now time.Time) (current []Freeze, next *Freeze, err error) {
+	svc, err := dep.Service(service)
 	if err != nil {
 		return nil, nil, err
 	}
-	if fs, ok := p.store.(FreezeStore); ok {
+	if fs, ok := dep.store.(FreezeStore); ok {
 		set, err := fs.Freezes()
 		if err != nil {
 			return nil, nil, err
@@ -162,20 +162,20 @@ type FreezeRequest struct {
 
 // Freeze refuses deploys of a service (or of all) until req.Until or until
 // someone unfreezes it. Deploys in flight go on.
-func (p *Deployer) Freeze(ctx context.Context, req FreezeRequest) (Freeze, error) {
+func (dep *Deployer) Freeze(ctx context.Context, req FreezeRequest) (Freeze, error) {
 	if req.Service != "" {
-		if _, err := p.Service(req.Service); err != nil {
+		if _, err := dep.Service(req.Service); err != nil {
 			return Freeze{}, err
 		}
 	}
-	now := p.clock.Now()
+	now := dep.clock.Now()
 	if !req.Until.IsZero() && !req.Until.After(now) {
 		return Freeze{}, Errorf(CodeInvalid, "the freeze would end at %s, which has passed", FreezeTime(req.Until, nil))
 	}
 	if strings.TrimSpace(req.Reason) == "" {
 		return Freeze{}, Errorf(CodeInvalid, "a freeze needs a reason (--reason TEXT)")
 	}
-	fs, err := p.freezeStore()
+	fs, err := dep.freezeStore()
 	if err != nil {
 		return Freeze{}, err
 	}
@@ -183,20 +183,20 @@ func (p *Deployer) Freeze(ctx context.Context, req FreezeRequest) (Freeze, error
 	if err := fs.SetFreeze(f); err != nil {
 		return Freeze{}, err
 	}
-	p.audit(req.User, "freeze", req.Service, 0, fmt.Sprintf("%s until %s", req.Reason, f.Until()))
-	p.log.Info("freeze set", "service", orAll(req.Service), "user", req.User, "until", req.Until)
+	dep.audit(req.User, "freeze", req.Service, 0, fmt.Sprintf("%s until %s", req.Reason, f.Until()))
+	dep.log.Info("freeze set", "service", orAll(req.Service), "user", req.User, "until", req.Until)
 	return f, nil
 }
 
 // Unfreeze removes the freeze set in chat for service ("" = the one of
 // every service). Freezes of the config stay: --override-freeze passes them.
-func (p *Deployer) Unfreeze(ctx context.Context, service, user string) (Freeze, error) {
+func (dep *Deployer) Unfreeze(ctx context.Context, service, user string) (Freeze, error) {
 	if service != "" {
-		if _, err := p.Service(service); err != nil {
+		if _, err := dep.Service(service); err != nil {
 			return Freeze{}, err
 		}
 	}
-	fs, err := p.freezeStore()
+	fs, err := dep.freezeStore()
 	if err != nil {
 		return Freeze{}, err
 	}
@@ -204,17 +204,17 @@ func (p *Deployer) Unfreeze(ctx context.Context, service, user string) (Freeze, 
 	if err != nil {
 		return Freeze{}, err
 	}
-	if !ok || (!f.End.IsZero() && !p.clock.Now().Before(f.End)) {
+	if !ok || (!f.End.IsZero() && !dep.clock.Now().Before(f.End)) {
 		why := fmt.Sprintf("%s has no freeze set in chat", orAll(service))
 		if service != "" {
-			if cur, _, ferr := p.Frozen(service, p.clock.Now()); ferr == nil && len(cur) > 0 {
+			if cur, _, ferr := dep.Frozen(service, dep.clock.Now()); ferr == nil && len(cur) > 0 {
 				why += fmt.Sprintf("; it is frozen (%s) until %s, %s — an admin can deploy anyway with --override-freeze", cur[0].About(), cur[0].Until(), cur[0].SetBy())
 			}
 		}
-		p.audit(user, "refused unfreeze", service, 0, why)
+		dep.audit(user, "refused unfreeze", service, 0, why)
 		return Freeze{}, Errorf(CodeNotFound, "%s", why)
 	}
-	p.audit(user, "unfreeze", service, 0, fmt.Sprintf("removed the freeze set by %s (%s)", f.By, f.Reason))
+	dep.audit(user, "unfreeze", service, 0, fmt.Sprintf("removed the freeze set by %s (%s)", f.By, f.Reason))
 	return f, nil
 }
 
@@ -226,14 +226,14 @@ func orAll(service string) string {
 }
 
 // checkFreeze refuses a deploy during a freeze unless it overrides it.
-func (p *Deployer) checkFreeze(svc *Service, req Request) (*Freeze, error) {
-	current, _, err := p.Frozen(svc.Name, p.clock.Now())
+func (dep *Deployer) checkFreeze(svc *Service, req Request) (*Freeze, error) {
+	current, _, err := dep.Frozen(svc.Name, dep.clock.Now())
 	if err != nil || len(current) == 0 {
 		return nil, err
 	}
 	f := current[0]
 	if !req.Options.OverrideFreeze {
-		p.audit(req.User, "refused deploy", svc.Name, 0, fmt.Sprintf("frozen (%s) until %s", f.About(), f.Until()))
+		dep.audit(req.User, "refused deploy", svc.Name, 0, fmt.Sprintf("frozen (%s) until %s", f.About(), f.Until()))
 		return nil, &FrozenError{Service: svc.Name, Freeze: f}
 	}
 	return &f, nil

@@ -53,8 +53,8 @@ func backoff(n int) time.Duration {
 }
 
 // read returns deployment id; a failure is a storeError.
-func (p *Deployer) read(id uint64) (Deployment, error) {
-	d, err := p.store.Deployment(id)
+func (dep *Deployer) read(id uint64) (Deployment, error) {
+	d, err := dep.store.Deployment(id)
 	if err != nil {
 		return d, &storeError{err}
 	}
@@ -65,10 +65,10 @@ func (p *Deployer) read(id uint64) (Deployment, error) {
 // when the deployment is final or needs attention, or when ctx ends
 // (shutdown): the step it was on stays "running" and is re-run,
 // idempotently, on the next Start. Store errors are waited out.
-func (p *Deployer) execute(ctx context.Context, svc *Service, id uint64, r *run) {
+func (dep *Deployer) execute(ctx context.Context, svc *Service, id uint64, r *run) {
 	storeFailures := 0
 	for {
-		err := p.advance(ctx, svc, id, r)
+		err := dep.advance(ctx, svc, id, r)
 		if err == nil {
 			return
 		}
@@ -76,22 +76,22 @@ func (p *Deployer) execute(ctx context.Context, svc *Service, id uint64, r *run)
 			return
 		}
 		var ok bool
-		if ctx, ok = p.goOnAfter(ctx); !ok {
+		if ctx, ok = dep.goOnAfter(ctx); !ok {
 			return
 		}
 		storeFailures++
-		p.log.Error("store error; the pipeline tries again", "deploy", id, "tries", storeFailures, "err", err)
+		dep.log.Error("store error; the pipeline tries again", "deploy", id, "tries", storeFailures, "err", err)
 		if storeFailures == maxStoreRetries {
 			// The store's error is in the log line above, not for the chat.
-			if aerr := p.needsAttention(ctx, svc, id, fmt.Sprintf("greenlight could not write its records %d times in a row", storeFailures)); aerr == nil {
+			if aerr := dep.needsAttention(ctx, svc, id, fmt.Sprintf("greenlight could not write its records %d times in a row", storeFailures)); aerr == nil {
 				return
 			}
 		}
-		p.setPhase(id, PhaseRunning) // busy: the step is retried after the wait
+		dep.setPhase(id, PhaseRunning) // busy: the step is retried after the wait
 		select {
-		case <-p.clock.After(backoff(storeFailures - 1)):
+		case <-dep.clock.After(backoff(storeFailures - 1)):
 		case <-ctx.Done():
-			if ctx, ok = p.goOnAfter(ctx); !ok {
+			if ctx, ok = dep.goOnAfter(ctx); !ok {
 				return
 			}
 		}
@@ -101,13 +101,13 @@ func (p *Deployer) execute(ctx context.Context, svc *Service, id uint64, r *run)
 // goOnAfter decides whether a pipeline whose ctx may have ended goes on:
 // an abort cancels the step it interrupts, not the cleanup still owed to
 // it, which goes on under the Deployer's own context; a shutdown ends it.
-func (p *Deployer) goOnAfter(ctx context.Context) (context.Context, bool) {
+func (dep *Deployer) goOnAfter(ctx context.Context) (context.Context, bool) {
 	if ctx.Err() == nil {
 		return ctx, true
 	}
-	p.mu.Lock()
-	base := p.base
-	p.mu.Unlock()
+	dep.mu.Lock()
+	base := dep.base
+	dep.mu.Unlock()
 	if !errors.Is(context.Cause(ctx), errAbortRequested) || base.Err() != nil {
 		return ctx, false
 	}
@@ -116,35 +116,35 @@ func (p *Deployer) goOnAfter(ctx context.Context) (context.Context, bool) {
 
 // advance runs steps until the deployment ends, waits for a person, or ctx
 // ends (nil), or until the store fails (a storeError).
-func (p *Deployer) advance(ctx context.Context, svc *Service, id uint64, r *run) error {
-	if err := p.assertOnce(ctx, svc, id); err != nil {
+func (dep *Deployer) advance(ctx context.Context, svc *Service, id uint64, r *run) error {
+	if err := dep.assertOnce(ctx, svc, id); err != nil {
 		return err
 	}
 	for {
-		d, err := p.read(id)
+		d, err := dep.read(id)
 		if err != nil {
 			return err
 		}
 		switch {
 		case d.Phase.Final() || d.Phase == PhaseNeedsAttention:
-			p.setPhase(id, d.Phase)
+			dep.setPhase(id, d.Phase)
 			return nil
 		case d.Resolve != nil:
-			return p.finishResolve(ctx, svc, d)
+			return dep.finishResolve(ctx, svc, d)
 		case d.Approval != nil && d.Approval.Kind == DecisionAbort:
-			return p.finishAborted(ctx, svc, d)
+			return dep.finishAborted(ctx, svc, d)
 		case failedStep(d) != "":
-			return p.finishFailed(ctx, svc, d)
+			return dep.finishFailed(ctx, svc, d)
 		case ctx.Err() != nil:
 			return nil
 		}
 		name := d.CurrentStep()
 		if name == "" {
-			return p.needsAttention(ctx, svc, id, "the deploy has no step left but did not end")
+			return dep.needsAttention(ctx, svc, id, "the deploy has no step left but did not end")
 		}
 		// Whether or not the step went on, the record says what comes next:
 		// an abort cancels the step and is cleaned up on the next turn.
-		if err := p.runStep(ctx, svc, id, name, r); err != nil {
+		if err := dep.runStep(ctx, svc, id, name, r); err != nil {
 			return err
 		}
 	}
@@ -161,11 +161,11 @@ func failedStep(d Deployment) StepName {
 
 // runStep runs one step with its state persisted before and after; what
 // comes next is read from the record. An error is a storeError.
-func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name StepName, r *run) error {
-	d, err := p.update(id, func(d *Deployment) {
+func (dep *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name StepName, r *run) error {
+	d, err := dep.update(id, func(d *Deployment) {
 		st := d.Step(name)
 		if st.Status != StatusRunning {
-			st.Started = p.clock.Now()
+			st.Started = dep.clock.Now()
 		}
 		st.Status = StatusRunning
 		st.Attempts++
@@ -174,94 +174,94 @@ func (p *Deployer) runStep(ctx context.Context, svc *Service, id uint64, name St
 		return err
 	}
 	if st := d.Step(name); !waits(name) && st.Attempts > maxStepAttempts {
-		return p.needsAttention(ctx, svc, id, fmt.Sprintf("%s was started %d times without finishing", strings.ToLower(name.Title()), st.Attempts-1))
+		return dep.needsAttention(ctx, svc, id, fmt.Sprintf("%s was started %d times without finishing", strings.ToLower(name.Title()), st.Attempts-1))
 	}
-	p.log.Info("step started", "deploy", id, "service", svc.Name, "step", name)
-	p.emit(ctx, EventStep, d, name, "")
+	dep.log.Info("step started", "deploy", id, "service", svc.Name, "step", name)
+	dep.emit(ctx, EventStep, d, name, "")
 
 	stepCtx, cancel := ctx, context.CancelFunc(func() {})
 	if t := svc.stepTimeout(name); t > 0 {
 		stepCtx, cancel = context.WithTimeout(ctx, t)
 	}
-	detail, err := p.callStep(stepCtx, svc, &d, name, r)
+	detail, err := dep.callStep(stepCtx, svc, &d, name, r)
 	timedOut := stepCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil
 	cancel()
 
 	switch {
 	case err == nil && ctx.Err() == nil:
-		return p.completeStep(ctx, svc, id, name, detail)
+		return dep.completeStep(ctx, svc, id, name, detail)
 	case errors.As(err, new(*rolledBackError)):
 		// Recorded even during shutdown: the rollback has already happened.
-		return p.finishRolledBack(context.WithoutCancel(ctx), svc, id, err.(*rolledBackError).text)
+		return dep.finishRolledBack(context.WithoutCancel(ctx), svc, id, err.(*rolledBackError).text)
 	case errors.As(err, new(*attentionError)):
-		return p.needsAttention(ctx, svc, id, err.Error())
+		return dep.needsAttention(ctx, svc, id, err.Error())
 	case errors.As(err, new(*storeError)):
 		return err
 	case ctx.Err() != nil:
 		return nil // shutdown or abort: the step is re-run or cleaned up later
 	}
 	if aborted, ok := errors.AsType[*abortedError](err); ok {
-		_, uerr := p.update(id, func(d *Deployment) { d.Step(name).Detail = "aborted by " + aborted.decision.By })
+		_, uerr := dep.update(id, func(d *Deployment) { d.Step(name).Detail = "aborted by " + aborted.decision.By })
 		return uerr // advance sees the persisted abort decision and cleans up
 	}
 	if timedOut {
 		err = Wrapf(err, "%s did not finish within %s", strings.ToLower(name.Title()), svc.stepTimeout(name))
 	}
-	return p.fail(ctx, svc, id, name, err)
+	return dep.fail(ctx, svc, id, name, err)
 }
 
 // callStep runs a step's function; a panic fails the step, with the stack
 // in the log, instead of ending greenlight.
-func (p *Deployer) callStep(ctx context.Context, svc *Service, d *Deployment, name StepName, r *run) (detail string, err error) {
+func (dep *Deployer) callStep(ctx context.Context, svc *Service, d *Deployment, name StepName, r *run) (detail string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			p.log.Error("step panicked", "deploy", d.ID, "service", svc.Name, "step", name, "panic", v, "stack", string(debug.Stack()))
+			dep.log.Error("step panicked", "deploy", d.ID, "service", svc.Name, "step", name, "panic", v, "stack", string(debug.Stack()))
 			err = fmt.Errorf("step %s panicked: %v", name, v) // a cause: the chat reads InternalMessage
 		}
 	}()
 	if do := stepOf(name).do; do != nil {
-		return do(p, ctx, svc, d, r)
+		return do(dep, ctx, svc, d, r)
 	}
 	return "", nil // the lock: taken by Deploy
 }
 
 // completeStep records a step's success; retire also records the next set
 // as live and releases the lock, in the same transaction.
-func (p *Deployer) completeStep(ctx context.Context, svc *Service, id uint64, name StepName, detail string) error {
+func (dep *Deployer) completeStep(ctx context.Context, svc *Service, id uint64, name StepName, detail string) error {
 	mark := func(d *Deployment) {
 		st := d.Step(name)
-		st.Status, st.Finished, st.Detail = StatusDone, p.clock.Now(), detail
+		st.Status, st.Finished, st.Detail = StatusDone, dep.clock.Now(), detail
 		d.Updated = st.Finished
 	}
 	var d Deployment
 	var err error
 	if name == StepRetire {
 		live := &ServiceState{}
-		d, err = p.store.FinishDeployment(id, func(d *Deployment) error {
+		d, err = dep.store.FinishDeployment(id, func(d *Deployment) error {
 			mark(d)
 			d.Phase, d.Finished = PhaseSucceeded, d.Updated
 			*live = ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: cloneServers(d.Next), DeployID: id, Updated: d.Updated}
 			return nil
 		}, live)
 	} else {
-		d, err = p.store.UpdateDeployment(id, func(d *Deployment) error { mark(d); return nil })
+		d, err = dep.store.UpdateDeployment(id, func(d *Deployment) error { mark(d); return nil })
 	}
 	if err != nil {
 		return &storeError{err}
 	}
-	p.log.Info("step finished", "deploy", id, "service", svc.Name, "step", name,
+	dep.log.Info("step finished", "deploy", id, "service", svc.Name, "step", name,
 		"duration", d.Step(name).Duration(), "detail", detail)
-	p.emit(ctx, EventStep, d, name, "")
+	dep.emit(ctx, EventStep, d, name, "")
 	if d.Phase.Final() {
-		p.ended(ctx, d, name)
+		dep.ended(ctx, d, name)
 	}
 	return nil
 }
 
 // ended tells everyone a deployment reached its final phase.
-func (p *Deployer) ended(ctx context.Context, d Deployment, step StepName) {
-	p.setPhase(d.ID, d.Phase)
-	p.emit(context.WithoutCancel(ctx), EventFinished, d, step, summary(d, p.clock.Now()))
+func (dep *Deployer) ended(ctx context.Context, d Deployment, step StepName) {
+	dep.setPhase(d.ID, d.Phase)
+	dep.emit(context.WithoutCancel(ctx), EventFinished, d, step, summary(d, dep.clock.Now()))
 	by := d.Requester
 	if d.Phase == PhaseRolledBack && d.Rollback != nil {
 		by = d.Rollback.By
@@ -270,7 +270,7 @@ func (p *Deployer) ended(ctx context.Context, d Deployment, step StepName) {
 	if d.Phase == PhaseFailed {
 		detail += ": " + d.Error
 	}
-	p.audit(by, "deploy finished", d.Service, d.ID, detail)
+	dep.audit(by, "deploy finished", d.Service, d.ID, detail)
 }
 
 // summary is the one line posted when a deployment ends.
@@ -293,20 +293,20 @@ func summary(d Deployment, now time.Time) string {
 
 // fail records a step's failure, then puts traffic back and cleans up. The
 // record and the chat get cause's message; the log, once, cause itself.
-func (p *Deployer) fail(ctx context.Context, svc *Service, id uint64, name StepName, cause error) error {
+func (dep *Deployer) fail(ctx context.Context, svc *Service, id uint64, name StepName, cause error) error {
 	msg := ErrorMessage(cause)
-	d, err := p.update(id, func(d *Deployment) {
+	d, err := dep.update(id, func(d *Deployment) {
 		st := d.Step(name)
-		st.Status, st.Finished, st.Detail = StatusFailed, p.clock.Now(), msg
+		st.Status, st.Finished, st.Detail = StatusFailed, dep.clock.Now(), msg
 		d.Error = fmt.Sprintf("%s failed: %s", name.Title(), msg)
 	})
 	if err != nil {
 		return err
 	}
-	p.log.Warn("step failed", "deploy", id, "service", svc.Name, "step", name, "err", cause)
-	p.emit(ctx, EventStep, d, name, "")
-	p.emit(ctx, EventProblem, d, name, fmt.Sprintf("Deploy #%d failed at step %s: %s", id, name, msg))
-	return p.finishFailed(ctx, svc, d)
+	dep.log.Warn("step failed", "deploy", id, "service", svc.Name, "step", name, "err", cause)
+	dep.emit(ctx, EventStep, d, name, "")
+	dep.emit(ctx, EventProblem, d, name, fmt.Sprintf("Deploy #%d failed at step %s: %s", id, name, msg))
+	return dep.finishFailed(ctx, svc, d)
 }
 
 // finishFailed ends a deployment whose step failed. It is also what a
@@ -319,7 +319,7 @@ func (p *Deployer) fail(ctx context.Context, svc *Service, id uint64, name StepN
 //     impossible, or the failure came after the switch succeeded and no
 //     check says the next set is bad (the rollback window), the deploy
 //     needs attention: nothing is deleted.
-func (p *Deployer) finishFailed(ctx context.Context, svc *Service, d Deployment) error {
+func (dep *Deployer) finishFailed(ctx context.Context, svc *Service, d Deployment) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
 	defer cancel()
 	failed := failedStep(d)
@@ -327,26 +327,26 @@ func (p *Deployer) finishFailed(ctx context.Context, svc *Service, d Deployment)
 	note := ""
 	switch {
 	case failed == StepRetire && d.Traffic.SettledOn(TrafficNext):
-		live = &ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: cloneServers(d.Next), DeployID: d.ID, Updated: p.clock.Now()}
+		live = &ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: cloneServers(d.Next), DeployID: d.ID, Updated: dep.clock.Now()}
 		note = "Traffic is on the new set; leftover old servers will be reported by the reconciler."
 	case failed == StepRetire, failed == StepRollbackWindow && !d.Traffic.SettledOn(TrafficOld):
-		return p.needsAttention(ctx, svc, d.ID, fmt.Sprintf("%s; traffic is on the new set (%s) and the old set (%s) is kept", d.Error, serverNames(d.Next), serverNames(d.Old)))
+		return dep.needsAttention(ctx, svc, d.ID, fmt.Sprintf("%s; traffic is on the new set (%s) and the old set (%s) is kept", d.Error, serverNames(d.Next), serverNames(d.Old)))
 	default:
 		if !d.Traffic.SettledOn(TrafficOld) {
-			if err := p.moveTraffic(cctx, svc, &d, TrafficOld); err != nil {
+			if err := dep.moveTraffic(cctx, svc, &d, TrafficOld); err != nil {
 				if _, ok := errors.AsType[*storeError](err); ok {
 					return err
 				}
-				p.log.Error("switching traffic back failed", "deploy", d.ID, "service", svc.Name, "err", err)
-				return p.needsAttention(ctx, svc, d.ID, fmt.Sprintf("%s; switching traffic back to %s failed too: %s", d.Error, serverNames(d.Old), ErrorMessage(err)))
+				dep.log.Error("switching traffic back failed", "deploy", d.ID, "service", svc.Name, "err", err)
+				return dep.needsAttention(ctx, svc, d.ID, fmt.Sprintf("%s; switching traffic back to %s failed too: %s", d.Error, serverNames(d.Old), ErrorMessage(err)))
 			}
-			p.emit(ctx, EventDecision, d, failed, fmt.Sprintf("Switched traffic back to %s.", serverNames(d.Old)))
+			dep.emit(ctx, EventDecision, d, failed, fmt.Sprintf("Switched traffic back to %s.", serverNames(d.Old)))
 		}
 		where := fmt.Sprintf("Traffic never moved from %s", orNone(serverNames(d.Old)))
 		if d.Traffic.NextTouched {
 			where = fmt.Sprintf("Traffic is back on %s", orNone(serverNames(d.Old)))
 		}
-		switch left := p.deleteNext(cctx, svc, d); {
+		switch left := dep.deleteNext(cctx, svc, d); {
 		case left != "":
 			note = where + ". " + left + " The lock is released."
 		case len(d.Next) > 0:
@@ -355,9 +355,9 @@ func (p *Deployer) finishFailed(ctx context.Context, svc *Service, d Deployment)
 			note = where + "; the lock is released."
 		}
 	}
-	d, err := p.store.FinishDeployment(d.ID, func(x *Deployment) error {
+	d, err := dep.store.FinishDeployment(d.ID, func(x *Deployment) error {
 		skipPending(x)
-		x.Phase, x.Finished, x.Updated = PhaseFailed, p.clock.Now(), p.clock.Now()
+		x.Phase, x.Finished, x.Updated = PhaseFailed, dep.clock.Now(), dep.clock.Now()
 		if note != "" && !strings.Contains(x.Error, note) {
 			x.Error = strings.TrimRight(x.Error, ". ") + ". " + note
 		}
@@ -366,29 +366,29 @@ func (p *Deployer) finishFailed(ctx context.Context, svc *Service, d Deployment)
 	if err != nil {
 		return &storeError{err}
 	}
-	p.ended(ctx, d, failed)
+	dep.ended(ctx, d, failed)
 	return nil
 }
 
 // finishAborted deletes the next set and ends the deployment as aborted.
 // Abort is refused once approved, so traffic never reached the next set;
 // should it have, the next set is kept and the deploy needs attention.
-func (p *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployment) error {
+func (dep *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployment) error {
 	if !d.Traffic.SettledOn(TrafficOld) {
-		return p.needsAttention(ctx, svc, d.ID, "the deploy was aborted after traffic had moved")
+		return dep.needsAttention(ctx, svc, d.ID, "the deploy was aborted after traffic had moved")
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
 	defer cancel()
-	note := p.deleteNext(cctx, svc, d)
-	d, err := p.store.FinishDeployment(d.ID, func(x *Deployment) error {
+	note := dep.deleteNext(cctx, svc, d)
+	d, err := dep.store.FinishDeployment(d.ID, func(x *Deployment) error {
 		if st := x.Step(x.CurrentStep()); st != nil && st.Status == StatusRunning {
-			st.Status, st.Finished = StatusFailed, p.clock.Now()
+			st.Status, st.Finished = StatusFailed, dep.clock.Now()
 			if st.Detail == "" {
 				st.Detail = "aborted by " + x.Approval.By
 			}
 		}
 		skipPending(x)
-		x.Phase, x.Finished, x.Updated = PhaseAborted, p.clock.Now(), p.clock.Now()
+		x.Phase, x.Finished, x.Updated = PhaseAborted, dep.clock.Now(), dep.clock.Now()
 		x.Error = fmt.Sprintf("aborted by %s", x.Approval.By)
 		if x.Approval.Reason != "" {
 			x.Error += ": " + x.Approval.Reason
@@ -401,36 +401,36 @@ func (p *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployment
 	if err != nil {
 		return &storeError{err}
 	}
-	p.emit(context.WithoutCancel(ctx), EventStep, d, "", "")
-	p.ended(ctx, d, "")
+	dep.emit(context.WithoutCancel(ctx), EventStep, d, "", "")
+	dep.ended(ctx, d, "")
 	return nil
 }
 
-func (p *Deployer) finishRolledBack(ctx context.Context, svc *Service, id uint64, text string) error {
-	d, err := p.store.FinishDeployment(id, func(x *Deployment) error {
+func (dep *Deployer) finishRolledBack(ctx context.Context, svc *Service, id uint64, text string) error {
+	d, err := dep.store.FinishDeployment(id, func(x *Deployment) error {
 		st := x.Step(StepRollbackWindow)
-		st.Status, st.Finished, st.Detail = StatusDone, p.clock.Now(), text
+		st.Status, st.Finished, st.Detail = StatusDone, dep.clock.Now(), text
 		skipPending(x)
-		x.Phase, x.Finished, x.Updated = PhaseRolledBack, p.clock.Now(), p.clock.Now()
+		x.Phase, x.Finished, x.Updated = PhaseRolledBack, dep.clock.Now(), dep.clock.Now()
 		return nil
 	}, nil)
 	if err != nil {
 		return &storeError{err}
 	}
-	p.emit(ctx, EventStep, d, StepRollbackWindow, "")
-	p.ended(ctx, d, StepRollbackWindow)
+	dep.emit(ctx, EventStep, d, StepRollbackWindow, "")
+	dep.ended(ctx, d, StepRollbackWindow)
 	return nil
 }
 
 // needsAttention stops deployment id where it is: both sets and the lock
 // are kept, and people are told how to end it.
-func (p *Deployer) needsAttention(ctx context.Context, svc *Service, id uint64, reason string) error {
-	d, err := p.update(id, func(x *Deployment) {
+func (dep *Deployer) needsAttention(ctx context.Context, svc *Service, id uint64, reason string) error {
+	d, err := dep.update(id, func(x *Deployment) {
 		if st := x.Step(x.CurrentStep()); st != nil && st.Status == StatusRunning {
-			st.Status, st.Finished, st.Detail = StatusFailed, p.clock.Now(), reason
+			st.Status, st.Finished, st.Detail = StatusFailed, dep.clock.Now(), reason
 		}
 		if x.Attention == nil {
-			x.Attention = &Attention{Since: p.clock.Now()}
+			x.Attention = &Attention{Since: dep.clock.Now()}
 		}
 		x.Attention.Reason = reason
 		x.Phase = PhaseNeedsAttention
@@ -441,10 +441,10 @@ func (p *Deployer) needsAttention(ctx context.Context, svc *Service, id uint64, 
 	if err != nil {
 		return err
 	}
-	p.setPhase(id, d.Phase)
-	p.log.Error("deploy needs attention", "deploy", id, "service", svc.Name, "reason", reason)
-	p.emit(context.WithoutCancel(ctx), EventProblem, d, d.CurrentStep(), AttentionText(d))
-	p.audit("greenlight", "needs attention", svc.Name, id, reason)
+	dep.setPhase(id, d.Phase)
+	dep.log.Error("deploy needs attention", "deploy", id, "service", svc.Name, "reason", reason)
+	dep.emit(context.WithoutCancel(ctx), EventProblem, d, d.CurrentStep(), AttentionText(d))
+	dep.audit("greenlight", "needs attention", svc.Name, id, reason)
 	return nil
 }
 

@@ -169,13 +169,13 @@ func (s *Service) defaults() {
 }
 
 // Services returns the names of the configured services, sorted.
-func (p *Deployer) Services() []string { return slices.Clone(p.names) }
+func (dep *Deployer) Services() []string { return slices.Clone(dep.names) }
 
 // Service returns the named service's definition.
-func (p *Deployer) Service(name string) (*Service, error) {
-	s, ok := p.services[name]
+func (dep *Deployer) Service(name string) (*Service, error) {
+	s, ok := dep.services[name]
 	if !ok {
-		return nil, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown service %q; services: %s", name, strings.Join(p.names, ", "))}
+		return nil, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown service %q; services: %s", name, strings.Join(dep.names, ", "))}
 	}
 	return s, nil
 }
@@ -186,55 +186,55 @@ func (p *Deployer) Service(name string) (*Service, error) {
 // that does not answer is retried in the background and said in the chat,
 // and a deploy that needs attention is left for a person. Pipelines run
 // until ctx ends; Wait returns when they have stopped.
-func (p *Deployer) Start(ctx context.Context) error {
-	active, err := p.store.ActiveDeployments()
+func (dep *Deployer) Start(ctx context.Context) error {
+	active, err := dep.store.ActiveDeployments()
 	if err != nil {
 		return fmt.Errorf("read deployments in flight: %w", err)
 	}
-	p.mu.Lock()
-	p.base = ctx
-	for _, name := range p.names {
-		p.ready[name] = make(chan struct{})
+	dep.mu.Lock()
+	dep.base = ctx
+	for _, name := range dep.names {
+		dep.ready[name] = make(chan struct{})
 	}
-	p.mu.Unlock()
+	dep.mu.Unlock()
 	byService := map[string]Deployment{}
 	for _, d := range active {
-		if _, ok := p.services[d.Service]; !ok {
-			p.log.Warn("deployment of a service no longer configured; leaving it", "deploy", d.ID, "service", d.Service)
+		if _, ok := dep.services[d.Service]; !ok {
+			dep.log.Warn("deployment of a service no longer configured; leaving it", "deploy", d.ID, "service", d.Service)
 			continue
 		}
 		byService[d.Service] = d
 	}
-	for _, name := range p.names {
-		svc := p.services[name]
+	for _, name := range dep.names {
+		svc := dep.services[name]
 		d, ok := byService[name]
-		live, err := p.store.Service(name)
+		live, err := dep.store.Service(name)
 		if err != nil {
 			return fmt.Errorf("read %s's live set: %w", name, err)
 		}
 		switch {
 		case ok && d.Phase == PhaseNeedsAttention:
 			// A person decides where traffic goes; greenlight touches nothing.
-			p.markReady(name)
-			p.log.Warn("deployment needs attention", "deploy", d.ID, "service", name)
-			p.emit(ctx, EventProblem, d, d.CurrentStep(), "greenlight restarted. "+AttentionText(d))
+			dep.markReady(name)
+			dep.log.Warn("deployment needs attention", "deploy", d.ID, "service", name)
+			dep.emit(ctx, EventProblem, d, d.CurrentStep(), "greenlight restarted. "+AttentionText(d))
 		case ok:
-			p.log.Info("resuming deployment", "deploy", d.ID, "service", d.Service, "step", d.CurrentStep(), "phase", d.Phase)
-			p.emit(ctx, EventInfo, d, d.CurrentStep(),
+			dep.log.Info("resuming deployment", "deploy", d.ID, "service", d.Service, "step", d.CurrentStep(), "phase", d.Phase)
+			dep.emit(ctx, EventInfo, d, d.CurrentStep(),
 				fmt.Sprintf("greenlight restarted; resuming deploy #%d at %s", d.ID, d.CurrentStep().Title()))
-			asserted := p.tryAccept(ctx, svc, serving(d, live.Servers))
+			asserted := dep.tryAccept(ctx, svc, serving(d, live.Servers))
 			if asserted {
-				p.markReady(name)
+				dep.markReady(name)
 			}
-			p.launch(svc, d, !asserted)
+			dep.launch(svc, d, !asserted)
 		default:
-			if p.tryAccept(ctx, svc, live.Servers) {
-				p.markReady(name)
+			if dep.tryAccept(ctx, svc, live.Servers) {
+				dep.markReady(name)
 				continue
 			}
-			p.wg.Go(func() {
-				if p.assertTraffic(ctx, svc, Deployment{Service: name}, live.Servers) == nil {
-					p.markReady(name)
+			dep.wg.Go(func() {
+				if dep.assertTraffic(ctx, svc, Deployment{Service: name}, live.Servers) == nil {
+					dep.markReady(name)
 				}
 			})
 		}
@@ -248,28 +248,28 @@ const startAcceptLimit = 30 * time.Second
 
 // tryAccept points svc's traffic at servers once, bounded, and reports
 // whether it worked; nothing to point at counts as done.
-func (p *Deployer) tryAccept(ctx context.Context, svc *Service, servers []Server) bool {
+func (dep *Deployer) tryAccept(ctx context.Context, svc *Service, servers []Server) bool {
 	if len(servers) == 0 {
 		return true
 	}
 	actx, cancel := context.WithTimeout(ctx, min(svc.Timeouts.Switch, startAcceptLimit))
 	defer cancel()
 	if err := svc.Switch.Accept(actx, servers); err != nil {
-		p.log.Warn("cannot point traffic at the serving set at start-up", "service", svc.Name, "servers", serverNames(servers), "err", err)
+		dep.log.Warn("cannot point traffic at the serving set at start-up", "service", svc.Name, "servers", serverNames(servers), "err", err)
 		return false
 	}
 	return true
 }
 
 // Wait blocks until every pipeline goroutine has returned.
-func (p *Deployer) Wait() { p.wg.Wait() }
+func (dep *Deployer) Wait() { dep.wg.Wait() }
 
 // Busy reports whether any deployment is in an active step (not waiting for
 // a person or a window).
-func (p *Deployer) Busy() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.runs {
+func (dep *Deployer) Busy() bool {
+	dep.mu.Lock()
+	defer dep.mu.Unlock()
+	for _, r := range dep.runs {
 		if r.phase == PhaseRunning {
 			return true
 		}
@@ -278,12 +278,12 @@ func (p *Deployer) Busy() bool {
 }
 
 // WaitIdle blocks until no deployment is in an active step, or ctx ends.
-func (p *Deployer) WaitIdle(ctx context.Context) error {
+func (dep *Deployer) WaitIdle(ctx context.Context) error {
 	for {
-		p.mu.Lock()
-		ch := p.changed
-		p.mu.Unlock()
-		if !p.Busy() {
+		dep.mu.Lock()
+		ch := dep.changed
+		dep.mu.Unlock()
+		if !dep.Busy() {
 			return nil
 		}
 		select {
@@ -294,47 +294,47 @@ func (p *Deployer) WaitIdle(ctx context.Context) error {
 	}
 }
 
-func (p *Deployer) notifyChanged() {
-	p.mu.Lock()
-	close(p.changed)
-	p.changed = make(chan struct{})
-	p.mu.Unlock()
+func (dep *Deployer) notifyChanged() {
+	dep.mu.Lock()
+	close(dep.changed)
+	dep.changed = make(chan struct{})
+	dep.mu.Unlock()
 }
 
 // setPhase records the phase a pipeline is in, for Busy and WaitIdle.
-func (p *Deployer) setPhase(id uint64, ph Phase) {
-	p.mu.Lock()
-	if r, ok := p.runs[id]; ok {
+func (dep *Deployer) setPhase(id uint64, ph Phase) {
+	dep.mu.Lock()
+	if r, ok := dep.runs[id]; ok {
 		r.phase, r.decided = ph, false
 	}
-	p.mu.Unlock()
-	p.notifyChanged()
+	dep.mu.Unlock()
+	dep.notifyChanged()
 }
 
 // waitingPhase records that a pipeline waits for a person, unless a
 // decision it has not seen yet arrived first: then it stays busy.
-func (p *Deployer) waitingPhase(id uint64, ph Phase) {
-	p.mu.Lock()
-	if r, ok := p.runs[id]; ok && !r.decided {
+func (dep *Deployer) waitingPhase(id uint64, ph Phase) {
+	dep.mu.Lock()
+	if r, ok := dep.runs[id]; ok && !r.decided {
 		r.phase = ph
 	}
-	p.mu.Unlock()
-	p.notifyChanged()
+	dep.mu.Unlock()
+	dep.notifyChanged()
 }
 
 // decided marks a pipeline busy from the moment a decision is recorded
 // until it has acted on it, and wakes it.
-func (p *Deployer) decided(id uint64) {
-	p.mu.Lock()
-	if r, ok := p.runs[id]; ok {
+func (dep *Deployer) decided(id uint64) {
+	dep.mu.Lock()
+	if r, ok := dep.runs[id]; ok {
 		r.phase, r.decided = PhaseRunning, true
 		select {
 		case r.wake <- struct{}{}:
 		default:
 		}
 	}
-	p.mu.Unlock()
-	p.notifyChanged()
+	dep.mu.Unlock()
+	dep.notifyChanged()
 }
 
 // Request asks for a deployment.
@@ -349,8 +349,8 @@ type Request struct {
 // Deploy validates req, takes the service's lock and starts the pipeline in
 // the background. It returns the new deployment, or an error saying why
 // nothing was started (unknown service or image, lock held).
-func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) {
-	svc, err := p.Service(req.Service)
+func (dep *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) {
+	svc, err := dep.Service(req.Service)
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -361,18 +361,18 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 		return Deployment{}, Errorf(CodeForbidden, "%s follows the four-eyes rule: a deploy cannot approve itself, so --auto-approve is refused; deploy without it and ask another approver", svc.Name)
 	}
 	if req.Options.Image != "" {
-		if _, err := p.findImage(ctx, svc, req.Options.Image); err != nil {
+		if _, err := dep.findImage(ctx, svc, req.Options.Image); err != nil {
 			return Deployment{}, err
 		}
 	}
 	if req.Options.DryRun {
-		return p.dryRun(ctx, svc, req)
+		return dep.dryRun(ctx, svc, req)
 	}
-	overridden, err := p.checkFreeze(svc, req)
+	overridden, err := dep.checkFreeze(svc, req)
 	if err != nil {
 		return Deployment{}, err
 	}
-	now := p.clock.Now()
+	now := dep.clock.Now()
 	d := Deployment{
 		Service:   svc.Name,
 		Requester: req.User,
@@ -386,39 +386,39 @@ func (p *Deployer) Deploy(ctx context.Context, req Request) (Deployment, error) 
 	}
 	lock := d.Step(StepLock)
 	lock.Status, lock.Started, lock.Finished = StatusDone, now, now
-	err = p.store.BeginDeployment(&d, func(x *Deployment) {
+	err = dep.store.BeginDeployment(&d, func(x *Deployment) {
 		x.Step(StepLock).Detail = fmt.Sprintf("%s locked by deploy #%d", svc.Name, x.ID)
 	})
 	if err != nil {
-		return Deployment{}, p.explainLocked(err)
+		return Deployment{}, dep.explainLocked(err)
 	}
-	p.audit(req.User, "deploy", svc.Name, d.ID, describeOptions(req))
-	p.log.Info("deploy started", "deploy", d.ID, "service", svc.Name, "user", req.User)
-	p.reporter.Report(ctx, Event{Kind: EventStep, Deployment: d, Step: StepLock})
+	dep.audit(req.User, "deploy", svc.Name, d.ID, describeOptions(req))
+	dep.log.Info("deploy started", "deploy", d.ID, "service", svc.Name, "user", req.User)
+	dep.reporter.Report(ctx, Event{Kind: EventStep, Deployment: d, Step: StepLock})
 	if overridden != nil {
 		text := fmt.Sprintf("%s is frozen (%s) until %s, %s; %s deploys anyway with --override-freeze.",
 			svc.Name, overridden.About(), overridden.Until(), overridden.SetBy(), req.User)
-		p.audit(req.User, "override freeze", svc.Name, d.ID, fmt.Sprintf("%s until %s", overridden.About(), overridden.Until()))
-		p.emit(ctx, EventInfo, d, StepLock, text)
+		dep.audit(req.User, "override freeze", svc.Name, d.ID, fmt.Sprintf("%s until %s", overridden.About(), overridden.Until()))
+		dep.emit(ctx, EventInfo, d, StepLock, text)
 	}
-	p.launch(svc, d, false)
+	dep.launch(svc, d, false)
 	return d, nil
 }
 
 // dryRun plans a deploy without the lock and without creating anything; the
 // plan is not recorded. The returned deployment (ID 0, phase planned) shows
 // what a real deploy would do.
-func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deployment, error) {
+func (dep *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deployment, error) {
 	// Named as the deploy started next would name its servers.
 	var id uint64 = 1
-	if last, err := p.store.Deployments("", 1); err == nil && len(last) == 1 {
+	if last, err := dep.store.Deployments("", 1); err == nil && len(last) == 1 {
 		id = last[0].ID + 1
 	}
-	live, image, next, detail, err := p.planSet(ctx, svc, id, req.Options)
+	live, image, next, detail, err := dep.planSet(ctx, svc, id, req.Options)
 	if err != nil {
 		return Deployment{}, err
 	}
-	zones, zonesLine, err := p.planZones(ctx, svc, live, req.Options)
+	zones, zonesLine, err := dep.planZones(ctx, svc, live, req.Options)
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -426,7 +426,7 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 		detail += " · " + zonesLine
 	}
 	detail += imageZones(image)
-	now := p.clock.Now()
+	now := dep.clock.Now()
 	d := Deployment{Service: svc.Name, Requester: req.User, Reason: req.Reason, Options: req.Options,
 		ImageOld: live.Image, ImageNew: image.ID, Old: live.Servers, Next: next, Zones: zones,
 		Steps: NewSteps(), Phase: PhasePlanned, Created: now, Updated: now, Finished: now}
@@ -436,7 +436,7 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 	if pricer, ok := svc.Cloud.(Pricer); ok {
 		hourly, monthly, err := pricer.Price(ctx, len(next))
 		if err != nil {
-			p.log.Warn("dry run: price unknown", "service", svc.Name, "err", err)
+			dep.log.Warn("dry run: price unknown", "service", svc.Name, "err", err)
 			detail += fmt.Sprintf("; price unknown: %s", ErrorMessage(err))
 		} else {
 			detail += fmt.Sprintf("; the next set costs $%.3f/hour, $%.2f/month while it runs", hourly, monthly)
@@ -445,7 +445,7 @@ func (p *Deployer) dryRun(ctx context.Context, svc *Service, req Request) (Deplo
 	}
 	plan := d.Step(StepPlan)
 	plan.Status, plan.Started, plan.Finished, plan.Detail = StatusDone, now, now, detail
-	p.audit(req.User, "dry run", svc.Name, 0, detail)
+	dep.audit(req.User, "dry run", svc.Name, 0, detail)
 	return d, nil
 }
 
@@ -476,12 +476,12 @@ func describeOptions(req Request) string {
 }
 
 // explainLocked adds the step the holding deploy is on to a LockedError.
-func (p *Deployer) explainLocked(err error) error {
+func (dep *Deployer) explainLocked(err error) error {
 	le, ok := errors.AsType[*LockedError](err)
 	if !ok || le.Lock.DeployID == 0 {
 		return err
 	}
-	if d, derr := p.store.Deployment(le.Lock.DeployID); derr == nil {
+	if d, derr := dep.store.Deployment(le.Lock.DeployID); derr == nil {
 		le.Step = d.CurrentStep()
 		if d.Phase == PhaseAwaitingApproval {
 			le.Step = StepApproval
@@ -492,50 +492,50 @@ func (p *Deployer) explainLocked(err error) error {
 
 // launch runs deployment d's pipeline in a goroutine; assert (a deploy
 // resumed by Start) points traffic as recorded before any step.
-func (p *Deployer) launch(svc *Service, d Deployment, assert bool) {
-	p.mu.Lock()
-	ctx, cancel := context.WithCancelCause(p.base)
+func (dep *Deployer) launch(svc *Service, d Deployment, assert bool) {
+	dep.mu.Lock()
+	ctx, cancel := context.WithCancelCause(dep.base)
 	r := &run{cancel: cancel, wake: make(chan struct{}, 1), phase: d.Phase, assert: assert}
-	p.runs[d.ID] = r
-	p.wg.Add(1)
-	p.mu.Unlock()
-	p.notifyChanged()
+	dep.runs[d.ID] = r
+	dep.wg.Add(1)
+	dep.mu.Unlock()
+	dep.notifyChanged()
 	go func() {
-		defer p.wg.Done()
+		defer dep.wg.Done()
 		defer func() {
 			cancel(nil)
-			p.mu.Lock()
-			if p.runs[d.ID] == r {
-				delete(p.runs, d.ID)
+			dep.mu.Lock()
+			if dep.runs[d.ID] == r {
+				delete(dep.runs, d.ID)
 			}
-			p.mu.Unlock()
-			p.notifyChanged()
+			dep.mu.Unlock()
+			dep.notifyChanged()
 		}()
 		defer func() {
 			// A panic outside a step must not end greenlight: the deploy
 			// stops where it is and is resumed at the next start.
 			if v := recover(); v != nil {
-				p.log.Error("pipeline panicked", "deploy", d.ID, "service", svc.Name, "panic", v, "stack", string(debug.Stack()))
+				dep.log.Error("pipeline panicked", "deploy", d.ID, "service", svc.Name, "panic", v, "stack", string(debug.Stack()))
 			}
 		}()
-		p.execute(ctx, svc, d.ID, r)
+		dep.execute(ctx, svc, d.ID, r)
 	}()
 }
 
 // Running reports the deployments a pipeline goroutine drives now.
-func (p *Deployer) Running() []uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ids := slices.Collect(maps.Keys(p.runs))
+func (dep *Deployer) Running() []uint64 {
+	dep.mu.Lock()
+	defer dep.mu.Unlock()
+	ids := slices.Collect(maps.Keys(dep.runs))
 	slices.Sort(ids)
 	return ids
 }
 
 // update persists a change to deployment id; a failure is a storeError.
-func (p *Deployer) update(id uint64, fn func(*Deployment)) (Deployment, error) {
-	d, err := p.store.UpdateDeployment(id, func(d *Deployment) error {
+func (dep *Deployer) update(id uint64, fn func(*Deployment)) (Deployment, error) {
+	d, err := dep.store.UpdateDeployment(id, func(d *Deployment) error {
 		fn(d)
-		d.Updated = p.clock.Now()
+		d.Updated = dep.clock.Now()
 		return nil
 	})
 	if err != nil {
@@ -544,18 +544,18 @@ func (p *Deployer) update(id uint64, fn func(*Deployment)) (Deployment, error) {
 	return d, nil
 }
 
-func (p *Deployer) audit(user, action, service string, id uint64, detail string) {
-	err := p.store.Audit(AuditEntry{At: p.clock.Now(), User: user, Action: action, Service: service, DeployID: id, Detail: detail})
+func (dep *Deployer) audit(user, action, service string, id uint64, detail string) {
+	err := dep.store.Audit(AuditEntry{At: dep.clock.Now(), User: user, Action: action, Service: service, DeployID: id, Detail: detail})
 	if err != nil {
-		p.log.Error("audit log write failed", "action", action, "err", err)
+		dep.log.Error("audit log write failed", "action", action, "err", err)
 	}
 }
 
-func (p *Deployer) emit(ctx context.Context, kind EventKind, d Deployment, step StepName, text string) {
-	p.reporter.Report(ctx, Event{Kind: kind, Deployment: d, Step: step, Text: text})
+func (dep *Deployer) emit(ctx context.Context, kind EventKind, d Deployment, step StepName, text string) {
+	dep.reporter.Report(ctx, Event{Kind: kind, Deployment: d, Step: step, Text: text})
 }
 
-func (p *Deployer) findImage(ctx context.Context, svc *Service, id string) (Image, error) {
+func (dep *Deployer) findImage(ctx context.Context, svc *Service, id string) (Image, error) {
 	images, err := svc.Cloud.Images(ctx, svc.Name)
 	if err != nil {
 		return Image{}, fmt.Errorf("list images of %s: %w", svc.Name, err)
@@ -572,7 +572,7 @@ func (p *Deployer) findImage(ctx context.Context, svc *Service, id string) (Imag
 	return Image{}, &Error{Code: CodeNotFound, Message: fmt.Sprintf("image %q does not exist for %s; images: %s", id, svc.Name, strings.Join(ids, ", "))}
 }
 
-func (p *Deployer) newestGolden(ctx context.Context, svc *Service) (Image, error) {
+func (dep *Deployer) newestGolden(ctx context.Context, svc *Service) (Image, error) {
 	images, err := svc.Cloud.Images(ctx, svc.Name)
 	if err != nil {
 		return Image{}, fmt.Errorf("list images of %s: %w", svc.Name, err)

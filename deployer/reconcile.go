@@ -48,25 +48,25 @@ type ReconcileOptions struct {
 // services; servers of services this greenlight does not run are reported
 // but never deleted (another greenlight may share the account). Image
 // builders (tag bake:…) are left to their bake.
-func (p *Deployer) Reconcile(ctx context.Context, opts ReconcileOptions) (ReconcileReport, error) {
+func (dep *Deployer) Reconcile(ctx context.Context, opts ReconcileOptions) (ReconcileReport, error) {
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultOrphanGrace
 	}
 	var report ReconcileReport
 	var clouds []Cloud
-	for _, name := range p.names {
-		if c := p.services[name].Cloud; c != nil && !slices.Contains(clouds, c) {
+	for _, name := range dep.names {
+		if c := dep.services[name].Cloud; c != nil && !slices.Contains(clouds, c) {
 			clouds = append(clouds, c)
 		}
 	}
-	active, err := p.store.ActiveDeployments()
+	active, err := dep.store.ActiveDeployments()
 	if err != nil {
 		return report, err
 	}
 	// The live sets, read once per pass rather than once per server.
 	live := map[string][]Server{}
-	for _, name := range p.names {
-		st, err := p.store.Service(name)
+	for _, name := range dep.names {
+		st, err := dep.store.Service(name)
 		if err != nil {
 			return report, err
 		}
@@ -81,7 +81,7 @@ func (p *Deployer) Reconcile(ctx context.Context, opts ReconcileOptions) (Reconc
 		}
 		report.Checked += len(servers)
 		for _, s := range servers {
-			o, owned, err := p.owner(s, live, opts.Grace)
+			o, owned, err := dep.owner(s, live, opts.Grace)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -92,7 +92,7 @@ func (p *Deployer) Reconcile(ctx context.Context, opts ReconcileOptions) (Reconc
 			if containsAny(active, s) {
 				continue
 			}
-			svc, ok := p.services[o.Service]
+			svc, ok := dep.services[o.Service]
 			switch {
 			case !ok || svc.Cloud != cloud:
 				o.Kept = "not a service of this greenlight"
@@ -102,12 +102,12 @@ func (p *Deployer) Reconcile(ctx context.Context, opts ReconcileOptions) (Reconc
 			if o.Kept == "" {
 				if o.Err = cloud.Delete(ctx, s); o.Err == nil {
 					o.Deleted = true
-					p.log.Info("orphan deleted", "server", s.Name, "id", s.ID, "service", o.Service, "why", o.Why)
+					dep.log.Info("orphan deleted", "server", s.Name, "id", s.ID, "service", o.Service, "why", o.Why)
 				} else {
-					p.log.Warn("could not delete an orphan", "server", s.Name, "id", s.ID, "err", o.Err)
+					dep.log.Warn("could not delete an orphan", "server", s.Name, "id", s.ID, "err", o.Err)
 				}
 			} else {
-				p.log.Warn("orphan found", "server", s.Name, "id", s.ID, "service", o.Service, "why", o.Why)
+				dep.log.Warn("orphan found", "server", s.Name, "id", s.ID, "service", o.Service, "why", o.Why)
 			}
 			report.Orphans = append(report.Orphans, o)
 		}
@@ -117,7 +117,7 @@ func (p *Deployer) Reconcile(ctx context.Context, opts ReconcileOptions) (Reconc
 
 // owner decides whether s belongs to a live set or a deploy, and if not,
 // says why it is an orphan.
-func (p *Deployer) owner(s Server, live map[string][]Server, grace time.Duration) (Orphan, bool, error) {
+func (dep *Deployer) owner(s Server, live map[string][]Server, grace time.Duration) (Orphan, bool, error) {
 	o := Orphan{Server: s}
 	hasDeploy := false
 	for _, t := range s.Tags {
@@ -133,7 +133,7 @@ func (p *Deployer) owner(s Server, live map[string][]Server, grace time.Duration
 			}
 		}
 	}
-	if _, known := p.services[o.Service]; !known {
+	if _, known := dep.services[o.Service]; !known {
 		if o.Service == "" {
 			o.Why = "it names no service"
 		} else {
@@ -152,7 +152,7 @@ func (p *Deployer) owner(s Server, live map[string][]Server, grace time.Duration
 		o.Why = "it was part of the first set, which is no longer live"
 		return o, false, nil
 	}
-	d, err := p.store.Deployment(o.DeployID)
+	d, err := dep.store.Deployment(o.DeployID)
 	if _, missing := errors.AsType[*NotFoundError](err); missing {
 		o.Why = fmt.Sprintf("no deploy #%d is known to this greenlight", o.DeployID)
 		return o, false, nil
@@ -167,7 +167,7 @@ func (p *Deployer) owner(s Server, live map[string][]Server, grace time.Duration
 	if !d.Phase.Final() {
 		return o, true, nil
 	}
-	if !d.Finished.IsZero() && p.clock.Now().Sub(d.Finished) < grace {
+	if !d.Finished.IsZero() && dep.clock.Now().Sub(d.Finished) < grace {
 		return o, true, nil // its own cleanup may still be at work
 	}
 	switch d.Phase {

@@ -41,7 +41,7 @@ type stepDef struct {
 	// deadlines of their own (the approval gate, the rollback window).
 	timeout func(Timeouts) time.Duration
 	// do is the step's work; nil for the lock, which Deploy takes.
-	do func(p *Deployer, ctx context.Context, svc *Service, d *Deployment, r *run) (detail string, err error)
+	do func(dep *Deployer, ctx context.Context, svc *Service, d *Deployment, r *run) (detail string, err error)
 	// waits says the step waits for people rather than working, so
 	// restarts while it waits do not count as attempts.
 	waits bool
@@ -150,7 +150,7 @@ func (s *Service) LockLimit() time.Duration {
 // deleteNext deletes every server deploy d created: those it recorded and
 // those the cloud tags with it (a crash may have come between the two).
 // It returns a note for the chat when some could not be deleted.
-func (p *Deployer) deleteNext(ctx context.Context, svc *Service, d Deployment) string {
+func (dep *Deployer) deleteNext(ctx context.Context, svc *Service, d Deployment) string {
 	servers := slices.Clone(d.Next)
 	if tagged, err := svc.Cloud.ListByTag(ctx, DeployTag(d.ID)); err == nil {
 		for _, t := range tagged {
@@ -159,29 +159,29 @@ func (p *Deployer) deleteNext(ctx context.Context, svc *Service, d Deployment) s
 			}
 		}
 	} else {
-		p.log.Warn("cannot list servers of deploy", "deploy", d.ID, "service", svc.Name, "err", err)
+		dep.log.Warn("cannot list servers of deploy", "deploy", d.ID, "service", svc.Name, "err", err)
 	}
 	servers = slices.DeleteFunc(servers, func(s Server) bool { return s.ID == "" })
 	if len(servers) == 0 {
 		return ""
 	}
-	_, err := p.forEach(ctx, servers, func(ctx context.Context, s Server) (Server, error) {
+	_, err := dep.forEach(ctx, servers, func(ctx context.Context, s Server) (Server, error) {
 		if err := svc.Cloud.Delete(ctx, s); err != nil {
 			return s, fmt.Errorf("delete %s: %w", s.Name, err)
 		}
 		return s, nil
 	})
 	if err != nil {
-		p.log.Error("cleanup left servers behind", "deploy", d.ID, "service", svc.Name, "err", err)
+		dep.log.Error("cleanup left servers behind", "deploy", d.ID, "service", svc.Name, "err", err)
 		return fmt.Sprintf("Could not delete every server of the next set (%s); the reconciler will report them.", ErrorMessage(err))
 	}
-	p.log.Info("deleted next set", "deploy", d.ID, "servers", serverNames(servers))
+	dep.log.Info("deleted next set", "deploy", d.ID, "servers", serverNames(servers))
 	return ""
 }
 
 // forEach runs fn on every server in parallel and returns the results in
 // order, with every error joined.
-func (p *Deployer) forEach(ctx context.Context, servers []Server, fn func(context.Context, Server) (Server, error)) ([]Server, error) {
+func (dep *Deployer) forEach(ctx context.Context, servers []Server, fn func(context.Context, Server) (Server, error)) ([]Server, error) {
 	out := make([]Server, len(servers))
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
@@ -191,7 +191,7 @@ func (p *Deployer) forEach(ctx context.Context, servers []Server, fn func(contex
 			// recovers panics of the pipeline's own goroutine.
 			defer func() {
 				if v := recover(); v != nil {
-					p.log.Error("panic acting on a server", "server", s.Name, "panic", v, "stack", string(debug.Stack()))
+					dep.log.Error("panic acting on a server", "server", s.Name, "panic", v, "stack", string(debug.Stack()))
 					out[i], errs[i] = s, &Error{Code: CodeFailed, Message: s.Name + ": " + InternalMessage, Err: fmt.Errorf("panic: %v", v)}
 				}
 			}()
@@ -204,16 +204,16 @@ func (p *Deployer) forEach(ctx context.Context, servers []Server, fn func(contex
 
 // planSet resolves the image and names the next set of deploy id (0 for a
 // dry run, whose servers are named by role).
-func (p *Deployer) planSet(ctx context.Context, svc *Service, id uint64, opts Options) (ServiceState, Image, []Server, string, error) {
-	live, err := p.store.Service(svc.Name)
+func (dep *Deployer) planSet(ctx context.Context, svc *Service, id uint64, opts Options) (ServiceState, Image, []Server, string, error) {
+	live, err := dep.store.Service(svc.Name)
 	if err != nil {
 		return live, Image{}, nil, "", fmt.Errorf("read the live set: %w", err)
 	}
 	var image Image
 	if opts.Image != "" {
-		image, err = p.findImage(ctx, svc, opts.Image)
+		image, err = dep.findImage(ctx, svc, opts.Image)
 	} else {
-		image, err = p.newestGolden(ctx, svc)
+		image, err = dep.newestGolden(ctx, svc)
 	}
 	if err != nil {
 		return live, Image{}, nil, "", err
@@ -240,12 +240,12 @@ func (p *Deployer) planSet(ctx context.Context, svc *Service, id uint64, opts Op
 }
 
 // plan records the image and the next set.
-func (p *Deployer) plan(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
-	live, image, next, detail, err := p.planSet(ctx, svc, d.ID, d.Options)
+func (dep *Deployer) plan(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+	live, image, next, detail, err := dep.planSet(ctx, svc, d.ID, d.Options)
 	if err != nil {
 		return "", err
 	}
-	zones, zonesLine, err := p.planZones(ctx, svc, live, d.Options)
+	zones, zonesLine, err := dep.planZones(ctx, svc, live, d.Options)
 	if err != nil {
 		return "", err
 	}
@@ -253,7 +253,7 @@ func (p *Deployer) plan(ctx context.Context, svc *Service, d *Deployment, _ *run
 		detail += " · " + zonesLine
 	}
 	detail += imageZones(image)
-	*d, err = p.update(d.ID, func(x *Deployment) {
+	*d, err = dep.update(d.ID, func(x *Deployment) {
 		x.ImageOld, x.ImageNew = live.Image, image.ID
 		x.Old, x.Next = cloneServers(live.Servers), next
 		x.Zones = zones
@@ -270,12 +270,12 @@ func orNone(s string) string {
 
 // create asks the cloud for every server of the next set at once. Servers
 // the cloud already has for this deploy (a re-run after a crash) are reused.
-func (p *Deployer) create(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+func (dep *Deployer) create(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
 	tagged, err := svc.Cloud.ListByTag(ctx, DeployTag(d.ID))
 	if err != nil {
 		return "", fmt.Errorf("list servers of deploy #%d: %w", d.ID, err)
 	}
-	created, err := p.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+	created, err := dep.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 		for _, t := range tagged {
 			if t.Name == s.Name {
 				return t, nil
@@ -288,7 +288,7 @@ func (p *Deployer) create(ctx context.Context, svc *Service, d *Deployment, _ *r
 		}
 		return got, nil
 	})
-	if _, uerr := p.setNext(d, created); uerr != nil {
+	if _, uerr := dep.setNext(d, created); uerr != nil {
 		return "", uerr
 	}
 	if err != nil {
@@ -299,9 +299,9 @@ func (p *Deployer) create(ctx context.Context, svc *Service, d *Deployment, _ *r
 
 // setNext records the servers that have a cloud ID, keeping planned ones in
 // their slots.
-func (p *Deployer) setNext(d *Deployment, servers []Server) (Deployment, error) {
+func (dep *Deployer) setNext(d *Deployment, servers []Server) (Deployment, error) {
 	var err error
-	*d, err = p.update(d.ID, func(x *Deployment) {
+	*d, err = dep.update(d.ID, func(x *Deployment) {
 		for i, s := range servers {
 			if s.ID != "" && i < len(x.Next) {
 				x.Next[i] = s
@@ -311,15 +311,15 @@ func (p *Deployer) setNext(d *Deployment, servers []Server) (Deployment, error) 
 	return *d, err
 }
 
-func (p *Deployer) waitRunning(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
-	running, err := p.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+func (dep *Deployer) waitRunning(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+	running, err := dep.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 		got, err := svc.Cloud.WaitRunning(ctx, s)
 		if err != nil {
 			return s, fmt.Errorf("%s did not start: %w", s.Name, err)
 		}
 		return got, nil
 	})
-	if _, uerr := p.setNext(d, running); uerr != nil {
+	if _, uerr := dep.setNext(d, running); uerr != nil {
 		return "", uerr
 	}
 	if err != nil {
@@ -332,8 +332,8 @@ func (p *Deployer) waitRunning(ctx context.Context, svc *Service, d *Deployment,
 	return "running: " + strings.Join(addrs, ", "), nil
 }
 
-func (p *Deployer) provision(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
-	_, err := p.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+func (dep *Deployer) provision(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+	_, err := dep.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 		if err := svc.Provisioner.Provision(ctx, s); err != nil {
 			return s, fmt.Errorf("provision %s: %w", s.Name, err)
 		}
@@ -367,14 +367,14 @@ func endpointTargets(sw Switch, servers []Server) []CheckTarget {
 	return out
 }
 
-func (p *Deployer) checkNext(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+func (dep *Deployer) checkNext(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
 	spec := svc.Check
 	var notes []string
 	if len(d.Old) > 0 {
 		old := ownTargets(d.Old[:1])[0]
 		serials, err := svc.Checker.Serials(ctx, old, spec.Zones, spec.Timeout)
 		if err != nil {
-			p.log.Warn("live serial unknown", "deploy", d.ID, "service", svc.Name, "server", old.Name, "err", err)
+			dep.log.Warn("live serial unknown", "deploy", d.ID, "service", svc.Name, "server", old.Name, "err", err)
 			notes = append(notes, fmt.Sprintf("live serial unknown (%s); serial not compared", ErrorMessage(err)))
 		} else {
 			spec.MinSerial = serials
@@ -383,7 +383,7 @@ func (p *Deployer) checkNext(ctx context.Context, svc *Service, d *Deployment, _
 	report := svc.Checker.Check(ctx, ownTargets(d.Next), spec)
 	checks := append([]string{report.Summary}, notes...)
 	checks = append(checks, report.Problems...)
-	if _, err := p.update(d.ID, func(x *Deployment) { x.Checks = checks }); err != nil {
+	if _, err := dep.update(d.ID, func(x *Deployment) { x.Checks = checks }); err != nil {
 		return "", err
 	}
 	if !report.OK {
@@ -395,7 +395,7 @@ func (p *Deployer) checkNext(ctx context.Context, svc *Service, d *Deployment, _
 	}
 	diffs, err := svc.Compare.CompareZones(ctx, CheckTarget{Name: d.Old[0].Name, Addr: d.Old[0].Addr}, ownTargets(d.Next), spec.Zones)
 	lines, limitErr := judgeChanges(svc.Limits, d.Options.AllowLargeChange, diffs)
-	if _, uerr := p.update(d.ID, func(x *Deployment) {
+	if _, uerr := dep.update(d.ID, func(x *Deployment) {
 		x.Diffs = diffs
 		x.Checks = append(x.Checks, lines...)
 	}); uerr != nil {
@@ -448,12 +448,12 @@ func judgeChanges(l ChangeLimits, allowLarge bool, diffs []ZoneDiff) ([]string, 
 }
 
 // approvalGate waits for Approve or Abort, or the deadline.
-func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment, r *run) (string, error) {
+func (dep *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment, r *run) (string, error) {
 	if d.Options.AutoApprove && d.Approval == nil {
 		var err error
-		*d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+		*d, err = dep.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 			if x.Approval == nil {
-				x.Approval = &Decision{Kind: DecisionApprove, By: x.Requester, At: p.clock.Now(), Reason: "--auto-approve", Source: SourceAutoApprove}
+				x.Approval = &Decision{Kind: DecisionApprove, By: x.Requester, At: dep.clock.Now(), Reason: "--auto-approve", Source: SourceAutoApprove}
 			}
 			return nil
 		})
@@ -463,62 +463,62 @@ func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment
 	}
 	if d.Approval == nil {
 		var err error
-		*d, err = p.update(d.ID, func(x *Deployment) {
+		*d, err = dep.update(d.ID, func(x *Deployment) {
 			// A decision that landed since d was read keeps its phase.
 			if x.Approval == nil {
 				x.Phase = PhaseAwaitingApproval
 			}
 			if x.ApprovalDeadline.IsZero() {
-				x.ApprovalDeadline = p.clock.Now().Add(svc.ApprovalTimeout)
+				x.ApprovalDeadline = dep.clock.Now().Add(svc.ApprovalTimeout)
 			}
 		})
 		if err != nil {
 			return "", err
 		}
 		if d.Approval == nil {
-			p.waitingPhase(d.ID, PhaseAwaitingApproval)
+			dep.waitingPhase(d.ID, PhaseAwaitingApproval)
 			note := ""
-			if open, next, loc := windowAt(svc.DeployWindows, p.clock.Now()); !open && !next.IsZero() {
+			if open, next, loc := windowAt(svc.DeployWindows, dep.clock.Now()); !open && !next.IsZero() {
 				note = fmt.Sprintf("Outside %s's deploy windows: once approved, it switches at %s, when the next one opens.", svc.Name, SwitchTime(next, loc.String()))
 			}
-			p.emit(ctx, EventApproval, *d, StepApproval, note)
+			dep.emit(ctx, EventApproval, *d, StepApproval, note)
 		}
 	}
 	for d.Approval == nil {
 		select {
 		case <-r.wake:
-		case <-p.clock.After(d.ApprovalDeadline.Sub(p.clock.Now())):
-			if err := p.deadlineDecision(svc, d); err != nil {
+		case <-dep.clock.After(d.ApprovalDeadline.Sub(dep.clock.Now())):
+			if err := dep.deadlineDecision(svc, d); err != nil {
 				return "", err
 			}
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		fresh, err := p.read(d.ID)
+		fresh, err := dep.read(d.ID)
 		if err != nil {
 			return "", err
 		}
 		*d = fresh
 	}
-	p.setPhase(d.ID, PhaseRunning) // busy until the decision is carried out
+	dep.setPhase(d.ID, PhaseRunning) // busy until the decision is carried out
 	dec := *d.Approval
 	if dec.Kind == DecisionAbort {
 		return "", &abortedError{decision: dec}
 	}
 	if d.Phase != PhaseRunning {
 		var err error
-		*d, err = p.update(d.ID, func(x *Deployment) { x.Phase = PhaseRunning })
+		*d, err = dep.update(d.ID, func(x *Deployment) { x.Phase = PhaseRunning })
 		if err != nil {
 			return "", err
 		}
 	}
-	waited, err := p.awaitWindow(ctx, svc, d, r)
+	waited, err := dep.awaitWindow(ctx, svc, d, r)
 	if err != nil {
 		return "", err
 	}
-	p.setPhase(d.ID, PhaseRunning)
+	dep.setPhase(d.ID, PhaseRunning)
 	if waited != "" {
-		p.emit(ctx, EventDecision, *d, StepApproval, waited)
+		dep.emit(ctx, EventDecision, *d, StepApproval, waited)
 		return waited, nil
 	}
 	switch dec.Source {
@@ -526,45 +526,45 @@ func (p *Deployer) approvalGate(ctx context.Context, svc *Service, d *Deployment
 		return "auto-approved (--auto-approve)", nil
 	case SourceDeadline:
 		text := fmt.Sprintf("Promoted automatically: no decision within %s", svc.ApprovalTimeout)
-		p.emit(ctx, EventDecision, *d, StepApproval, text)
+		dep.emit(ctx, EventDecision, *d, StepApproval, text)
 		return text, nil
 	}
 	text := fmt.Sprintf("Approved by %s", dec.By)
-	p.emit(ctx, EventDecision, *d, StepApproval, text)
+	dep.emit(ctx, EventDecision, *d, StepApproval, text)
 	return text, nil
 }
 
 // awaitWindow holds an approved deploy until one of the service's deploy
 // windows is open. It says so in the thread, and returns what it waited
 // for ("" when it did not wait).
-func (p *Deployer) awaitWindow(ctx context.Context, svc *Service, d *Deployment, r *run) (string, error) {
-	open, next, loc := windowAt(svc.DeployWindows, p.clock.Now())
+func (dep *Deployer) awaitWindow(ctx context.Context, svc *Service, d *Deployment, r *run) (string, error) {
+	open, next, loc := windowAt(svc.DeployWindows, dep.clock.Now())
 	if open || next.IsZero() {
 		return "", nil
 	}
 	if !d.SwitchAt.Equal(next) {
 		var err error
-		*d, err = p.update(d.ID, func(x *Deployment) { x.SwitchAt, x.SwitchZone = next, loc.String() })
+		*d, err = dep.update(d.ID, func(x *Deployment) { x.SwitchAt, x.SwitchZone = next, loc.String() })
 		if err != nil {
 			return "", err
 		}
 	}
-	p.emit(ctx, EventInfo, *d, StepApproval, fmt.Sprintf("%s; %s is outside its deploy windows, so the switch waits: it will switch at %s.",
+	dep.emit(ctx, EventInfo, *d, StepApproval, fmt.Sprintf("%s; %s is outside its deploy windows, so the switch waits: it will switch at %s.",
 		approvedText(d.Approval), svc.Name, SwitchTime(next, loc.String())))
-	p.waitingPhase(d.ID, PhaseAwaitingApproval)
+	dep.waitingPhase(d.ID, PhaseAwaitingApproval)
 	for !open {
 		select {
 		case <-r.wake:
-		case <-p.clock.After(next.Sub(p.clock.Now())):
+		case <-dep.clock.After(next.Sub(dep.clock.Now())):
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		open, next, _ = windowAt(svc.DeployWindows, p.clock.Now())
+		open, next, _ = windowAt(svc.DeployWindows, dep.clock.Now())
 		if !open && next.IsZero() {
 			break
 		}
 	}
-	return fmt.Sprintf("%s; the switch waited for the deploy window, which opened at %s", approvedText(d.Approval), SwitchTime(p.clock.Now(), loc.String())), nil
+	return fmt.Sprintf("%s; the switch waited for the deploy window, which opened at %s", approvedText(d.Approval), SwitchTime(dep.clock.Now(), loc.String())), nil
 }
 
 func approvedText(dec *Decision) string {
@@ -578,16 +578,16 @@ func approvedText(dec *Decision) string {
 }
 
 // deadlineDecision decides at the approval deadline, unless a person got there first.
-func (p *Deployer) deadlineDecision(svc *Service, d *Deployment) error {
-	_, err := p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
-		if x.Approval != nil || p.clock.Now().Before(x.ApprovalDeadline) {
+func (dep *Deployer) deadlineDecision(svc *Service, d *Deployment) error {
+	_, err := dep.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+		if x.Approval != nil || dep.clock.Now().Before(x.ApprovalDeadline) {
 			return nil
 		}
 		kind, reason := DecisionAbort, fmt.Sprintf("no approval within %s", svc.ApprovalTimeout)
 		if svc.AutoPromote {
 			kind, reason = DecisionApprove, fmt.Sprintf("no decision within %s; auto-promote is on", svc.ApprovalTimeout)
 		}
-		x.Approval = &Decision{Kind: kind, By: "deadline", At: p.clock.Now(), Reason: reason, Source: SourceDeadline}
+		x.Approval = &Decision{Kind: kind, By: "deadline", At: dep.clock.Now(), Reason: reason, Source: SourceDeadline}
 		x.Phase = PhaseRunning
 		return nil
 	})
@@ -599,14 +599,14 @@ func (p *Deployer) deadlineDecision(svc *Service, d *Deployment) error {
 
 // switchTraffic sends clients to the next set and drains the old one. A
 // failure is handled by finishFailed, which moves traffic back.
-func (p *Deployer) switchTraffic(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+func (dep *Deployer) switchTraffic(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
 	if d.Traffic.Target == TrafficOld && d.Traffic.NextTouched {
 		return "", Errorf(CodeConflict, "traffic was switched back to %s before greenlight restarted", serverNames(d.Old))
 	}
-	if err := p.WaitReady(ctx, svc.Name); err != nil {
+	if err := dep.WaitReady(ctx, svc.Name); err != nil {
 		return "", err
 	}
-	if err := p.moveTraffic(ctx, svc, d, TrafficNext); err != nil {
+	if err := dep.moveTraffic(ctx, svc, d, TrafficNext); err != nil {
 		return "", err
 	}
 	detail := "traffic → " + serverNames(d.Next)
@@ -616,7 +616,7 @@ func (p *Deployer) switchTraffic(ctx context.Context, svc *Service, d *Deploymen
 	return detail, nil
 }
 
-func (p *Deployer) checkLive(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+func (dep *Deployer) checkLive(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
 	if !d.Traffic.SettledOn(TrafficNext) {
 		return "", Errorf(CodeConflict, "traffic is not on %s: %s", serverNames(d.Next), d.Traffic.Where(*d))
 	}
@@ -631,16 +631,16 @@ func (p *Deployer) checkLive(ctx context.Context, svc *Service, d *Deployment, _
 }
 
 // rollbackWindow keeps the old set until the window closes or someone rolls back.
-func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployment, r *run) (string, error) {
+func (dep *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployment, r *run) (string, error) {
 	if len(d.Old) == 0 {
 		return "no previous set to keep", nil
 	}
 	if d.Phase != PhaseRollbackWindow {
 		var err error
-		*d, err = p.update(d.ID, func(x *Deployment) {
+		*d, err = dep.update(d.ID, func(x *Deployment) {
 			x.Phase = PhaseRollbackWindow
 			if x.RollbackDeadline.IsZero() {
-				x.RollbackDeadline = p.clock.Now().Add(svc.RollbackWindow)
+				x.RollbackDeadline = dep.clock.Now().Add(svc.RollbackWindow)
 			}
 		})
 		if err != nil {
@@ -648,20 +648,20 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 		}
 	}
 	if d.Rollback == nil && d.Retire == nil {
-		p.waitingPhase(d.ID, PhaseRollbackWindow)
+		dep.waitingPhase(d.ID, PhaseRollbackWindow)
 	} else {
-		p.setPhase(d.ID, PhaseRunning) // busy until the rollback is carried out
+		dep.setPhase(d.ID, PhaseRunning) // busy until the rollback is carried out
 	}
 	if svc.RollbackWindow > 0 || d.Rollback != nil {
-		p.emit(ctx, EventRollback, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The old set (%s) is kept until %s: /deploy rollback %s switches back, /deploy retire %s retires it now.",
+		dep.emit(ctx, EventRollback, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The old set (%s) is kept until %s: /deploy rollback %s switches back, /deploy retire %s retires it now.",
 			svc.Name, serverNames(d.Next), serverNames(d.Old), TimeOfDay(d.RollbackDeadline), svc.Name, svc.Name))
 	} else {
-		p.emit(ctx, EventInfo, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The rollback window is 0, so the old set (%s) is retired now.",
+		dep.emit(ctx, EventInfo, *d, StepRollbackWindow, fmt.Sprintf("%s is live on %s. The rollback window is 0, so the old set (%s) is retired now.",
 			svc.Name, serverNames(d.Next), serverNames(d.Old)))
 	}
 	for {
 		if d.Rollback != nil {
-			text, err := p.rollBack(ctx, svc, d)
+			text, err := dep.rollBack(ctx, svc, d)
 			if err == nil {
 				return "", &rolledBackError{text: text}
 			}
@@ -671,36 +671,36 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 			if _, ok := errors.AsType[*refusedError](err); !ok {
 				return "", err
 			}
-			p.emit(ctx, EventProblem, *d, StepRollbackWindow, err.Error())
-			p.setPhase(d.ID, PhaseRollbackWindow)
+			dep.emit(ctx, EventProblem, *d, StepRollbackWindow, err.Error())
+			dep.setPhase(d.ID, PhaseRollbackWindow)
 		}
 		if d.Retire != nil {
-			closed, err := p.closeWindow(d.ID)
+			closed, err := dep.closeWindow(d.ID)
 			if err != nil {
 				return "", err
 			}
 			if closed {
-				p.setPhase(d.ID, PhaseRunning)
+				dep.setPhase(d.ID, PhaseRunning)
 				text := fmt.Sprintf("Retire now by %s: the rollback window ended at %s; retiring %s", d.Retire.By, TimeOfDay(d.Retire.At), serverNames(d.Old))
-				p.emit(ctx, EventDecision, *d, StepRollbackWindow, text)
+				dep.emit(ctx, EventDecision, *d, StepRollbackWindow, text)
 				return fmt.Sprintf("ended early by %s at %s", d.Retire.By, TimeOfDay(d.Retire.At)), nil
 			}
 		}
 		select {
 		case <-r.wake:
-		case <-p.clock.After(d.RollbackDeadline.Sub(p.clock.Now())):
-			closed, err := p.closeWindow(d.ID)
+		case <-dep.clock.After(d.RollbackDeadline.Sub(dep.clock.Now())):
+			closed, err := dep.closeWindow(d.ID)
 			if err != nil {
 				return "", err
 			}
 			if closed {
-				p.setPhase(d.ID, PhaseRunning)
-				return fmt.Sprintf("closed at %s with no rollback", TimeOfDay(p.clock.Now())), nil
+				dep.setPhase(d.ID, PhaseRunning)
+				return fmt.Sprintf("closed at %s with no rollback", TimeOfDay(dep.clock.Now())), nil
 			}
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-		fresh, err := p.read(d.ID)
+		fresh, err := dep.read(d.ID)
 		if err != nil {
 			return "", err
 		}
@@ -711,10 +711,10 @@ func (p *Deployer) rollbackWindow(ctx context.Context, svc *Service, d *Deployme
 // closeWindow ends the rollback window in one transaction, at its deadline
 // or when someone asked to retire now, unless a rollback was requested
 // first.
-func (p *Deployer) closeWindow(id uint64) (bool, error) {
+func (dep *Deployer) closeWindow(id uint64) (bool, error) {
 	closed := false
-	_, err := p.store.UpdateDeployment(id, func(x *Deployment) error {
-		if x.Rollback != nil || (x.Retire == nil && p.clock.Now().Before(x.RollbackDeadline)) {
+	_, err := dep.store.UpdateDeployment(id, func(x *Deployment) error {
+		if x.Rollback != nil || (x.Retire == nil && dep.clock.Now().Before(x.RollbackDeadline)) {
 			return nil
 		}
 		x.Phase, closed = PhaseRunning, true
@@ -736,7 +736,7 @@ func (e *refusedError) Error() string { return e.text }
 // proves clients reach it, and deletes the next set. When the move cannot
 // be finished it puts traffic back on the next set and refuses; when even
 // that fails the deploy needs attention.
-func (p *Deployer) rollBack(ctx context.Context, svc *Service, d *Deployment) (string, error) {
+func (dep *Deployer) rollBack(ctx context.Context, svc *Service, d *Deployment) (string, error) {
 	spec := svc.Check
 	spec.Passes, spec.MaxRounds = 1, 2
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Switch+svc.Timeouts.Retire)
@@ -745,31 +745,31 @@ func (p *Deployer) rollBack(ctx context.Context, svc *Service, d *Deployment) (s
 	// have begun deleting the next set, which must never get traffic again.
 	moved := d.Traffic.SettledOn(TrafficOld)
 	if report := svc.Checker.Check(cctx, ownTargets(d.Old), spec); !report.OK && !moved {
-		return "", p.refuseRollback(d, fmt.Sprintf("the old set no longer answers: %s", strings.Join(report.Problems, "; ")))
+		return "", dep.refuseRollback(d, fmt.Sprintf("the old set no longer answers: %s", strings.Join(report.Problems, "; ")))
 	}
-	if err := p.moveTraffic(cctx, svc, d, TrafficOld); err != nil {
+	if err := dep.moveTraffic(cctx, svc, d, TrafficOld); err != nil {
 		if _, ok := errors.AsType[*storeError](err); ok {
 			return "", err
 		}
 		cause := err
-		if err := p.moveTraffic(cctx, svc, d, TrafficNext); err != nil {
+		if err := dep.moveTraffic(cctx, svc, d, TrafficNext); err != nil {
 			if _, ok := errors.AsType[*storeError](err); ok {
 				return "", err
 			}
-			p.log.Error("rollback failed, and so did putting traffic back", "deploy", d.ID, "service", svc.Name, "err", cause, "back_err", err)
+			dep.log.Error("rollback failed, and so did putting traffic back", "deploy", d.ID, "service", svc.Name, "err", cause, "back_err", err)
 			return "", &attentionError{reason: fmt.Sprintf("the rollback could not finish (%s) and traffic could not be put back on %s (%s)",
 				ErrorMessage(cause), serverNames(d.Next), ErrorMessage(err))}
 		}
-		p.log.Warn("rollback failed; traffic is back on the new set", "deploy", d.ID, "service", svc.Name, "err", cause)
-		return "", p.refuseRollback(d, fmt.Sprintf("the rollback could not finish: %s; traffic is back on the new set (%s)", ErrorMessage(cause), serverNames(d.Next)))
+		dep.log.Warn("rollback failed; traffic is back on the new set", "deploy", d.ID, "service", svc.Name, "err", cause)
+		return "", dep.refuseRollback(d, fmt.Sprintf("the rollback could not finish: %s; traffic is back on the new set (%s)", ErrorMessage(cause), serverNames(d.Next)))
 	}
 	live := svc.Checker.Check(cctx, endpointTargets(svc.Switch, d.Old), spec)
 	text := fmt.Sprintf("Rolled back by %s: traffic is on %s again", d.Rollback.By, serverNames(d.Old))
 	if !live.OK {
 		text += fmt.Sprintf(" (but the check through the load balancer says: %s)", strings.Join(live.Problems, "; "))
 	}
-	p.emit(ctx, EventDecision, *d, StepRollbackWindow, text)
-	if note := p.deleteNext(cctx, svc, *d); note != "" {
+	dep.emit(ctx, EventDecision, *d, StepRollbackWindow, text)
+	if note := dep.deleteNext(cctx, svc, *d); note != "" {
 		text += ". " + note
 	}
 	return text, nil
@@ -777,9 +777,9 @@ func (p *Deployer) rollBack(ctx context.Context, svc *Service, d *Deployment) (s
 
 // refuseRollback records that d's rollback was not carried out, in one
 // transaction, and returns the refusal for the chat.
-func (p *Deployer) refuseRollback(d *Deployment, why string) error {
+func (dep *Deployer) refuseRollback(d *Deployment, why string) error {
 	var err error
-	*d, err = p.update(d.ID, func(x *Deployment) {
+	*d, err = dep.update(d.ID, func(x *Deployment) {
 		if x.Rollback != nil {
 			refused := *x.Rollback
 			refused.Reason = why
@@ -795,11 +795,11 @@ func (p *Deployer) refuseRollback(d *Deployment, why string) error {
 }
 
 // retire deletes the old set and gives the next set the live labels.
-func (p *Deployer) retire(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
+func (dep *Deployer) retire(ctx context.Context, svc *Service, d *Deployment, _ *run) (string, error) {
 	if !d.Traffic.SettledOn(TrafficNext) {
 		return "", &attentionError{reason: "the old set was about to be retired while " + strings.ToLower(d.Traffic.Where(*d))}
 	}
-	_, err := p.forEach(ctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
+	_, err := dep.forEach(ctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
 		if err := svc.Cloud.Delete(ctx, s); err != nil {
 			return s, fmt.Errorf("delete %s: %w", s.Name, err)
 		}
@@ -808,14 +808,14 @@ func (p *Deployer) retire(ctx context.Context, svc *Service, d *Deployment, _ *r
 	if err != nil {
 		return "", err
 	}
-	relabelled, err := p.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+	relabelled, err := dep.forEach(ctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 		got, err := svc.Cloud.Relabel(ctx, s, s.Role)
 		if err != nil {
 			return s, fmt.Errorf("relabel %s to %s: %w", s.Name, s.Role, err)
 		}
 		return got, nil
 	})
-	if _, uerr := p.setNext(d, relabelled); uerr != nil {
+	if _, uerr := dep.setNext(d, relabelled); uerr != nil {
 		return "", uerr
 	}
 	if err != nil {

@@ -18,7 +18,7 @@ const drainTries = 3
 // between leaves a record that says where traffic may be. The next set is
 // only a target once it has passed check-next (or a person chose it with
 // /deploy resolve).
-func (p *Deployer) moveTraffic(ctx context.Context, svc *Service, d *Deployment, target TrafficTarget) error {
+func (dep *Deployer) moveTraffic(ctx context.Context, svc *Service, d *Deployment, target TrafficTarget) error {
 	if d.Traffic.SettledOn(target) {
 		// Already there. A rollback resumed after it moved traffic (and may
 		// have begun deleting the next set) must not move it anywhere else.
@@ -36,8 +36,8 @@ func (p *Deployer) moveTraffic(ctx context.Context, svc *Service, d *Deployment,
 	}
 	drainFrom := len(from) > 0 && (target == TrafficNext || d.Traffic.NextTouched)
 	var err error
-	*d, err = p.update(d.ID, func(x *Deployment) {
-		x.Traffic.Target, x.Traffic.Settled, x.Traffic.Changed = target, false, p.clock.Now()
+	*d, err = dep.update(d.ID, func(x *Deployment) {
+		x.Traffic.Target, x.Traffic.Settled, x.Traffic.Changed = target, false, dep.clock.Now()
 		if target == TrafficNext {
 			x.Traffic.NextTouched = true
 		}
@@ -54,13 +54,13 @@ func (p *Deployer) moveTraffic(ctx context.Context, svc *Service, d *Deployment,
 			if err == nil || try == drainTries || ctx.Err() != nil {
 				break
 			}
-			p.log.Warn("drain failed; trying again", "deploy", d.ID, "servers", serverNames(from), "try", try, "err", err)
+			dep.log.Warn("drain failed; trying again", "deploy", d.ID, "servers", serverNames(from), "try", try, "err", err)
 		}
 		if err != nil {
 			return fmt.Errorf("drain %s: %w", serverNames(from), err)
 		}
 	}
-	*d, err = p.update(d.ID, func(x *Deployment) { x.Traffic.Settled, x.Traffic.Changed = true, p.clock.Now() })
+	*d, err = dep.update(d.ID, func(x *Deployment) { x.Traffic.Settled, x.Traffic.Changed = true, dep.clock.Now() })
 	return err
 }
 
@@ -81,27 +81,27 @@ func serving(d Deployment, live []Server) []Server {
 
 // assertTraffic points svc's switch at servers, retrying with backoff until
 // it succeeds or ctx ends. The first failure is said in the chat.
-func (p *Deployer) assertTraffic(ctx context.Context, svc *Service, d Deployment, servers []Server) error {
+func (dep *Deployer) assertTraffic(ctx context.Context, svc *Service, d Deployment, servers []Server) error {
 	for try := 0; ; try++ {
 		actx, cancel := context.WithTimeout(ctx, svc.Timeouts.Switch)
 		err := svc.Switch.Accept(actx, servers)
 		cancel()
 		if err == nil {
 			if try > 0 {
-				p.emit(ctx, EventInfo, d, "", fmt.Sprintf("%s's traffic is on %s again.", svc.Name, serverNames(servers)))
+				dep.emit(ctx, EventInfo, d, "", fmt.Sprintf("%s's traffic is on %s again.", svc.Name, serverNames(servers)))
 			}
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		p.log.Warn("cannot point traffic at the serving set; trying again", "service", svc.Name, "servers", serverNames(servers), "try", try+1, "err", err)
+		dep.log.Warn("cannot point traffic at the serving set; trying again", "service", svc.Name, "servers", serverNames(servers), "try", try+1, "err", err)
 		if try == 0 {
-			p.emit(ctx, EventInfo, d, "", fmt.Sprintf("Could not point %s's traffic at %s at start-up; greenlight keeps trying. The switch said: %s",
+			dep.emit(ctx, EventInfo, d, "", fmt.Sprintf("Could not point %s's traffic at %s at start-up; greenlight keeps trying. The switch said: %s",
 				svc.Name, serverNames(servers), ErrorMessage(err)))
 		}
 		select {
-		case <-p.clock.After(backoff(try)):
+		case <-dep.clock.After(backoff(try)):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -111,40 +111,40 @@ func (p *Deployer) assertTraffic(ctx context.Context, svc *Service, d Deployment
 // assertOnce, in a pipeline resumed by Start, first points traffic where
 // the deployment's record says it should be. A deploy started since does
 // not need it.
-func (p *Deployer) assertOnce(ctx context.Context, svc *Service, id uint64) error {
-	p.mu.Lock()
-	r := p.runs[id]
-	p.mu.Unlock()
+func (dep *Deployer) assertOnce(ctx context.Context, svc *Service, id uint64) error {
+	dep.mu.Lock()
+	r := dep.runs[id]
+	dep.mu.Unlock()
 	if r == nil || !r.assert {
 		return nil
 	}
-	d, err := p.read(id)
+	d, err := dep.read(id)
 	if err != nil {
 		return err
 	}
 	if d.Phase.Final() || d.Phase == PhaseNeedsAttention {
 		return nil
 	}
-	live, err := p.store.Service(svc.Name)
+	live, err := dep.store.Service(svc.Name)
 	if err != nil {
 		return &storeError{err}
 	}
 	if servers := serving(d, live.Servers); len(servers) > 0 {
-		if err := p.assertTraffic(ctx, svc, d, servers); err != nil {
+		if err := dep.assertTraffic(ctx, svc, d, servers); err != nil {
 			return nil // ctx ended: advance sees why
 		}
 	}
 	r.assert = false
-	p.markReady(svc.Name)
+	dep.markReady(svc.Name)
 	return nil
 }
 
 // markReady records that svc's traffic is where the store says it should
 // be; a switch waits for it after a restart.
-func (p *Deployer) markReady(service string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ch := p.ready[service]; ch != nil {
+func (dep *Deployer) markReady(service string) {
+	dep.mu.Lock()
+	defer dep.mu.Unlock()
+	if ch := dep.ready[service]; ch != nil {
 		select {
 		case <-ch:
 		default:
@@ -155,15 +155,15 @@ func (p *Deployer) markReady(service string) {
 
 // WaitReady waits until service's traffic is where the store says it
 // should be (Start points it there, retrying while the switch refuses).
-func (p *Deployer) WaitReady(ctx context.Context, service string) error {
-	return p.waitReady(ctx, service)
+func (dep *Deployer) WaitReady(ctx context.Context, service string) error {
+	return dep.waitReady(ctx, service)
 }
 
 // waitReady waits until svc's traffic has been asserted since Start.
-func (p *Deployer) waitReady(ctx context.Context, service string) error {
-	p.mu.Lock()
-	ch := p.ready[service]
-	p.mu.Unlock()
+func (dep *Deployer) waitReady(ctx context.Context, service string) error {
+	dep.mu.Lock()
+	ch := dep.ready[service]
+	dep.mu.Unlock()
 	if ch == nil {
 		return nil
 	}
@@ -179,15 +179,15 @@ func (p *Deployer) waitReady(ctx context.Context, service string) error {
 // set, TrafficNext the new one. The chosen set must answer; traffic is
 // moved to it, the other set deleted and the lock released. If that fails
 // the deploy needs attention again, and the failure is kept with it.
-func (p *Deployer) Resolve(ctx context.Context, service string, id uint64, user string, to TrafficTarget) (Deployment, error) {
+func (dep *Deployer) Resolve(ctx context.Context, service string, id uint64, user string, to TrafficTarget) (Deployment, error) {
 	if to != TrafficOld && to != TrafficNext {
 		return Deployment{}, Errorf(CodeInvalid, "resolve to old or new, not %q", to)
 	}
-	d, err := p.resolve(service, id, PhaseNeedsAttention)
+	d, err := dep.resolve(service, id, PhaseNeedsAttention)
 	if err != nil {
 		return Deployment{}, err
 	}
-	svc, err := p.Service(d.Service)
+	svc, err := dep.Service(d.Service)
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -195,7 +195,7 @@ func (p *Deployer) Resolve(ctx context.Context, service string, id uint64, user 
 	if to == TrafficNext {
 		kind = DecisionResolveNew
 	}
-	d, err = p.store.UpdateDeployment(d.ID, func(x *Deployment) error {
+	d, err = dep.store.UpdateDeployment(d.ID, func(x *Deployment) error {
 		switch {
 		case x.Resolve != nil:
 			return Errorf(CodeConflict, "deploy #%d is already being resolved by %s since %s", x.ID, x.Resolve.By, TimeOfDay(x.Resolve.At))
@@ -206,26 +206,26 @@ func (p *Deployer) Resolve(ctx context.Context, service string, id uint64, user 
 		case to == TrafficNext && len(x.Next) == 0:
 			return Errorf(CodeInvalid, "deploy #%d has no new set to keep; resolve it with --to old", x.ID)
 		}
-		x.Resolve = &Decision{Kind: kind, By: user, At: p.clock.Now()}
-		x.Phase, x.Updated = PhaseRunning, p.clock.Now()
+		x.Resolve = &Decision{Kind: kind, By: user, At: dep.clock.Now()}
+		x.Phase, x.Updated = PhaseRunning, dep.clock.Now()
 		return nil
 	})
 	if err != nil {
-		p.audit(user, "refused resolve", service, id, err.Error())
+		dep.audit(user, "refused resolve", service, id, err.Error())
 		return Deployment{}, err
 	}
-	p.audit(user, "resolve", d.Service, d.ID, "keep the "+string(to)+" set")
+	dep.audit(user, "resolve", d.Service, d.ID, "keep the "+string(to)+" set")
 	keep := d.Old
 	if to == TrafficNext {
 		keep = d.Next
 	}
-	p.emit(ctx, EventDecision, d, d.CurrentStep(), fmt.Sprintf("%s resolves deploy #%d: keeping %s; checking it answers.", user, d.ID, serverNames(keep)))
-	p.launch(svc, d, false)
+	dep.emit(ctx, EventDecision, d, d.CurrentStep(), fmt.Sprintf("%s resolves deploy #%d: keeping %s; checking it answers.", user, d.ID, serverNames(keep)))
+	dep.launch(svc, d, false)
 	return d, nil
 }
 
 // finishResolve carries out a person's resolve decision.
-func (p *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment) error {
+func (dep *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Switch+svc.Timeouts.Retire)
 	defer cancel()
 	target, keep := TrafficOld, d.Old
@@ -235,37 +235,37 @@ func (p *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment
 	spec := svc.Check
 	spec.Passes, spec.MaxRounds = 1, 2
 	if report := svc.Checker.Check(cctx, ownTargets(keep), spec); !report.OK {
-		return p.resolveFailed(ctx, svc, d, fmt.Sprintf("%s does not answer: %s", serverNames(keep), strings.Join(report.Problems, "; ")))
+		return dep.resolveFailed(ctx, svc, d, fmt.Sprintf("%s does not answer: %s", serverNames(keep), strings.Join(report.Problems, "; ")))
 	}
-	if err := p.moveTraffic(cctx, svc, &d, target); err != nil {
+	if err := dep.moveTraffic(cctx, svc, &d, target); err != nil {
 		if _, ok := errors.AsType[*storeError](err); ok {
 			return err
 		}
-		p.log.Error("resolve could not move traffic", "deploy", d.ID, "service", svc.Name, "err", err)
-		return p.resolveFailed(ctx, svc, d, ErrorMessage(err))
+		dep.log.Error("resolve could not move traffic", "deploy", d.ID, "service", svc.Name, "err", err)
+		return dep.resolveFailed(ctx, svc, d, ErrorMessage(err))
 	}
 	var live *ServiceState
 	note := ""
 	if target == TrafficOld {
-		note = p.deleteNext(cctx, svc, d)
+		note = dep.deleteNext(cctx, svc, d)
 	} else {
-		if _, err := p.forEach(cctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
+		if _, err := dep.forEach(cctx, d.Old, func(ctx context.Context, s Server) (Server, error) {
 			return s, svc.Cloud.Delete(ctx, s)
 		}); err != nil {
-			p.log.Error("resolve left servers of the old set behind", "deploy", d.ID, "service", svc.Name, "err", err)
+			dep.log.Error("resolve left servers of the old set behind", "deploy", d.ID, "service", svc.Name, "err", err)
 			note = fmt.Sprintf("Could not delete every server of the old set (%s); the reconciler will report them.", ErrorMessage(err))
 		}
-		relabelled, err := p.forEach(cctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
+		relabelled, err := dep.forEach(cctx, d.Next, func(ctx context.Context, s Server) (Server, error) {
 			return svc.Cloud.Relabel(ctx, s, s.Role)
 		})
 		if err == nil {
 			d.Next = relabelled
 		}
-		live = &ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: cloneServers(d.Next), DeployID: d.ID, Updated: p.clock.Now()}
+		live = &ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: cloneServers(d.Next), DeployID: d.ID, Updated: dep.clock.Now()}
 	}
 	by := d.Resolve.By
-	d, err := p.store.FinishDeployment(d.ID, func(x *Deployment) error {
-		x.Updated, x.Finished = p.clock.Now(), p.clock.Now()
+	d, err := dep.store.FinishDeployment(d.ID, func(x *Deployment) error {
+		x.Updated, x.Finished = dep.clock.Now(), dep.clock.Now()
 		skipPending(x)
 		text := fmt.Sprintf("Resolved by %s: %s stays on %s.", by, x.Service, serverNames(keep))
 		if note != "" {
@@ -283,27 +283,27 @@ func (p *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment
 	if err != nil {
 		return &storeError{err}
 	}
-	p.ended(ctx, d, "")
+	dep.ended(ctx, d, "")
 	return nil
 }
 
 // resolveFailed puts a deploy whose resolve could not be carried out back
 // in PhaseNeedsAttention, keeping what went wrong.
-func (p *Deployer) resolveFailed(ctx context.Context, svc *Service, d Deployment, why string) error {
+func (dep *Deployer) resolveFailed(ctx context.Context, svc *Service, d Deployment, why string) error {
 	attempt := fmt.Sprintf("%s chose the %s set at %s, but %s", d.Resolve.By, map[DecisionKind]string{DecisionResolveOld: "old", DecisionResolveNew: "new"}[d.Resolve.Kind], TimeOfDay(d.Resolve.At), why)
-	d, err := p.update(d.ID, func(x *Deployment) {
+	d, err := dep.update(d.ID, func(x *Deployment) {
 		x.Resolve = nil
 		x.Phase = PhaseNeedsAttention
 		if x.Attention == nil {
-			x.Attention = &Attention{Since: p.clock.Now(), Reason: x.Error}
+			x.Attention = &Attention{Since: dep.clock.Now(), Reason: x.Error}
 		}
 		x.Attention.Attempts = append(x.Attention.Attempts, attempt)
 	})
 	if err != nil {
 		return err
 	}
-	p.setPhase(d.ID, d.Phase)
-	p.log.Error("resolve failed; the deploy still needs attention", "deploy", d.ID, "service", svc.Name, "why", why)
-	p.emit(context.WithoutCancel(ctx), EventProblem, d, d.CurrentStep(), AttentionText(d))
+	dep.setPhase(d.ID, d.Phase)
+	dep.log.Error("resolve failed; the deploy still needs attention", "deploy", d.ID, "service", svc.Name, "why", why)
+	dep.emit(context.WithoutCancel(ctx), EventProblem, d, d.CurrentStep(), AttentionText(d))
 	return nil
 }

@@ -114,7 +114,7 @@ func CheckSerials(prev *ZoneContent, next ZoneContent) error {
 // that every changed zone's serial grew since the deploy that made the
 // live set (unless opts allow the same serial). It returns the content and
 // a line for the checklist.
-func (p *Deployer) planZones(ctx context.Context, svc *Service, live ServiceState, opts Options) (*ZoneContent, string, error) {
+func (dep *Deployer) planZones(ctx context.Context, svc *Service, live ServiceState, opts Options) (*ZoneContent, string, error) {
 	if svc.Zones == nil {
 		return nil, "", nil
 	}
@@ -124,7 +124,7 @@ func (p *Deployer) planZones(ctx context.Context, svc *Service, live ServiceStat
 	}
 	var prev *ZoneContent
 	if live.DeployID != 0 {
-		d, err := p.store.Deployment(live.DeployID)
+		d, err := dep.store.Deployment(live.DeployID)
 		if err != nil {
 			return nil, "", fmt.Errorf("read deploy #%d, which made the live set: %w", live.DeployID, err)
 		}
