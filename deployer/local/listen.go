@@ -6,9 +6,9 @@ import (
 	"strconv"
 )
 
-// pairAttempts bounds how often listenPair tries a fresh port when TCP finds
-// the port UDP was given already taken.
-const pairAttempts = 8
+// pairAttempts bounds how often listenPair tries a fresh port when UDP finds
+// the port TCP was given already taken.
+const pairAttempts = 16
 
 // listen binds addr for network: "udp" or "tcp" alone, or both on one port
 // when network is empty.
@@ -45,9 +45,11 @@ func boundAddr(u *net.UDPConn, l net.Listener) string {
 	return u.LocalAddr().String()
 }
 
-// listenPair binds UDP on addr and then TCP on the same port, as a DNS server
-// must. When addr asks for any port ("127.0.0.1:0") and another program holds
-// the TCP side of the port UDP was given, it tries again with a new port.
+// listenPair binds TCP on addr and then UDP on the same port, as a DNS server
+// must. TCP goes first because the kernel gives a listener a port that no
+// TCP socket uses, while the far more numerous outgoing TCP connections can
+// hold the port a UDP bind was given. When addr asks for any port
+// ("127.0.0.1:0") and UDP finds the port taken, it tries again with a new one.
 func listenPair(addr string) (*net.UDPConn, net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -63,7 +65,7 @@ func listenPair(addr string) (*net.UDPConn, net.Listener, error) {
 		if err == nil {
 			return u, l, nil
 		}
-		if u == nil { // UDP itself failed: another try will not help
+		if l == nil { // TCP itself failed: another try will not help
 			return nil, nil, err
 		}
 		lastErr = err
@@ -71,22 +73,23 @@ func listenPair(addr string) (*net.UDPConn, net.Listener, error) {
 	return nil, nil, fmt.Errorf("listen on %s: no port free for both UDP and TCP after %d tries: %w", addr, attempts, lastErr)
 }
 
-// listenPairOnce returns a nil UDP conn when UDP could not bind, and a closed
-// (non-nil) one when only TCP failed.
+// listenPairOnce returns a nil listener when TCP could not bind, and a
+// closed (non-nil) one when only UDP failed.
 func listenPairOnce(host, port string) (*net.UDPConn, net.Listener, error) {
-	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, port))
+	l, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
+		return nil, nil, fmt.Errorf("listen TCP: %w", err)
+	}
+	bound := l.Addr().(*net.TCPAddr).Port
+	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, strconv.Itoa(bound)))
+	if err != nil {
+		l.Close()
 		return nil, nil, fmt.Errorf("listen UDP on %s: %w", net.JoinHostPort(host, port), err)
 	}
 	u, err := net.ListenUDP("udp", ua)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen UDP: %w", err)
-	}
-	bound := u.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(bound)))
-	if err != nil {
-		u.Close()
-		return u, nil, fmt.Errorf("listen TCP on UDP's port %d: %w", bound, err)
+		l.Close()
+		return nil, l, fmt.Errorf("listen UDP on TCP's port %d: %w", bound, err)
 	}
 	return u, l, nil
 }
