@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/greenlight/greenlight/deployer"
 )
@@ -242,40 +244,33 @@ func mentionList(ids []string) string {
 }
 
 // failedSummary is the line that ends a failed deployment: where it failed
-// (the checklist says why), and what was done about it — where traffic is,
-// what was deleted or kept, and whether the lock is free.
+// (the checklist says why), and what was done about it, as the deploy's
+// Aftermath says: where traffic is, what was deleted or kept, and whether
+// the lock is free.
 func failedSummary(d deployer.Deployment, now time.Time) string {
-	step := failedStep(d)
 	text := fmt.Sprintf("Deploy #%d of %s failed after %s", d.ID, d.Service, Round(d.Duration(now)))
-	if step != "" {
-		text += fmt.Sprintf(" at %s (the checklist says why)", step.Title())
+	step := failedStep(d)
+	if st := d.Step(step); st == nil || st.Detail == "" || d.Aftermath == "" {
+		// No checklist line says why, or a record from before Aftermath,
+		// whose Error says what was done: the record's words as they are.
+		if out := d.Outcome(); out != "" {
+			return text + ": " + out
+		}
+		return text + "."
 	}
-	note := ""
-	if st := d.Step(step); st != nil {
-		note = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(d.Error, fmt.Sprintf("%s failed: %s", step.Title(), st.Detail)), "."))
-	}
-	if step == "" || note == d.Error {
-		// Not the shape a step's failure leaves: say the recorded error.
-		return text + ": " + d.Error
-	}
-	switched := d.Traffic.NextTouched
-	var after string
-	switch {
-	case note != "":
-		after = note
-	case len(d.Next) == 0 && !switched:
-		after = fmt.Sprintf("Nothing was built; the lock is released and %s stays on %s.", d.Service, orNone(serverList(d.Old)))
-	case switched:
-		after = fmt.Sprintf("Traffic is back on %s; the next set (%s) was deleted and the lock released.", orNone(serverList(d.Old)), serverList(d.Next))
-	default:
-		after = fmt.Sprintf("Traffic never moved from %s; the next set (%s) was deleted and the lock released.", orNone(serverList(d.Old)), serverList(d.Next))
-	}
-	return text + ". " + after
+	return fmt.Sprintf("%s at %s (the checklist says why). %s", text, step.Title(), d.Aftermath)
 }
 
-// abortedSummary ends an aborted deployment: who aborted it, and what was
-// done — traffic never moved, the next set was deleted, the lock is free.
+// abortedSummary ends an aborted deployment: who aborted it and why, and
+// what was done, as the deploy's Aftermath says: traffic never moved, the
+// next set was deleted, the lock is free.
 func abortedSummary(d deployer.Deployment, now time.Time) string {
+	took := Round(d.Duration(now))
+	if d.Aftermath == "" && d.Error != "" {
+		// A record from before Aftermath: its Error says who aborted it and
+		// what was done.
+		return fmt.Sprintf("Deploy #%d of %s ended after %s: %s", d.ID, d.Service, took, d.Error)
+	}
 	text := fmt.Sprintf("Deploy #%d of %s was aborted", d.ID, d.Service)
 	if d.Approval != nil {
 		text += " by " + d.Approval.By
@@ -283,12 +278,16 @@ func abortedSummary(d deployer.Deployment, now time.Time) string {
 			text += " (" + d.Approval.Reason + ")"
 		}
 	}
-	text += fmt.Sprintf(" after %s; traffic stayed on %s", Round(d.Duration(now)), orNone(serverList(d.Old)))
-	if _, left, ok := strings.Cut(d.Error, ". Could not delete"); ok {
-		return text + ". Could not delete" + left + " The lock is released."
+	text += " after " + took.String()
+	if d.Aftermath == "" {
+		return text + "."
 	}
-	if len(d.Next) == 0 {
-		return text + "; nothing had been built, and the lock is released."
-	}
-	return text + fmt.Sprintf("; the next set (%s) was deleted and the lock released.", serverList(d.Next))
+	return text + "; " + continued(d.Aftermath)
+}
+
+// continued is sentence s going on after a semicolon: its first letter in
+// lower case.
+func continued(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToLower(r)) + s[n:]
 }

@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -108,9 +109,15 @@ type Deployment struct {
 	Next      []Server    `json:"next,omitempty"` // the set this deploy builds
 	Steps     []StepState `json:"steps"`
 	Phase     Phase       `json:"phase"`
-	Error     string      `json:"error,omitempty"`  // why it failed or was aborted, for the chat
-	Checks    []string    `json:"checks,omitempty"` // the last check summaries shown to the approver
-	Diffs     []ZoneDiff  `json:"diffs,omitempty"`  // what the switch changes in each zone
+	Error     string      `json:"error,omitempty"` // why it failed or was aborted, for the chat
+	// Aftermath is what greenlight did about a failure, an abort or a
+	// resolve, for the chat: where traffic is, what was deleted or kept,
+	// whether the lock is free. It is written in the transaction that ends
+	// the deploy; Error stays why. Records written before it have it at
+	// the end of Error instead.
+	Aftermath string     `json:"aftermath,omitempty"`
+	Checks    []string   `json:"checks,omitempty"` // the last check summaries shown to the approver
+	Diffs     []ZoneDiff `json:"diffs,omitempty"`  // what the switch changes in each zone
 	// Zones is the zone content the deploy ships (a service with a zones
 	// directory): its digest and every file's serial.
 	Zones *ZoneContent `json:"zones,omitempty"`
@@ -175,6 +182,18 @@ func (d *Deployment) CurrentStep() StepName {
 		}
 	}
 	return ""
+}
+
+// Outcome is Error and Aftermath in one text: why the deploy ended as it
+// did, then what was done about it, for a line that says both.
+func (d *Deployment) Outcome() string {
+	switch {
+	case d.Aftermath == "":
+		return d.Error
+	case d.Error == "":
+		return d.Aftermath
+	}
+	return strings.TrimRight(d.Error, ". ") + ". " + d.Aftermath
 }
 
 // Duration is how long the deployment took, or has taken until now.

@@ -81,8 +81,9 @@ type options struct {
 	zeroGate    bool                  // approval_timeout: 0s, given explicitly
 	freezes     []deployer.FreezeWindow
 	windows     []deployer.DeployWindow
-	cloud       func(deployer.Cloud) deployer.Cloud // wraps the local cloud, when set
-	logs        io.Writer                           // the deployer's log, as text; discarded when nil
+	cloud       func(deployer.Cloud) deployer.Cloud                      // wraps the local cloud, when set
+	checker     func(deployer.Checker, deployer.Switch) deployer.Checker // wraps the DNS checker, given the load balancer, when set
+	logs        io.Writer                                                // the deployer's log, as text; discarded when nil
 }
 
 // harness is greenlight's deployer wired to real parts: a bbolt store, the
@@ -174,6 +175,9 @@ func (h *harness) open() {
 		if h.opts.comparer != nil {
 			svc.Compare = h.opts.comparer
 		}
+	}
+	if h.opts.checker != nil {
+		svc.Checker = h.opts.checker(svc.Checker, svc.Switch)
 	}
 	log := discard()
 	if h.opts.logs != nil {

@@ -268,7 +268,7 @@ func (dep *Deployer) ended(ctx context.Context, d Deployment, step StepName) {
 	}
 	detail := string(d.Phase)
 	if d.Phase == PhaseFailed {
-		detail += ": " + d.Error
+		detail += ": " + d.Outcome()
 	}
 	dep.audit(by, "deploy finished", d.Service, d.ID, detail)
 }
@@ -288,7 +288,7 @@ func summary(d Deployment, now time.Time) string {
 		}
 		return fmt.Sprintf("Deploy #%d of %s was aborted%s after %s; nothing was switched.", d.ID, d.Service, by, took)
 	}
-	return fmt.Sprintf("Deploy #%d of %s failed after %s: %s", d.ID, d.Service, took, d.Error)
+	return fmt.Sprintf("Deploy #%d of %s failed after %s: %s", d.ID, d.Service, took, d.Outcome())
 }
 
 // fail records a step's failure, then puts traffic back and cleans up. The
@@ -309,9 +309,10 @@ func (dep *Deployer) fail(ctx context.Context, svc *Service, id uint64, name Ste
 	return dep.finishFailed(ctx, svc, d)
 }
 
-// finishFailed ends a deployment whose step failed. It is also what a
-// restart does with a failure recorded but not yet cleaned up, so it
-// decides from the persisted traffic intent alone:
+// finishFailed ends a deployment whose step failed, and records what was
+// done about it as its Aftermath. It is also what a restart does with a
+// failure recorded but not yet cleaned up, so it decides from the
+// persisted traffic intent alone:
 //   - retire failed with traffic on the next set: the next set is live;
 //   - traffic never left the old set, or settled back on it: the next set
 //     is deleted and the lock released;
@@ -324,11 +325,11 @@ func (dep *Deployer) finishFailed(ctx context.Context, svc *Service, d Deploymen
 	defer cancel()
 	failed := failedStep(d)
 	var live *ServiceState
-	note := ""
+	var aftermath string
 	switch {
 	case failed == StepRetire && d.Traffic.SettledOn(TrafficNext):
 		live = &ServiceState{Service: svc.Name, Image: d.ImageNew, Servers: cloneServers(d.Next), DeployID: d.ID, Updated: dep.clock.Now()}
-		note = "Traffic is on the new set; leftover old servers will be reported by the reconciler."
+		aftermath = "Traffic is on the new set; leftover old servers will be reported by the reconciler."
 	case failed == StepRetire, failed == StepRollbackWindow && !d.Traffic.SettledOn(TrafficOld):
 		return dep.needsAttention(ctx, svc, d.ID, fmt.Sprintf("%s; traffic is on the new set (%s) and the old set (%s) is kept", d.Error, serverNames(d.Next), serverNames(d.Old)))
 	default:
@@ -348,19 +349,17 @@ func (dep *Deployer) finishFailed(ctx context.Context, svc *Service, d Deploymen
 		}
 		switch left := dep.deleteNext(cctx, svc, d); {
 		case left != "":
-			note = where + ". " + left + " The lock is released."
+			aftermath = where + ". " + left + " The lock is released."
 		case len(d.Next) > 0:
-			note = fmt.Sprintf("%s; the next set (%s) was deleted and the lock released.", where, serverNames(d.Next))
+			aftermath = fmt.Sprintf("%s; the next set (%s) was deleted and the lock released.", where, serverNames(d.Next))
 		default:
-			note = where + "; the lock is released."
+			aftermath = where + "; the lock is released."
 		}
 	}
 	d, err := dep.store.FinishDeployment(d.ID, func(x *Deployment) error {
 		skipPending(x)
 		x.Phase, x.Finished, x.Updated = PhaseFailed, dep.clock.Now(), dep.clock.Now()
-		if note != "" && !strings.Contains(x.Error, note) {
-			x.Error = strings.TrimRight(x.Error, ". ") + ". " + note
-		}
+		x.Aftermath = aftermath
 		return nil
 	}, live)
 	if err != nil {
@@ -370,7 +369,8 @@ func (dep *Deployer) finishFailed(ctx context.Context, svc *Service, d Deploymen
 	return nil
 }
 
-// finishAborted deletes the next set and ends the deployment as aborted.
+// finishAborted deletes the next set and ends the deployment as aborted,
+// with who aborted it as its Error and what was done as its Aftermath.
 // Abort is refused once approved, so traffic never reached the next set;
 // should it have, the next set is kept and the deploy needs attention.
 func (dep *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployment) error {
@@ -379,7 +379,16 @@ func (dep *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployme
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
 	defer cancel()
-	note := dep.deleteNext(cctx, svc, d)
+	stayed := "Traffic stayed on " + orNone(serverNames(d.Old))
+	var aftermath string
+	switch left := dep.deleteNext(cctx, svc, d); {
+	case left != "":
+		aftermath = stayed + ". " + left + " The lock is released."
+	case len(d.Next) > 0:
+		aftermath = fmt.Sprintf("%s; the next set (%s) was deleted and the lock released.", stayed, serverNames(d.Next))
+	default:
+		aftermath = stayed + "; nothing had been built, and the lock is released."
+	}
 	d, err := dep.store.FinishDeployment(d.ID, func(x *Deployment) error {
 		if st := x.Step(x.CurrentStep()); st != nil && st.Status == StatusRunning {
 			st.Status, st.Finished = StatusFailed, dep.clock.Now()
@@ -393,9 +402,7 @@ func (dep *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployme
 		if x.Approval.Reason != "" {
 			x.Error += ": " + x.Approval.Reason
 		}
-		if note != "" {
-			x.Error += ". " + note
-		}
+		x.Aftermath = aftermath
 		return nil
 	}, nil)
 	if err != nil {

@@ -246,6 +246,9 @@ func TestSwitchBackFailureNeedsAttention(t *testing.T) {
 	if !sameSet(s.traffic("ns"), ids(d.Old)) || s.exists(d.Next) {
 		t.Errorf("after resolve --to old: traffic on %v, next set exists %v", s.traffic("ns"), s.exists(d.Next))
 	}
+	if want := "Resolved by ops: ns stays on " + strings.Join(serverNames(d.Old), ", ") + "."; d.Aftermath != want || strings.Contains(d.Error, "Resolved") {
+		t.Errorf("after resolve --to old: error %q, aftermath %q; want the aftermath %q apart from the error", d.Error, d.Aftermath, want)
+	}
 	if l, _ := s.db.CurrentLock("ns"); l != nil {
 		t.Errorf("lock still held after resolve: %+v", l)
 	}

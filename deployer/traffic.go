@@ -224,7 +224,8 @@ func (dep *Deployer) Resolve(ctx context.Context, service string, id uint64, use
 	return d, nil
 }
 
-// finishResolve carries out a person's resolve decision.
+// finishResolve carries out a person's resolve decision; who chose which
+// set, and what could not be deleted, is the deploy's Aftermath.
 func (dep *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployment) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Switch+svc.Timeouts.Retire)
 	defer cancel()
@@ -267,9 +268,9 @@ func (dep *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployme
 	d, err := dep.store.FinishDeployment(d.ID, func(x *Deployment) error {
 		x.Updated, x.Finished = dep.clock.Now(), dep.clock.Now()
 		skipPending(x)
-		text := fmt.Sprintf("Resolved by %s: %s stays on %s.", by, x.Service, serverNames(keep))
+		x.Aftermath = fmt.Sprintf("Resolved by %s: %s stays on %s.", by, x.Service, serverNames(keep))
 		if note != "" {
-			text += " " + note
+			x.Aftermath += " " + note
 		}
 		if target == TrafficNext {
 			x.Next = cloneServers(live.Servers)
@@ -277,7 +278,6 @@ func (dep *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployme
 		} else {
 			x.Phase = PhaseFailed
 		}
-		x.Error = strings.TrimRight(x.Error, ". ") + ". " + text
 		return nil
 	}, live)
 	if err != nil {

@@ -960,6 +960,65 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 }
 
+// TestAftermathIsKept: a deployment's Aftermath is saved by the
+// transaction that ends it, under its own key, and read back after a
+// reopen. A record written before the field, with what was done at the end
+// of its Error, reads as it was stored: the file needs no conversion.
+func TestAftermathIsKept(t *testing.T) {
+	db, path, _ := openDB(t)
+	end := func(id uint64, why, aftermath string) deployer.Deployment {
+		d, err := db.FinishDeployment(id, func(d *deployer.Deployment) error {
+			d.Phase, d.Error, d.Aftermath = deployer.PhaseFailed, why, aftermath
+			return nil
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	why := "Switch traffic failed: the NodeBalancer answered 500"
+	aftermath := "Traffic is back on ns1-0; the next set (ns1-1) was deleted and the lock released."
+	want := end(begin(t, db, "ns", "alice"), why, aftermath)
+	before := end(begin(t, db, "web", "bob"), why, aftermath)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		deps := tx.Bucket([]byte("deployments"))
+		var rec map[string]any
+		if err := json.Unmarshal(deps.Get(be(want.ID)), &rec); err != nil {
+			return err
+		}
+		if rec["aftermath"] != aftermath || rec["error"] != why {
+			t.Errorf("stored record has error %q and aftermath %q, want %q and %q", rec["error"], rec["aftermath"], why, aftermath)
+		}
+		// The record as an earlier greenlight wrote it.
+		if err := json.Unmarshal(deps.Get(be(before.ID)), &rec); err != nil {
+			return err
+		}
+		delete(rec, "aftermath")
+		rec["error"] = why + ". " + aftermath
+		v, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return deps.Put(be(before.ID), v)
+	})
+
+	db, err := storage.Open(path, storage.Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer db.Close()
+	if got, err := db.Deployment(want.ID); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Deployment after reopen:\n got %+v, %v\nwant %+v", got, err, want)
+	}
+	before.Error, before.Aftermath = why+". "+aftermath, ""
+	if got, err := db.Deployment(before.ID); err != nil || !reflect.DeepEqual(got, before) {
+		t.Errorf("a record without an aftermath:\n got %+v, %v\nwant %+v", got, err, before)
+	}
+}
+
 // Freezes set in chat are kept per service, one for every service, and
 // removed one at a time.
 func TestFreezes(t *testing.T) {

@@ -93,6 +93,7 @@ func TestChecklistPrintsChanges(t *testing.T) {
 	st.Status, st.Started, st.Finished, st.Detail = deployer.StatusFailed, now, now.Add(time.Second), "create ns1-4: quota"
 	d.Phase, d.Finished, d.Error = deployer.PhaseFailed, now.Add(2*time.Second), "Create the next set failed: create ns1-4: quota"
 	d.Old, d.Next = []deployer.Server{{Name: "ns1-3"}, {Name: "ns2-3"}}, []deployer.Server{{Name: "ns1-4"}, {Name: "ns2-4"}}
+	d.Aftermath = "Traffic never moved from ns1-3, ns2-3; the next set (ns1-4, ns2-4) was deleted and the lock released."
 	report(deployer.EventFinished, "Deploy #4 of ns failed after 2s: create failed: create ns1-4: quota")
 
 	want := []string{

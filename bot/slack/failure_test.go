@@ -11,13 +11,15 @@ import (
 
 // TestFailureIsSaidOncePerMessage: a failed deploy's thread says why in the
 // checklist line only; the reply at the failure and the summary name the
-// step by its title and say what was done — traffic, servers, lock.
+// step by its title and say what was done — traffic, servers, lock — as
+// the deploy's Aftermath records it. A record from before Aftermath, with
+// what was done at the end of its Error, is said as it is.
 func TestFailureIsSaidOncePerMessage(t *testing.T) {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	why := "the next set failed its checks: ns1-2, ns2-2: SOA example.test. and A ns1.example.test. over UDP+TCP answered SERVFAIL"
 	old := []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}}
 	next := []deployer.Server{{Name: "ns1-2"}, {Name: "ns2-2"}}
-	failedAt := func(step deployer.StepName, note string) deployer.Deployment {
+	failedAt := func(step deployer.StepName, aftermath string) deployer.Deployment {
 		d := deployer.Deployment{ID: 2, Service: "ns", Requester: "U1", Steps: deployer.NewSteps(), Created: at,
 			Finished: at.Add(2800 * time.Millisecond), Phase: deployer.PhaseFailed, Old: old, Next: next, ImageOld: "local/ns-v1", ImageNew: "local/ns-broken"}
 		for i := range d.Steps {
@@ -35,25 +37,27 @@ func TestFailureIsSaidOncePerMessage(t *testing.T) {
 		if step == deployer.StepSwitch || step == deployer.StepCheckLive {
 			d.Traffic = deployer.Traffic{Target: deployer.TrafficOld, Settled: true, NextTouched: true}
 		}
-		if note != "" {
-			d.Error += " " + note
-		}
+		d.Aftermath = aftermath
 		return d
 	}
-	leftBehind := "Traffic is back on ns1-0, ns2-0. Could not delete every server of the next set (delete ns2-2: 503); the reconciler will report them."
+	neverMoved := "Traffic never moved from ns1-0, ns2-0; the next set (ns1-2, ns2-2) was deleted and the lock released."
+	backOn := "Traffic is back on ns1-0, ns2-0; the next set (ns1-2, ns2-2) was deleted and the lock released."
+	leftBehind := "Traffic is back on ns1-0, ns2-0. Could not delete every server of the next set (delete ns2-2: 503); the reconciler will report them. The lock is released."
+	oldShape := failedAt(deployer.StepCheckLive, "")
+	oldShape.Error += ". " + backOn
 	tests := []struct {
 		name    string
 		d       deployer.Deployment
 		summary string
 	}{
-		{"before the switch", failedAt(deployer.StepCheckNext, ""),
-			"Deploy #2 of ns failed after 2.8s at Check the next set answers (the checklist says why). " +
-				"Traffic never moved from ns1-0, ns2-0; the next set (ns1-2, ns2-2) was deleted and the lock released."},
-		{"after the switch", failedAt(deployer.StepCheckLive, ""),
-			"Deploy #2 of ns failed after 2.8s at Check through the load balancer (the checklist says why). " +
-				"Traffic is back on ns1-0, ns2-0; the next set (ns1-2, ns2-2) was deleted and the lock released."},
+		{"before the switch", failedAt(deployer.StepCheckNext, neverMoved),
+			"Deploy #2 of ns failed after 2.8s at Check the next set answers (the checklist says why). " + neverMoved},
+		{"after the switch", failedAt(deployer.StepCheckLive, backOn),
+			"Deploy #2 of ns failed after 2.8s at Check through the load balancer (the checklist says why). " + backOn},
 		{"servers left behind", failedAt(deployer.StepSwitch, leftBehind),
 			"Deploy #2 of ns failed after 2.8s at Switch traffic (the checklist says why). " + leftBehind},
+		{"a record from before Aftermath", oldShape,
+			"Deploy #2 of ns failed after 2.8s: Check through the load balancer failed: " + why + ". " + backOn},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,15 +119,23 @@ func TestStatusReachesSlackTrafficFirst(t *testing.T) {
 	}
 }
 
+// TestAbortSummarySaysWhatWasDone: an aborted deploy's summary says who
+// aborted it and why, then what was done, as its Aftermath records it; a
+// record from before Aftermath is said as its Error has it.
 func TestAbortSummarySaysWhatWasDone(t *testing.T) {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	base := deployer.Deployment{ID: 4, Service: "ns", Requester: "U1", Phase: deployer.PhaseAborted, Steps: deployer.NewSteps(),
 		Created: at, Finished: at.Add(3 * time.Second), Old: []deployer.Server{{Name: "ns1-0"}, {Name: "ns2-0"}},
-		Approval: &deployer.Decision{Kind: deployer.DecisionAbort, By: "bob", Reason: "wrong image"}, Error: "aborted by bob: wrong image"}
+		Approval: &deployer.Decision{Kind: deployer.DecisionAbort, By: "bob", Reason: "wrong image"}, Error: "aborted by bob: wrong image",
+		Aftermath: "Traffic stayed on ns1-0, ns2-0; nothing had been built, and the lock is released."}
 	withNext := base
 	withNext.Next = []deployer.Server{{Name: "ns1-4"}, {Name: "ns2-4"}}
+	withNext.Aftermath = "Traffic stayed on ns1-0, ns2-0; the next set (ns1-4, ns2-4) was deleted and the lock released."
 	leftOver := withNext
-	leftOver.Error += ". Could not delete every server of the next set (delete ns2-4: 503); the reconciler will report them."
+	leftOver.Aftermath = "Traffic stayed on ns1-0, ns2-0. Could not delete every server of the next set (delete ns2-4: 503); the reconciler will report them. The lock is released."
+	oldShape := withNext
+	oldShape.Aftermath = ""
+	oldShape.Error += ". Could not delete every server of the next set (delete ns2-4: 503); the reconciler will report them."
 	tests := []struct {
 		d    deployer.Deployment
 		want string
@@ -131,6 +143,7 @@ func TestAbortSummarySaysWhatWasDone(t *testing.T) {
 		{withNext, "Deploy #4 of ns was aborted by bob (wrong image) after 3s; traffic stayed on ns1-0, ns2-0; the next set (ns1-4, ns2-4) was deleted and the lock released."},
 		{base, "Deploy #4 of ns was aborted by bob (wrong image) after 3s; traffic stayed on ns1-0, ns2-0; nothing had been built, and the lock is released."},
 		{leftOver, "Deploy #4 of ns was aborted by bob (wrong image) after 3s; traffic stayed on ns1-0, ns2-0. Could not delete every server of the next set (delete ns2-4: 503); the reconciler will report them. The lock is released."},
+		{oldShape, "Deploy #4 of ns ended after 3s: aborted by bob: wrong image. Could not delete every server of the next set (delete ns2-4: 503); the reconciler will report them."},
 	}
 	for _, tc := range tests {
 		msgs := (&bot.Notifier{}).Messages(deployer.Event{Kind: deployer.EventFinished, Deployment: tc.d, Text: "Deploy #4 of ns was aborted"})
