@@ -106,6 +106,12 @@ type simulation struct {
 	approvals map[uint64]deployer.Decision // first decision seen at the gate
 	rollbacks map[uint64]deployer.Decision
 	retires   map[uint64]deployer.Decision
+
+	// clockStill keeps settle from moving the clock while greenlight is
+	// busy: a scripted scenario that must see what happens before a
+	// deadline sets it, since a timer left from an earlier wait would
+	// otherwise be taken for one the busy work needs.
+	clockStill bool
 }
 
 type simServiceOptions struct {
@@ -257,7 +263,7 @@ func (s *simulation) settle() {
 		}
 		if s.dep.Busy() {
 			quiet = 0
-			if s.w.hanging.Load() == 0 {
+			if s.w.hanging.Load() == 0 && !s.clockStill {
 				if next, ok := s.clock.NextWaiter(); ok {
 					s.clock.Advance(next.Sub(s.clock.Now()))
 				}
