@@ -316,10 +316,11 @@ func accessHint() string {
 	return fmt.Sprintf("greenlight runs as %s: give that user access to the data directory, or choose another with --data", who)
 }
 
-// explainAccess adds who greenlight runs as to a refusal by the system
-// that does not say it yet.
+// explainAccess adds who greenlight runs as to a refusal by the system.
+// dataDirError's errors say it already and do not wrap the refusal, so it
+// is said once.
 func explainAccess(err error) error {
-	if err == nil || !errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "greenlight runs as") {
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
 	return fmt.Errorf("%w; %s", err, accessHint())
