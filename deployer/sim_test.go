@@ -107,11 +107,12 @@ type simulation struct {
 	rollbacks map[uint64]deployer.Decision
 	retires   map[uint64]deployer.Decision
 
-	// clockStill keeps settle from moving the clock while greenlight is
-	// busy: a scripted scenario that must see what happens before a
-	// deadline sets it, since a timer left from an earlier wait would
-	// otherwise be taken for one the busy work needs.
-	clockStill bool
+	// maxJump, when set, is the furthest settle moves the clock for
+	// greenlight's busy work: far enough for a retry's backoff, short of
+	// any deadline, so a timer left from an earlier wait (the approval
+	// gate's, the window's) is never taken for one the busy work needs.
+	// Scripted scenarios set it and move time past deadlines themselves.
+	maxJump time.Duration
 }
 
 type simServiceOptions struct {
@@ -263,8 +264,8 @@ func (s *simulation) settle() {
 		}
 		if s.dep.Busy() {
 			quiet = 0
-			if s.w.hanging.Load() == 0 && !s.clockStill {
-				if next, ok := s.clock.NextWaiter(); ok {
+			if s.w.hanging.Load() == 0 {
+				if next, ok := s.clock.NextWaiter(); ok && (s.maxJump == 0 || next.Sub(s.clock.Now()) <= s.maxJump) {
 					s.clock.Advance(next.Sub(s.clock.Now()))
 				}
 			}
