@@ -347,14 +347,7 @@ func (dep *Deployer) finishFailed(ctx context.Context, svc *Service, d Deploymen
 		if d.Traffic.NextTouched {
 			where = fmt.Sprintf("Traffic is back on %s", orNone(serverNames(d.Old)))
 		}
-		switch left := dep.deleteNext(cctx, svc, d); {
-		case left != "":
-			aftermath = where + ". " + left + " The lock is released."
-		case len(d.Next) > 0:
-			aftermath = fmt.Sprintf("%s; the next set (%s) was deleted and the lock released.", where, serverNames(d.Next))
-		default:
-			aftermath = where + "; the lock is released."
-		}
+		aftermath = dep.deleteNextSaying(cctx, svc, d, where, "; the lock is released.")
 	}
 	d, err := dep.store.FinishDeployment(d.ID, func(x *Deployment) error {
 		skipPending(x)
@@ -369,6 +362,19 @@ func (dep *Deployer) finishFailed(ctx context.Context, svc *Service, d Deploymen
 	return nil
 }
 
+// deleteNextSaying deletes d's next set and says, after where (where
+// traffic is), what became of it and of the lock; nothing ends the sentence
+// when there was no next set.
+func (dep *Deployer) deleteNextSaying(ctx context.Context, svc *Service, d Deployment, where, nothing string) string {
+	switch left := dep.deleteNext(ctx, svc, d); {
+	case left != "":
+		return where + ". " + left + " The lock is released."
+	case len(d.Next) > 0:
+		return fmt.Sprintf("%s; the next set (%s) was deleted and the lock released.", where, serverNames(d.Next))
+	}
+	return where + nothing
+}
+
 // finishAborted deletes the next set and ends the deployment as aborted,
 // with who aborted it as its Error and what was done as its Aftermath.
 // Abort is refused once approved, so traffic never reached the next set;
@@ -380,15 +386,7 @@ func (dep *Deployer) finishAborted(ctx context.Context, svc *Service, d Deployme
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeouts.Retire)
 	defer cancel()
 	stayed := "Traffic stayed on " + orNone(serverNames(d.Old))
-	var aftermath string
-	switch left := dep.deleteNext(cctx, svc, d); {
-	case left != "":
-		aftermath = stayed + ". " + left + " The lock is released."
-	case len(d.Next) > 0:
-		aftermath = fmt.Sprintf("%s; the next set (%s) was deleted and the lock released.", stayed, serverNames(d.Next))
-	default:
-		aftermath = stayed + "; nothing had been built, and the lock is released."
-	}
+	aftermath := dep.deleteNextSaying(cctx, svc, d, stayed, "; nothing had been built, and the lock is released.")
 	d, err := dep.store.FinishDeployment(d.ID, func(x *Deployment) error {
 		if st := x.Step(x.CurrentStep()); st != nil && st.Status == StatusRunning {
 			st.Status, st.Finished = StatusFailed, dep.clock.Now()
