@@ -37,6 +37,7 @@ type target struct {
 	name string
 	addr string
 	qps  []float64
+	cpu  []float64 // this process's CPU µs per UDP query
 	lost []float64
 }
 
@@ -106,22 +107,28 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 	for round := range o.Rounds {
 		for _, t := range targets {
 			for _, mode := range []string{"udp", "tcp"} {
-				qps, lost, err := dnsperf(ctx, data, t.addr, mode, o)
+				before := cpuTime()
+				r, err := dnsperf(ctx, data, t.addr, mode, o)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", t.name, mode, err)
 				}
+				cpu := float64((cpuTime() - before).Microseconds()) / max(r.completed, 1)
 				if mode == "udp" {
-					t.qps = append(t.qps, qps)
+					t.qps = append(t.qps, r.qps)
+					t.cpu = append(t.cpu, cpu)
 				} else {
-					t.lost = append(t.lost, lost)
+					t.lost = append(t.lost, r.lost)
 				}
-				fmt.Fprintf(os.Stderr, "round %d %s %s: %.0f qps, %.0f lost\n", round+1, t.name, mode, qps, lost)
+				fmt.Fprintf(os.Stderr, "round %d %s %s: %.0f qps, %.0f lost, %.1f µs CPU/query\n", round+1, t.name, mode, r.qps, r.lost, cpu)
 			}
 		}
 	}
 	// Each target's ratio is taken against the direct run of the same round,
 	// seconds apart, so a busy neighbour slows both sides of a ratio alike.
-	fmt.Fprintf(out, "%-11s %12s %9s %-24s %15s\n", "target", "UDP qps", "× direct", "(each round)", "TCP lost/run")
+	// CPU is this process's (the server's, and the balancer's when it is
+	// the target) user and system time over a UDP run, per query completed:
+	// a busy machine moves it less than it moves queries per second.
+	fmt.Fprintf(out, "%-11s %12s %9s %-24s %13s %15s\n", "target", "UDP qps", "× direct", "(each round)", "CPU µs/query", "TCP lost/run")
 	for _, t := range targets {
 		var ratios []float64
 		var each []string
@@ -130,7 +137,7 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 			ratios = append(ratios, r)
 			each = append(each, fmt.Sprintf("%.2f", r))
 		}
-		fmt.Fprintf(out, "%-11s %12.0f %9.2f %-24s %15.0f\n", t.name, median(t.qps), median(ratios), strings.Join(each, " "), median(t.lost))
+		fmt.Fprintf(out, "%-11s %12.0f %9.2f %-24s %13.1f %15.0f\n", t.name, median(t.qps), median(ratios), strings.Join(each, " "), median(t.cpu), median(t.lost))
 	}
 	return nil
 }
@@ -150,13 +157,28 @@ func startServer(ctx context.Context, c *local.Cloud) (deployer.Server, error) {
 }
 
 var (
-	qpsLine  = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
-	lostLine = regexp.MustCompile(`Queries lost:\s+([0-9]+)`)
+	qpsLine       = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
+	lostLine      = regexp.MustCompile(`Queries lost:\s+([0-9]+)`)
+	completedLine = regexp.MustCompile(`Queries completed:\s+([0-9]+)`)
 )
 
-// dnsperf runs dnsperf once and returns its queries per second and lost
-// queries.
-func dnsperf(ctx context.Context, data, addr, mode string, o lbOptions) (qps, lost float64, err error) {
+// perfResult is what one dnsperf run reports.
+type perfResult struct {
+	qps, lost, completed float64
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// dnsperf runs dnsperf once and returns its queries per second, lost
+// queries and completed queries.
+func dnsperf(ctx context.Context, data, addr, mode string, o lbOptions) (r perfResult, err error) {
 	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(ctx, o.Length+30*time.Second)
 	defer cancel()
@@ -164,16 +186,18 @@ func dnsperf(ctx context.Context, data, addr, mode string, o lbOptions) (qps, lo
 		"-c", strconv.Itoa(o.Clients), "-T", strconv.Itoa(o.Threads), "-l", strconv.Itoa(int(o.Length.Seconds())))
 	b, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%v: %s", err, b)
+		return r, fmt.Errorf("%v: %s", err, b)
 	}
 	m := qpsLine.FindSubmatch(b)
 	l := lostLine.FindSubmatch(b)
-	if m == nil || l == nil {
-		return 0, 0, fmt.Errorf("no figures in dnsperf's output:\n%s", b)
+	c := completedLine.FindSubmatch(b)
+	if m == nil || l == nil || c == nil {
+		return r, fmt.Errorf("no figures in dnsperf's output:\n%s", b)
 	}
-	qps, _ = strconv.ParseFloat(string(m[1]), 64)
-	lost, _ = strconv.ParseFloat(string(l[1]), 64)
-	return qps, lost, nil
+	r.qps, _ = strconv.ParseFloat(string(m[1]), 64)
+	r.lost, _ = strconv.ParseFloat(string(l[1]), 64)
+	r.completed, _ = strconv.ParseFloat(string(c[1]), 64)
+	return r, nil
 }
 
 // freeAddr is a loopback address whose port is free for UDP and TCP now.
