@@ -267,7 +267,7 @@ func (b *Balancer) finishUDP(q *udpQuery, result lbResult) {
 			b.udp.WriteToUDPAddrPort(reply, q.client)
 		}
 	}
-	b.counters.count("udp", result)
+	b.counters.count(protoUDP, result)
 	if q.f != nil {
 		b.land(q.f)
 	}
