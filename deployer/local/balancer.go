@@ -90,6 +90,8 @@ type Balancer struct {
 	closed  bool
 
 	inflight chan struct{} // semaphore of UDP queries
+	ticks    atomic.Uint64 // expiry ticks so far: each UDP attempt notes the one it was sent in
+	done     chan struct{} // closed by Close
 	wg       sync.WaitGroup
 }
 
@@ -149,12 +151,14 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 		pools:      map[string]*udpPool{},
 		landed:     make(chan struct{}),
 		inflight:   make(chan struct{}, maxUDPInFlight),
+		done:       make(chan struct{}),
 	}
-	b.wg.Add(1 + udpReaders)
+	b.wg.Add(2 + udpReaders)
 	for range udpReaders {
 		go b.serveUDP()
 	}
 	go b.serveTCP()
+	go b.expireUDP()
 	return b, nil
 }
 
@@ -313,6 +317,7 @@ func (b *Balancer) Close() error {
 		return nil
 	}
 	b.closed = true
+	close(b.done)
 	var conns []io.Closer
 	for f := range b.flights {
 		f.cut = true

@@ -3,8 +3,10 @@ package local
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,9 +30,26 @@ type udpSock struct {
 	conn *net.UDPConn
 
 	mu      sync.Mutex
-	pending map[uint16]*udpAttempt // by the ID the server sees
-	nextID  uint16
+	slots   [udpSlots]udpSlot // pending attempts, by the low bits of the ID the server sees
+	next    int               // the slot the search for a free one starts at
+	pending int               // slots in use
 	closed  bool
+}
+
+// udpSlots is how many attempts one socket can have pending: as many as
+// queries may be in flight, so a socket never runs out. The low bits of
+// the ID the server sees are the slot; the high ones count its uses, so a
+// late answer to the slot's previous attempt is not taken for the current
+// one's.
+const (
+	udpSlotBits = 10
+	udpSlots    = 1 << udpSlotBits
+)
+
+// udpSlot holds one pending attempt.
+type udpSlot struct {
+	a   *udpAttempt // nil when free
+	gen uint16      // bumped on each use
 }
 
 // udpQuery is one client query, from the read until the client has its
@@ -44,10 +63,10 @@ type udpQuery struct {
 // udpAttempt is one query sent to one server; closing it (a cut drain)
 // gives up on the query with SERVFAIL unless its answer came first.
 type udpAttempt struct {
-	q     *udpQuery
-	sock  *udpSock
-	id    uint16
-	timer *time.Timer
+	q    *udpQuery
+	sock *udpSock
+	id   uint16
+	tick uint64 // the balancer's expiry tick when it was sent
 }
 
 func (b *Balancer) newUDPPool(addr string) (*udpPool, error) {
@@ -62,7 +81,7 @@ func (b *Balancer) newUDPPool(addr string) (*udpPool, error) {
 			p.close()
 			return nil, err
 		}
-		s := &udpSock{b: b, conn: c, pending: map[uint16]*udpAttempt{}, nextID: uint16(len(p.socks) * 7919)}
+		s := &udpSock{b: b, conn: c, next: len(p.socks) * 331 % udpSlots}
 		p.socks = append(p.socks, s)
 		b.wg.Go(s.read)
 	}
@@ -145,19 +164,14 @@ func (s *udpSock) send(q *udpQuery) (*udpAttempt, error) {
 		s.mu.Unlock()
 		return nil, net.ErrClosed
 	}
-	wire := append([]byte(nil), q.query...)
-	a := &udpAttempt{q: q, sock: s}
-	for {
-		s.nextID++
-		if _, used := s.pending[s.nextID]; !used {
-			break
-		}
+	a := &udpAttempt{q: q, sock: s, tick: s.b.ticks.Load()}
+	if !s.register(a) {
+		s.mu.Unlock()
+		return nil, errNoSlot
 	}
-	a.id = s.nextID
-	binary.BigEndian.PutUint16(wire, a.id)
-	s.pending[a.id] = a
-	a.timer = time.AfterFunc(s.b.timeout, func() { s.expire(a) })
 	s.mu.Unlock()
+	wire := append([]byte(nil), q.query...)
+	binary.BigEndian.PutUint16(wire, a.id)
 	s.b.hold(q.f, a)
 	if _, err := s.conn.Write(wire); err != nil {
 		return a, err
@@ -165,26 +179,68 @@ func (s *udpSock) send(q *udpQuery) (*udpAttempt, error) {
 	return nil, nil
 }
 
+// errNoSlot is a socket's error when it has no free slot for an attempt.
+var errNoSlot = errors.New("no free query ID on the socket")
+
+// register puts a in a free slot and gives it that slot's next ID; false
+// when every slot is in use. s.mu is held.
+func (s *udpSock) register(a *udpAttempt) bool {
+	for range udpSlots {
+		i := s.next
+		s.next = (s.next + 1) % udpSlots
+		sl := &s.slots[i]
+		if sl.a == nil {
+			sl.gen++
+			sl.a = a
+			a.id = sl.gen<<udpSlotBits | uint16(i)
+			s.pending++
+			return true
+		}
+	}
+	return false
+}
+
+// takeLocked removes and returns the attempt pending with the ID id, or
+// nil. s.mu is held.
+func (s *udpSock) takeLocked(id uint16) *udpAttempt {
+	sl := &s.slots[id%udpSlots]
+	a := sl.a
+	if a == nil || a.id != id {
+		return nil
+	}
+	sl.a = nil
+	s.pending--
+	return a
+}
+
 // take removes a from the pending queries; false when it was not pending
 // (answered, expired or cut already).
 func (s *udpSock) take(a *udpAttempt) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending[a.id] != a {
+	sl := &s.slots[a.id%udpSlots]
+	if sl.a != a {
 		return false
 	}
-	delete(s.pending, a.id)
-	a.timer.Stop()
+	sl.a = nil
+	s.pending--
 	return true
 }
 
-// expire tries the query on another server when its server did not answer
-// in time.
-func (s *udpSock) expire(a *udpAttempt) {
-	if !s.take(a) {
-		return
+// expire takes the attempts sent at tick before or earlier off s and tries
+// each query on another server: their server did not answer in time.
+func (s *udpSock) expire(before uint64) {
+	var expired []*udpAttempt
+	s.mu.Lock()
+	for i := 0; i < udpSlots && s.pending > len(expired); i++ {
+		if a := s.slots[i].a; a != nil && a.tick <= before {
+			expired = append(expired, s.takeLocked(a.id))
+		}
 	}
-	s.b.retryUDP(a.q)
+	s.mu.Unlock()
+	for _, a := range expired {
+		s.b.retryUDP(a.q)
+	}
 }
 
 // retryUDP sends q to the next server of its set, or answers SERVFAIL when
@@ -229,11 +285,7 @@ func (s *udpSock) read() {
 			continue
 		}
 		s.mu.Lock()
-		a := s.pending[binary.BigEndian.Uint16(buf)]
-		if a != nil {
-			delete(s.pending, a.id)
-			a.timer.Stop()
-		}
+		a := s.takeLocked(binary.BigEndian.Uint16(buf))
 		s.mu.Unlock()
 		if a == nil { // late, or not ours
 			continue
@@ -248,10 +300,10 @@ func (s *udpSock) read() {
 func (s *udpSock) failAll() {
 	s.mu.Lock()
 	var failed []*udpAttempt
-	for id, a := range s.pending {
-		a.timer.Stop()
-		delete(s.pending, id)
-		failed = append(failed, a)
+	for i := 0; i < udpSlots && s.pending > 0; i++ {
+		if a := s.slots[i].a; a != nil {
+			failed = append(failed, s.takeLocked(a.id))
+		}
 	}
 	s.mu.Unlock()
 	for _, a := range failed {
@@ -272,4 +324,45 @@ func (b *Balancer) finishUDP(q *udpQuery, result lbResult) {
 		b.land(q.f)
 	}
 	<-b.inflight
+}
+
+// expiryTicks is how many times per query timeout the balancer looks for
+// UDP attempts that went unanswered: an attempt is given up between one and
+// 1+1/expiryTicks query timeouts after it was sent.
+const expiryTicks = 8
+
+// expireUDP ticks expiryTicks times per query timeout and gives up on the
+// attempts sent more than a query timeout ago. One goroutine for all the
+// balancer's sockets does what a timer per query would, without setting
+// and stopping one for each.
+func (b *Balancer) expireUDP() {
+	defer b.wg.Done()
+	period, ticks := b.timeout/expiryTicks, uint64(expiryTicks)
+	if period < time.Millisecond {
+		period = time.Millisecond
+		ticks = uint64((b.timeout + period - 1) / period)
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+		}
+		// An attempt sent at tick n went out before tick n+1 began: by tick
+		// n+1+ticks it has waited more than ticks periods.
+		now := b.ticks.Add(1)
+		if now <= ticks {
+			continue
+		}
+		b.mu.Lock()
+		pools := slices.Collect(maps.Values(b.pools))
+		b.mu.Unlock()
+		for _, p := range pools {
+			for _, s := range p.socks {
+				s.expire(now - ticks - 1)
+			}
+		}
+	}
 }
