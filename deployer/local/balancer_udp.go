@@ -23,6 +23,9 @@ type udpPool struct {
 	addr  string
 	socks []*udpSock
 	next  atomic.Uint32
+	// inflight counts the UDP queries on this server: from when one is sent
+	// to it until it is answered, given up or moved to another server.
+	inflight atomic.Int64
 }
 
 type udpSock struct {
@@ -56,12 +59,13 @@ type udpSlot struct {
 // answer or SERVFAIL.
 type udpQuery struct {
 	client netip.AddrPort
-	query  []byte // as the client sent it
-	f      *flight
+	query  []byte      // as the client sent it
+	set    *backendSet // nil when there was none to send it to
+	be     *backend    // the server of set it is on
+	tried  int         // servers of set tried so far
 }
 
-// udpAttempt is one query sent to one server; closing it (a cut drain)
-// gives up on the query with SERVFAIL unless its answer came first.
+// udpAttempt is one query sent to one server.
 type udpAttempt struct {
 	q    *udpQuery
 	sock *udpSock
@@ -86,6 +90,19 @@ func (b *Balancer) newUDPPool(addr string) (*udpPool, error) {
 		b.wg.Go(s.read)
 	}
 	return p, nil
+}
+
+// cut gives up on the queries pending on p's sockets with SERVFAIL and
+// returns how many.
+func (p *udpPool) cut() int {
+	n := 0
+	for _, s := range p.socks {
+		for _, a := range s.takeAll(allTicks) {
+			p.b.finishUDP(a.q, resultServfail)
+			n++
+		}
+	}
+	return n
 }
 
 // close closes the sockets; their readers give up on what is pending.
@@ -122,13 +139,48 @@ func (b *Balancer) serveUDP() {
 		}
 		q := &udpQuery{client: client, query: append([]byte(nil), buf[:n]...)}
 		b.inflight <- struct{}{}
-		f, ok := b.takeoff()
-		if !ok {
+		if !b.takeoffUDP(q) {
 			b.finishUDP(q, resultServfail)
 			continue
 		}
-		q.f = f
-		b.sendUDP(q, f.backend)
+		b.sendUDP(q, q.be)
+	}
+}
+
+// takeoffUDP picks the next server of the accepted set for q and counts q
+// on it; false when there is none.
+func (b *Balancer) takeoffUDP(q *udpQuery) bool {
+	b.switching.RLock()
+	defer b.switching.RUnlock()
+	set := b.backends.Load()
+	if set == nil || len(set.backends) == 0 {
+		return false
+	}
+	q.set, q.be, q.tried = set, set.pick(), 1
+	q.be.pool.inflight.Add(1)
+	q.be.sent.Add(1)
+	return true
+}
+
+// retargetUDP moves q to the next server of its set it has not tried; false
+// when it has tried them all or the balancer is closed.
+func (b *Balancer) retargetUDP(q *udpQuery) (be *backend, ok bool) {
+	if b.closed.Load() || q.tried >= len(q.set.backends) {
+		return nil, false
+	}
+	be = q.set.after(q.be)
+	be.pool.inflight.Add(1)
+	be.sent.Add(1)
+	b.landUDP(q.be.pool)
+	q.be = be
+	q.tried++
+	return be, true
+}
+
+// landUDP ends a query's stay on p's server.
+func (b *Balancer) landUDP(p *udpPool) {
+	if p.inflight.Add(-1) == 0 && b.waiters.Load() > 0 {
+		b.signalLanded()
 	}
 }
 
@@ -148,7 +200,7 @@ func (b *Balancer) sendUDP(q *udpQuery, be *backend) {
 		}
 		b.log.Debug("UDP query failed", "server", be.addr, "err", err)
 		var ok bool
-		if be, ok = b.retarget(q.f); !ok {
+		if be, ok = b.retargetUDP(q); !ok {
 			b.finishUDP(q, resultServfail)
 			return
 		}
@@ -172,7 +224,6 @@ func (s *udpSock) send(q *udpQuery) (*udpAttempt, error) {
 	s.mu.Unlock()
 	wire := append([]byte(nil), q.query...)
 	binary.BigEndian.PutUint16(wire, a.id)
-	s.b.hold(q.f, a)
 	if _, err := s.conn.Write(wire); err != nil {
 		return a, err
 	}
@@ -227,18 +278,26 @@ func (s *udpSock) take(a *udpAttempt) bool {
 	return true
 }
 
+// allTicks is every tick, to take every attempt.
+const allTicks = ^uint64(0)
+
+// takeAll takes the attempts sent at tick before or earlier off s.
+func (s *udpSock) takeAll(before uint64) []*udpAttempt {
+	var out []*udpAttempt
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < udpSlots && s.pending > 0; i++ {
+		if a := s.slots[i].a; a != nil && a.tick <= before {
+			out = append(out, s.takeLocked(a.id))
+		}
+	}
+	return out
+}
+
 // expire takes the attempts sent at tick before or earlier off s and tries
 // each query on another server: their server did not answer in time.
 func (s *udpSock) expire(before uint64) {
-	var expired []*udpAttempt
-	s.mu.Lock()
-	for i := 0; i < udpSlots && s.pending > len(expired); i++ {
-		if a := s.slots[i].a; a != nil && a.tick <= before {
-			expired = append(expired, s.takeLocked(a.id))
-		}
-	}
-	s.mu.Unlock()
-	for _, a := range expired {
+	for _, a := range s.takeAll(before) {
 		s.b.retryUDP(a.q)
 	}
 }
@@ -246,22 +305,13 @@ func (s *udpSock) expire(before uint64) {
 // retryUDP sends q to the next server of its set, or answers SERVFAIL when
 // every one was tried.
 func (b *Balancer) retryUDP(q *udpQuery) {
-	be, ok := b.retarget(q.f)
+	be, ok := b.retargetUDP(q)
 	if !ok {
 		b.finishUDP(q, resultServfail)
 		return
 	}
 	b.counters.udpRetried.Add(1)
 	b.sendUDP(q, be)
-}
-
-// Close gives up on the attempt (its flight was cut): the client gets
-// SERVFAIL unless the answer came first.
-func (a *udpAttempt) Close() error {
-	if a.sock.take(a) {
-		a.sock.b.finishUDP(a.q, resultServfail)
-	}
-	return nil
 }
 
 // read relays the server's answers to their clients. A refusal from the
@@ -298,15 +348,7 @@ func (s *udpSock) read() {
 
 // failAll takes every pending attempt off s and retries each query.
 func (s *udpSock) failAll() {
-	s.mu.Lock()
-	var failed []*udpAttempt
-	for i := 0; i < udpSlots && s.pending > 0; i++ {
-		if a := s.slots[i].a; a != nil {
-			failed = append(failed, s.takeLocked(a.id))
-		}
-	}
-	s.mu.Unlock()
-	for _, a := range failed {
+	for _, a := range s.takeAll(allTicks) {
 		s.b.retryUDP(a.q)
 	}
 }
@@ -320,8 +362,8 @@ func (b *Balancer) finishUDP(q *udpQuery, result lbResult) {
 		}
 	}
 	b.counters.count(protoUDP, result)
-	if q.f != nil {
-		b.land(q.f)
+	if q.be != nil {
+		b.landUDP(q.be.pool)
 	}
 	<-b.inflight
 }
