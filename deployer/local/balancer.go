@@ -94,10 +94,14 @@ type Balancer struct {
 	pools   map[string]*udpPool       // server address → its UDP sockets and UDP queries on it
 	landed  chan struct{}             // closed and replaced when a flight lands while a Drain waits
 
-	inflight chan struct{} // semaphore of UDP queries
-	ticks    atomic.Uint64 // expiry ticks so far: each UDP attempt notes the one it was sent in
-	done     chan struct{} // closed by Close
-	wg       sync.WaitGroup
+	// freeQueries holds finished UDP queries for reuse; queries counts
+	// those made, at most maxUDPInFlight, so reading from the client stops
+	// while that many are in flight.
+	freeQueries chan *udpQuery
+	queries     atomic.Int64
+	ticks       atomic.Uint64 // expiry ticks so far: each UDP attempt notes the one it was sent in
+	done        chan struct{} // closed by Close
+	wg          sync.WaitGroup
 }
 
 // backendSet is what Accept installs.
@@ -144,20 +148,20 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 		return nil, err
 	}
 	b := &Balancer{
-		log:        opts.Logger.With("balancer", u.LocalAddr().String()),
-		timeout:    opts.QueryTimeout,
-		idle:       opts.IdleTimeout,
-		maxClients: opts.MaxTCPClients,
-		sockets:    opts.UDPSockets,
-		udp:        u,
-		tcp:        l,
-		flights:    map[*flight]struct{}{},
-		clients:    map[net.Conn]struct{}{},
-		stats:      map[string]*atomic.Uint64{},
-		pools:      map[string]*udpPool{},
-		landed:     make(chan struct{}),
-		inflight:   make(chan struct{}, maxUDPInFlight),
-		done:       make(chan struct{}),
+		log:         opts.Logger.With("balancer", u.LocalAddr().String()),
+		timeout:     opts.QueryTimeout,
+		idle:        opts.IdleTimeout,
+		maxClients:  opts.MaxTCPClients,
+		sockets:     opts.UDPSockets,
+		udp:         u,
+		tcp:         l,
+		flights:     map[*flight]struct{}{},
+		clients:     map[net.Conn]struct{}{},
+		stats:       map[string]*atomic.Uint64{},
+		pools:       map[string]*udpPool{},
+		landed:      make(chan struct{}),
+		freeQueries: make(chan *udpQuery, maxUDPInFlight),
+		done:        make(chan struct{}),
 	}
 	b.wg.Add(2 + udpReaders)
 	for range udpReaders {

@@ -33,45 +33,45 @@ type udpSock struct {
 	conn *net.UDPConn
 
 	mu      sync.Mutex
-	slots   [udpSlots]udpSlot // pending attempts, by the low bits of the ID the server sees
+	slots   [udpSlots]udpSlot // pending queries, by the low bits of the ID the server sees
 	next    int               // the slot the search for a free one starts at
 	pending int               // slots in use
 	closed  bool
 }
 
-// udpSlots is how many attempts one socket can have pending: as many as
-// queries may be in flight, so a socket never runs out. The low bits of
-// the ID the server sees are the slot; the high ones count its uses, so a
-// late answer to the slot's previous attempt is not taken for the current
-// one's.
+// udpSlots is how many queries one socket can have pending: as many as
+// may be in flight, so a socket never runs out. The low bits of the ID the
+// server sees are the slot; the high ones count its uses, so a late answer
+// to the slot's previous query is not taken for the current one's.
 const (
 	udpSlotBits = 10
 	udpSlots    = 1 << udpSlotBits
 )
 
-// udpSlot holds one pending attempt.
+// udpSlot holds one query pending on a socket.
 type udpSlot struct {
-	a   *udpAttempt // nil when free
-	gen uint16      // bumped on each use
+	q    *udpQuery // nil when free
+	gen  uint16    // bumped on each use
+	tick uint64    // the balancer's expiry tick when q was sent
 }
 
+// id is the ID the server sees for the slot's current use.
+func (sl *udpSlot) id(i int) uint16 { return sl.gen<<udpSlotBits | uint16(i) }
+
 // udpQuery is one client query, from the read until the client has its
-// answer or SERVFAIL.
+// answer or SERVFAIL. The balancer keeps at most maxUDPInFlight of them and
+// reuses each once it is finished.
 type udpQuery struct {
 	client netip.AddrPort
-	query  []byte      // as the client sent it
+	query  []byte      // as the client sent it, ID and all
 	set    *backendSet // nil when there was none to send it to
 	be     *backend    // the server of set it is on
 	tried  int         // servers of set tried so far
 }
 
-// udpAttempt is one query sent to one server.
-type udpAttempt struct {
-	q    *udpQuery
-	sock *udpSock
-	id   uint16
-	tick uint64 // the balancer's expiry tick when it was sent
-}
+// maxKeptQuery is the longest query whose buffer a finished udpQuery keeps
+// for the next one.
+const maxKeptQuery = 4096
 
 func (b *Balancer) newUDPPool(addr string) (*udpPool, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
@@ -97,8 +97,8 @@ func (b *Balancer) newUDPPool(addr string) (*udpPool, error) {
 func (p *udpPool) cut() int {
 	n := 0
 	for _, s := range p.socks {
-		for _, a := range s.takeAll(allTicks) {
-			p.b.finishUDP(a.q, resultServfail)
+		for _, q := range s.takeAll(allTicks) {
+			p.b.finishUDP(q, resultServfail)
 			n++
 		}
 	}
@@ -137,14 +137,28 @@ func (b *Balancer) serveUDP() {
 			b.counters.udpDropped.Add(1)
 			continue
 		}
-		q := &udpQuery{client: client, query: append([]byte(nil), buf[:n]...)}
-		b.inflight <- struct{}{}
+		q := b.newUDPQuery()
+		q.client, q.query = client, append(q.query[:0], buf[:n]...)
 		if !b.takeoffUDP(q) {
 			b.finishUDP(q, resultServfail)
 			continue
 		}
-		b.sendUDP(q, q.be)
+		b.sendUDP(q, q.be, buf[:n])
 	}
+}
+
+// newUDPQuery is a finished query to reuse, or a new one while there are
+// fewer than maxUDPInFlight; past that it waits for one to finish.
+func (b *Balancer) newUDPQuery() *udpQuery {
+	select {
+	case q := <-b.freeQueries:
+		return q
+	default:
+	}
+	if b.queries.Load() < maxUDPInFlight && b.queries.Add(1) <= maxUDPInFlight {
+		return &udpQuery{}
+	}
+	return <-b.freeQueries
 }
 
 // takeoffUDP picks the next server of the accepted set for q and counts q
@@ -188,14 +202,19 @@ func (b *Balancer) landUDP(p *udpPool) {
 const dnsHeaderLen = 12
 
 // sendUDP sends q to be's server on one of its sockets. When it cannot, it
-// tries the next server of the set.
-func (b *Balancer) sendUDP(q *udpQuery, be *backend) {
+// tries the next server of the set. wire is a copy of q.query that is the
+// caller's to write over, nil if it has none.
+func (b *Balancer) sendUDP(q *udpQuery, be *backend, wire []byte) {
+	if wire == nil {
+		wire = slices.Clone(q.query)
+	}
 	for {
-		a, err := be.pool.pick().send(q)
+		s := be.pool.pick()
+		id, err := s.send(q, wire)
 		if err == nil {
 			return
 		}
-		if a != nil && !a.sock.take(a) { // cut, or answered, meanwhile
+		if id >= 0 && !s.take(q, uint16(id)) { // expired, or cut, meanwhile
 			return
 		}
 		b.log.Debug("UDP query failed", "server", be.addr, "err", err)
@@ -208,97 +227,98 @@ func (b *Balancer) sendUDP(q *udpQuery, be *backend) {
 	}
 }
 
-// send registers an attempt of q on s and writes it. On a write error it
-// returns the attempt, still pending, with the error.
-func (s *udpSock) send(q *udpQuery) (*udpAttempt, error) {
+// send makes q pending on s under an ID free on s and writes wire, q's
+// copy, with that ID. On a write error it returns the ID, q still pending
+// under it, with the error; id is -1 when q was not made pending.
+func (s *udpSock) send(q *udpQuery, wire []byte) (id int, err error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, net.ErrClosed
+		return -1, net.ErrClosed
 	}
-	a := &udpAttempt{q: q, sock: s, tick: s.b.ticks.Load()}
-	if !s.register(a) {
-		s.mu.Unlock()
-		return nil, errNoSlot
-	}
+	i, ok := s.register(q)
 	s.mu.Unlock()
-	wire := append([]byte(nil), q.query...)
-	binary.BigEndian.PutUint16(wire, a.id)
-	if _, err := s.conn.Write(wire); err != nil {
-		return a, err
+	if !ok {
+		return -1, errNoSlot
 	}
-	return nil, nil
+	binary.BigEndian.PutUint16(wire, i)
+	// From here q may be taken by another goroutine (the socket refused,
+	// expired or cut): q.query is not written to, wire is the caller's.
+	if _, err := s.conn.Write(wire); err != nil {
+		return int(i), err
+	}
+	return 0, nil
 }
 
-// errNoSlot is a socket's error when it has no free slot for an attempt.
+// errNoSlot is a socket's error when it has no free slot for a query.
 var errNoSlot = errors.New("no free query ID on the socket")
 
-// register puts a in a free slot and gives it that slot's next ID; false
-// when every slot is in use. s.mu is held.
-func (s *udpSock) register(a *udpAttempt) bool {
+// register puts q in a free slot and returns the ID that slot gives it;
+// false when every slot is in use. s.mu is held.
+func (s *udpSock) register(q *udpQuery) (uint16, bool) {
 	for range udpSlots {
 		i := s.next
 		s.next = (s.next + 1) % udpSlots
 		sl := &s.slots[i]
-		if sl.a == nil {
+		if sl.q == nil {
 			sl.gen++
-			sl.a = a
-			a.id = sl.gen<<udpSlotBits | uint16(i)
+			sl.q = q
+			sl.tick = s.b.ticks.Load()
 			s.pending++
-			return true
+			return sl.id(i), true
 		}
 	}
-	return false
+	return 0, false
 }
 
-// takeLocked removes and returns the attempt pending with the ID id, or
-// nil. s.mu is held.
-func (s *udpSock) takeLocked(id uint16) *udpAttempt {
-	sl := &s.slots[id%udpSlots]
-	a := sl.a
-	if a == nil || a.id != id {
+// takeLocked removes and returns the query pending under id, or nil. s.mu
+// is held.
+func (s *udpSock) takeLocked(id uint16) *udpQuery {
+	i := int(id % udpSlots)
+	sl := &s.slots[i]
+	q := sl.q
+	if q == nil || sl.id(i) != id {
 		return nil
 	}
-	sl.a = nil
+	sl.q = nil
 	s.pending--
-	return a
+	return q
 }
 
-// take removes a from the pending queries; false when it was not pending
-// (answered, expired or cut already).
-func (s *udpSock) take(a *udpAttempt) bool {
+// take removes q, pending under id, from s; false when it is no longer
+// pending there (answered, expired or cut already).
+func (s *udpSock) take(q *udpQuery, id uint16) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sl := &s.slots[a.id%udpSlots]
-	if sl.a != a {
+	i := int(id % udpSlots)
+	if s.slots[i].q != q || s.slots[i].id(i) != id {
 		return false
 	}
-	sl.a = nil
-	s.pending--
+	s.takeLocked(id)
 	return true
 }
 
-// allTicks is every tick, to take every attempt.
+// allTicks is every tick, to take every query.
 const allTicks = ^uint64(0)
 
-// takeAll takes the attempts sent at tick before or earlier off s.
-func (s *udpSock) takeAll(before uint64) []*udpAttempt {
-	var out []*udpAttempt
+// takeAll takes the queries sent at tick before or earlier off s.
+func (s *udpSock) takeAll(before uint64) []*udpQuery {
+	var out []*udpQuery
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := 0; i < udpSlots && s.pending > 0; i++ {
-		if a := s.slots[i].a; a != nil && a.tick <= before {
-			out = append(out, s.takeLocked(a.id))
+		if sl := &s.slots[i]; sl.q != nil && sl.tick <= before {
+			out = append(out, s.takeLocked(sl.id(i)))
 		}
 	}
 	return out
 }
 
-// expire takes the attempts sent at tick before or earlier off s and tries
-// each query on another server: their server did not answer in time.
+// expire takes the queries sent at tick before or earlier off s and tries
+// each on another server: their server did not answer in time.
 func (s *udpSock) expire(before uint64) {
-	for _, a := range s.takeAll(before) {
-		s.b.retryUDP(a.q)
+	for _, q := range s.takeAll(before) {
+		s.b.retryUDP(q)
 	}
 }
 
@@ -311,7 +331,7 @@ func (b *Balancer) retryUDP(q *udpQuery) {
 		return
 	}
 	b.counters.udpRetried.Add(1)
-	b.sendUDP(q, be)
+	b.sendUDP(q, be, nil)
 }
 
 // read relays the server's answers to their clients. A refusal from the
@@ -335,26 +355,27 @@ func (s *udpSock) read() {
 			continue
 		}
 		s.mu.Lock()
-		a := s.takeLocked(binary.BigEndian.Uint16(buf))
+		q := s.takeLocked(binary.BigEndian.Uint16(buf))
 		s.mu.Unlock()
-		if a == nil { // late, or not ours
+		if q == nil { // late, or not ours
 			continue
 		}
-		copy(buf[:2], a.q.query[:2])
-		s.b.udp.WriteToUDPAddrPort(buf[:n], a.q.client)
-		s.b.finishUDP(a.q, resultAnswered)
+		copy(buf[:2], q.query[:2])
+		s.b.udp.WriteToUDPAddrPort(buf[:n], q.client)
+		s.b.finishUDP(q, resultAnswered)
 	}
 }
 
 // failAll takes every pending attempt off s and retries each query.
 func (s *udpSock) failAll() {
-	for _, a := range s.takeAll(allTicks) {
-		s.b.retryUDP(a.q)
+	for _, q := range s.takeAll(allTicks) {
+		s.b.retryUDP(q)
 	}
 }
 
 // finishUDP ends q: SERVFAIL to the client unless it was answered, then
-// the flight lands.
+// q leaves its server and is kept for another query. The caller does not
+// touch q after.
 func (b *Balancer) finishUDP(q *udpQuery, result lbResult) {
 	if result == resultServfail {
 		if reply := servfail(q.query); reply != nil {
@@ -365,7 +386,12 @@ func (b *Balancer) finishUDP(q *udpQuery, result lbResult) {
 	if q.be != nil {
 		b.landUDP(q.be.pool)
 	}
-	<-b.inflight
+	query := q.query[:0]
+	if cap(query) > maxKeptQuery {
+		query = nil
+	}
+	*q = udpQuery{query: query}
+	b.freeQueries <- q
 }
 
 // expiryTicks is how many times per query timeout the balancer looks for
