@@ -36,6 +36,7 @@ type lbOptions struct {
 type target struct {
 	name string
 	addr string
+	pid  int // the proxy's process, when it runs in its own
 	qps  []float64
 	cpu  []float64 // this process's CPU µs per UDP query
 	lost []float64
@@ -71,17 +72,17 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 		return err
 	}
 	targets := []*target{{name: "direct", addr: s.Addr}, {name: "greenlight", addr: lb.Addr()}}
-	if addr, stop, err := startDnsdist(dir, s.Addr); err != nil {
+	if h, err := startDnsdist(dir, s.Addr); err != nil {
 		fmt.Fprintf(out, "dnsdist: %v\n", err)
 	} else {
-		defer stop()
-		targets = append(targets, &target{name: "dnsdist", addr: addr})
+		defer h.stop()
+		targets = append(targets, &target{name: "dnsdist", addr: h.addr, pid: h.pid})
 	}
-	if addr, stop, err := startNginx(dir, s.Addr); err != nil {
+	if h, err := startNginx(dir, s.Addr); err != nil {
 		fmt.Fprintf(out, "nginx: %v\n", err)
 	} else {
-		defer stop()
-		targets = append(targets, &target{name: "nginx", addr: addr})
+		defer h.stop()
+		targets = append(targets, &target{name: "nginx", addr: h.addr, pid: h.pid})
 	}
 	data := filepath.Join(dir, "queries.txt")
 	if err := os.WriteFile(data, []byte("example.test SOA\nwww.example.test A\nexample.test NS\n"), 0o644); err != nil {
@@ -107,12 +108,12 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 	for round := range o.Rounds {
 		for _, t := range targets {
 			for _, mode := range []string{"udp", "tcp"} {
-				before := cpuTime()
+				before := cpuTime() + treeCPU(t.pid)
 				r, err := dnsperf(ctx, data, t.addr, mode, o)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", t.name, mode, err)
 				}
-				cpu := float64((cpuTime() - before).Microseconds()) / max(r.completed, 1)
+				cpu := float64((cpuTime() + treeCPU(t.pid) - before).Microseconds()) / max(r.completed, 1)
 				if mode == "udp" {
 					t.qps = append(t.qps, r.qps)
 					t.cpu = append(t.cpu, cpu)
@@ -125,9 +126,10 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 	}
 	// Each target's ratio is taken against the direct run of the same round,
 	// seconds apart, so a busy neighbour slows both sides of a ratio alike.
-	// CPU is this process's (the server's, and the balancer's when it is
-	// the target) user and system time over a UDP run, per query completed:
-	// a busy machine moves it less than it moves queries per second.
+	// CPU is the user and system time over a UDP run, per query completed,
+	// of this process (the server, and greenlight's balancer) and of the
+	// proxy's processes (dnsdist, nginx's master and workers): a busy
+	// machine moves it less than it moves queries per second.
 	fmt.Fprintf(out, "%-11s %12s %9s %-24s %13s %15s\n", "target", "UDP qps", "× direct", "(each round)", "CPU µs/query", "TCP lost/run")
 	for _, t := range targets {
 		var ratios []float64
@@ -210,60 +212,104 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// helper is a proxy running in its own process.
+type helper struct {
+	addr string
+	pid  int
+	stop func()
+}
+
 // startProcess runs a helper in the foreground and waits until it answers
 // on addr over TCP.
-func startProcess(addr string, name string, args ...string) (stop func(), err error) {
+func startProcess(addr string, name string, args ...string) (*helper, error) {
 	cmd := exec.Command(name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	stop = func() {
+	h := &helper{addr: addr, pid: cmd.Process.Pid, stop: func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
-	}
+	}}
 	for range 100 {
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
 			c.Close()
-			return stop, nil
+			return h, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stop()
+	h.stop()
 	return nil, fmt.Errorf("%s did not start listening on %s", name, addr)
 }
 
-func startDnsdist(dir, server string) (string, func(), error) {
+// clockTick is the unit of CPU times in /proc/PID/stat (USER_HZ).
+const clockTick = 10 * time.Millisecond
+
+// treeCPU is the user and system time used so far by process pid and its
+// children (nginx's workers), 0 for pid 0 or when /proc cannot tell.
+func treeCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses: utime
+	// and stime are the 12th and 13th.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	total := time.Duration(utime+stime) * clockTick
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, c := range strings.Fields(string(b)) {
+			if child, err := strconv.Atoi(c); err == nil {
+				total += treeCPU(child)
+			}
+		}
+	}
+	return total
+}
+
+func startDnsdist(dir, server string) (*helper, error) {
 	bin, err := exec.LookPath("dnsdist")
 	if err != nil {
-		return "", nil, fmt.Errorf("not installed (apt-get install dnsdist)")
+		return nil, fmt.Errorf("not installed (apt-get install dnsdist)")
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	conf := filepath.Join(dir, "dnsdist.conf")
 	body := fmt.Sprintf("setLocal(%q)\nnewServer({address=%q})\nsetSecurityPollSuffix(\"\")\n", addr, server)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	stop, err := startProcess(addr, bin, "--supervised", "--disable-syslog", "-C", conf)
-	return addr, stop, err
+	return startProcess(addr, bin, "--supervised", "--disable-syslog", "-C", conf)
 }
 
 const streamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
-func startNginx(dir, server string) (string, func(), error) {
+func startNginx(dir, server string) (*helper, error) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
-		return "", nil, fmt.Errorf("not installed (apt-get install nginx libnginx-mod-stream)")
+		return nil, fmt.Errorf("not installed (apt-get install nginx libnginx-mod-stream)")
 	}
 	if _, err := os.Stat(streamModule); err != nil {
-		return "", nil, fmt.Errorf("no stream module (apt-get install libnginx-mod-stream)")
+		return nil, fmt.Errorf("no stream module (apt-get install libnginx-mod-stream)")
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	userLine := ""
 	if os.Geteuid() == 0 {
@@ -289,10 +335,9 @@ stream {
 }
 `, streamModule, userLine, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "nginx-error.log"), server, addr, addr)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	stop, err := startProcess(addr, bin, "-p", dir+"/", "-c", conf)
-	return addr, stop, err
+	return startProcess(addr, bin, "-p", dir+"/", "-c", conf)
 }
 
 func median(v []float64) float64 {
