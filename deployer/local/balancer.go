@@ -99,7 +99,7 @@ type Balancer struct {
 	// while that many are in flight.
 	freeQueries chan *udpQuery
 	queries     atomic.Int64
-	ticks       atomic.Uint64 // expiry ticks so far: each UDP attempt notes the one it was sent in
+	started     time.Time     // the origin of clock
 	done        chan struct{} // closed by Close
 	wg          sync.WaitGroup
 }
@@ -162,6 +162,7 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 		landed:      make(chan struct{}),
 		freeQueries: make(chan *udpQuery, maxUDPInFlight),
 		done:        make(chan struct{}),
+		started:     time.Now(),
 	}
 	b.wg.Add(2 + udpReaders)
 	for range udpReaders {

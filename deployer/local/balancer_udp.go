@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -50,9 +51,9 @@ const (
 
 // udpSlot holds one query pending on a socket.
 type udpSlot struct {
-	q    *udpQuery // nil when free
-	gen  uint16    // bumped on each use
-	tick uint64    // the balancer's expiry tick when q was sent
+	q    *udpQuery     // nil when free
+	gen  uint16        // bumped on each use
+	sent time.Duration // when q was sent, on the balancer's clock
 }
 
 // id is the ID the server sees for the slot's current use.
@@ -97,7 +98,7 @@ func (b *Balancer) newUDPPool(addr string) (*udpPool, error) {
 func (p *udpPool) cut() int {
 	n := 0
 	for _, s := range p.socks {
-		for _, q := range s.takeAll(allTicks) {
+		for _, q := range s.takeAll(always) {
 			p.b.finishUDP(q, resultServfail)
 			n++
 		}
@@ -263,7 +264,7 @@ func (s *udpSock) register(q *udpQuery) (uint16, bool) {
 		if sl.q == nil {
 			sl.gen++
 			sl.q = q
-			sl.tick = s.b.ticks.Load()
+			sl.sent = s.b.clock()
 			s.pending++
 			return sl.id(i), true
 		}
@@ -298,25 +299,25 @@ func (s *udpSock) take(q *udpQuery, id uint16) bool {
 	return true
 }
 
-// allTicks is every tick, to take every query.
-const allTicks = ^uint64(0)
+// always is a time on the balancer's clock after every query was sent.
+const always = time.Duration(math.MaxInt64)
 
-// takeAll takes the queries sent at tick before or earlier off s.
-func (s *udpSock) takeAll(before uint64) []*udpQuery {
+// takeAll takes the queries sent at before or earlier off s.
+func (s *udpSock) takeAll(before time.Duration) []*udpQuery {
 	var out []*udpQuery
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := 0; i < udpSlots && s.pending > 0; i++ {
-		if sl := &s.slots[i]; sl.q != nil && sl.tick <= before {
+		if sl := &s.slots[i]; sl.q != nil && sl.sent <= before {
 			out = append(out, s.takeLocked(sl.id(i)))
 		}
 	}
 	return out
 }
 
-// expire takes the queries sent at tick before or earlier off s and tries
-// each on another server: their server did not answer in time.
-func (s *udpSock) expire(before uint64) {
+// expire takes the queries sent at before or earlier off s and tries each
+// on another server: their server did not answer in time.
+func (s *udpSock) expire(before time.Duration) {
 	for _, q := range s.takeAll(before) {
 		s.b.retryUDP(q)
 	}
@@ -368,7 +369,7 @@ func (s *udpSock) read() {
 
 // failAll takes every pending attempt off s and retries each query.
 func (s *udpSock) failAll() {
-	for _, q := range s.takeAll(allTicks) {
+	for _, q := range s.takeAll(always) {
 		s.b.retryUDP(q)
 	}
 }
@@ -394,23 +395,18 @@ func (b *Balancer) finishUDP(q *udpQuery, result lbResult) {
 	b.freeQueries <- q
 }
 
-// expiryTicks is how many times per query timeout the balancer looks for
-// UDP attempts that went unanswered: an attempt is given up between one and
-// 1+1/expiryTicks query timeouts after it was sent.
-const expiryTicks = 8
+// expirySweeps is how many times per query timeout the balancer looks for
+// UDP queries that went unanswered: one is given up between one and about
+// 1+1/expirySweeps query timeouts after it was sent.
+const expirySweeps = 8
 
-// expireUDP ticks expiryTicks times per query timeout and gives up on the
-// attempts sent more than a query timeout ago. One goroutine for all the
-// balancer's sockets does what a timer per query would, without setting
-// and stopping one for each.
+// expireUDP gives up, expirySweeps times per query timeout, on the queries
+// sent more than a query timeout ago, and tries each on another server. One
+// goroutine for all the balancer's sockets does what a timer per query
+// would, without setting and stopping one for each.
 func (b *Balancer) expireUDP() {
 	defer b.wg.Done()
-	period, ticks := b.timeout/expiryTicks, uint64(expiryTicks)
-	if period < time.Millisecond {
-		period = time.Millisecond
-		ticks = uint64((b.timeout + period - 1) / period)
-	}
-	t := time.NewTicker(period)
+	t := time.NewTicker(max(b.timeout/expirySweeps, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -418,19 +414,17 @@ func (b *Balancer) expireUDP() {
 			return
 		case <-t.C:
 		}
-		// An attempt sent at tick n went out before tick n+1 began: by tick
-		// n+1+ticks it has waited more than ticks periods.
-		now := b.ticks.Add(1)
-		if now <= ticks {
-			continue
-		}
+		before := b.clock() - b.timeout
 		b.mu.Lock()
 		pools := slices.Collect(maps.Values(b.pools))
 		b.mu.Unlock()
 		for _, p := range pools {
 			for _, s := range p.socks {
-				s.expire(now - ticks - 1)
+				s.expire(before)
 			}
 		}
 	}
 }
+
+// clock is the time since the balancer started, from the monotonic clock.
+func (b *Balancer) clock() time.Duration { return time.Since(b.started) }
