@@ -108,19 +108,23 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 	for round := range o.Rounds {
 		for _, t := range targets {
 			for _, mode := range []string{"udp", "tcp"} {
-				before := cpuTime() + treeCPU(t.pid)
+				before, switched := selfUsage()
+				before += treeCPU(t.pid)
 				r, err := dnsperf(ctx, data, t.addr, mode, o)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", t.name, mode, err)
 				}
-				cpu := float64((cpuTime() + treeCPU(t.pid) - before).Microseconds()) / max(r.completed, 1)
+				after, switchedAfter := selfUsage()
+				cpu := float64((after + treeCPU(t.pid) - before).Microseconds()) / max(r.completed, 1)
+				switches := float64(switchedAfter-switched) / max(r.completed, 1)
 				if mode == "udp" {
 					t.qps = append(t.qps, r.qps)
 					t.cpu = append(t.cpu, cpu)
 				} else {
 					t.lost = append(t.lost, r.lost)
 				}
-				fmt.Fprintf(os.Stderr, "round %d %s %s: %.0f qps, %.0f lost, %.1f µs CPU/query\n", round+1, t.name, mode, r.qps, r.lost, cpu)
+				fmt.Fprintf(os.Stderr, "round %d %s %s: %.0f qps, %.0f lost, %.1f µs CPU/query, %.2f context switches/query here\n",
+					round+1, t.name, mode, r.qps, r.lost, cpu, switches)
 			}
 		}
 	}
@@ -169,13 +173,14 @@ type perfResult struct {
 	qps, lost, completed float64
 }
 
-// cpuTime is the user and system CPU time this process has used.
-func cpuTime() time.Duration {
+// selfUsage is the user and system CPU time this process has used, and how
+// often its threads were switched out, by choice or not.
+func selfUsage() (time.Duration, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw
 }
 
 // dnsperf runs dnsperf once and returns its queries per second, lost
