@@ -111,6 +111,15 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 				before, switched := selfUsage()
 				before += treeCPU(t.pid)
 				r, err := dnsperf(ctx, data, t.addr, mode, o)
+				for try := 2; err != nil && try <= dnsperfTries && ctx.Err() == nil; try++ {
+					// dnsperf itself sometimes fails ("failed to receive
+					// packet: Bad file descriptor") when nginx closes its TCP
+					// connections; the run is done again.
+					fmt.Fprintf(os.Stderr, "round %d %s %s failed, running it again: %v\n", round+1, t.name, mode, errorLine(err))
+					before, switched = selfUsage()
+					before += treeCPU(t.pid)
+					r, err = dnsperf(ctx, data, t.addr, mode, o)
+				}
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", t.name, mode, err)
 				}
@@ -167,6 +176,21 @@ var (
 	lostLine      = regexp.MustCompile(`Queries lost:\s+([0-9]+)`)
 	completedLine = regexp.MustCompile(`Queries completed:\s+([0-9]+)`)
 )
+
+// dnsperfTries is how many times one run is tried before the benchmark
+// gives up.
+const dnsperfTries = 3
+
+// errorLine is dnsperf's "Error:" line in err's message, or its first line.
+func errorLine(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "Error:") {
+			return l
+		}
+	}
+	return lines[0]
+}
 
 // perfResult is what one dnsperf run reports.
 type perfResult struct {
