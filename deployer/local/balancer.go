@@ -186,7 +186,9 @@ func (b *Balancer) Stats() map[string]uint64 {
 	defer b.mu.Unlock()
 	out := make(map[string]uint64, len(b.stats))
 	for addr, n := range b.stats {
-		out[addr] = n.Load()
+		if sent := n.Load(); sent > 0 {
+			out[addr] = sent
+		}
 	}
 	return out
 }
