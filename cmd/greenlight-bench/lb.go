@@ -36,7 +36,9 @@ type lbOptions struct {
 type target struct {
 	name string
 	addr string
+	pid  int // the proxy's process, when it runs in its own
 	qps  []float64
+	cpu  []float64 // this process's CPU µs per UDP query
 	lost []float64
 }
 
@@ -70,17 +72,17 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 		return err
 	}
 	targets := []*target{{name: "direct", addr: s.Addr}, {name: "greenlight", addr: lb.Addr()}}
-	if addr, stop, err := startDnsdist(dir, s.Addr); err != nil {
+	if h, err := startDnsdist(dir, s.Addr); err != nil {
 		fmt.Fprintf(out, "dnsdist: %v\n", err)
 	} else {
-		defer stop()
-		targets = append(targets, &target{name: "dnsdist", addr: addr})
+		defer h.stop()
+		targets = append(targets, &target{name: "dnsdist", addr: h.addr, pid: h.pid})
 	}
-	if addr, stop, err := startNginx(dir, s.Addr); err != nil {
+	if h, err := startNginx(dir, s.Addr); err != nil {
 		fmt.Fprintf(out, "nginx: %v\n", err)
 	} else {
-		defer stop()
-		targets = append(targets, &target{name: "nginx", addr: addr})
+		defer h.stop()
+		targets = append(targets, &target{name: "nginx", addr: h.addr, pid: h.pid})
 	}
 	data := filepath.Join(dir, "queries.txt")
 	if err := os.WriteFile(data, []byte("example.test SOA\nwww.example.test A\nexample.test NS\n"), 0o644); err != nil {
@@ -106,22 +108,42 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 	for round := range o.Rounds {
 		for _, t := range targets {
 			for _, mode := range []string{"udp", "tcp"} {
-				qps, lost, err := dnsperf(ctx, data, t.addr, mode, o)
+				before, switched := selfUsage()
+				before += treeCPU(t.pid)
+				r, err := dnsperf(ctx, data, t.addr, mode, o)
+				for try := 2; err != nil && try <= dnsperfTries && ctx.Err() == nil; try++ {
+					// dnsperf itself sometimes fails ("failed to receive
+					// packet: Bad file descriptor") when nginx closes its TCP
+					// connections; the run is done again.
+					fmt.Fprintf(os.Stderr, "round %d %s %s failed, running it again: %v\n", round+1, t.name, mode, errorLine(err))
+					before, switched = selfUsage()
+					before += treeCPU(t.pid)
+					r, err = dnsperf(ctx, data, t.addr, mode, o)
+				}
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", t.name, mode, err)
 				}
+				after, switchedAfter := selfUsage()
+				cpu := float64((after + treeCPU(t.pid) - before).Microseconds()) / max(r.completed, 1)
+				switches := float64(switchedAfter-switched) / max(r.completed, 1)
 				if mode == "udp" {
-					t.qps = append(t.qps, qps)
+					t.qps = append(t.qps, r.qps)
+					t.cpu = append(t.cpu, cpu)
 				} else {
-					t.lost = append(t.lost, lost)
+					t.lost = append(t.lost, r.lost)
 				}
-				fmt.Fprintf(os.Stderr, "round %d %s %s: %.0f qps, %.0f lost\n", round+1, t.name, mode, qps, lost)
+				fmt.Fprintf(os.Stderr, "round %d %s %s: %.0f qps, %.0f lost, %.1f µs CPU/query (dnsperf's own %.1f), %.2f context switches/query here\n",
+					round+1, t.name, mode, r.qps, r.lost, cpu, float64(r.cpu.Microseconds())/max(r.completed, 1), switches)
 			}
 		}
 	}
 	// Each target's ratio is taken against the direct run of the same round,
 	// seconds apart, so a busy neighbour slows both sides of a ratio alike.
-	fmt.Fprintf(out, "%-11s %12s %9s %-24s %15s\n", "target", "UDP qps", "× direct", "(each round)", "TCP lost/run")
+	// CPU is the user and system time over a UDP run, per query completed,
+	// of this process (the server, and greenlight's balancer) and of the
+	// proxy's processes (dnsdist, nginx's master and workers): a busy
+	// machine moves it less than it moves queries per second.
+	fmt.Fprintf(out, "%-11s %12s %9s %-24s %13s %15s\n", "target", "UDP qps", "× direct", "(each round)", "CPU µs/query", "TCP lost/run")
 	for _, t := range targets {
 		var ratios []float64
 		var each []string
@@ -130,7 +152,7 @@ func benchLB(ctx context.Context, o lbOptions, out io.Writer, log *slog.Logger) 
 			ratios = append(ratios, r)
 			each = append(each, fmt.Sprintf("%.2f", r))
 		}
-		fmt.Fprintf(out, "%-11s %12.0f %9.2f %-24s %15.0f\n", t.name, median(t.qps), median(ratios), strings.Join(each, " "), median(t.lost))
+		fmt.Fprintf(out, "%-11s %12.0f %9.2f %-24s %13.1f %15.0f\n", t.name, median(t.qps), median(ratios), strings.Join(each, " "), median(t.cpu), median(t.lost))
 	}
 	return nil
 }
@@ -150,13 +172,45 @@ func startServer(ctx context.Context, c *local.Cloud) (deployer.Server, error) {
 }
 
 var (
-	qpsLine  = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
-	lostLine = regexp.MustCompile(`Queries lost:\s+([0-9]+)`)
+	qpsLine       = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
+	lostLine      = regexp.MustCompile(`Queries lost:\s+([0-9]+)`)
+	completedLine = regexp.MustCompile(`Queries completed:\s+([0-9]+)`)
 )
 
-// dnsperf runs dnsperf once and returns its queries per second and lost
-// queries.
-func dnsperf(ctx context.Context, data, addr, mode string, o lbOptions) (qps, lost float64, err error) {
+// dnsperfTries is how many times one run is tried before the benchmark
+// gives up.
+const dnsperfTries = 3
+
+// errorLine is dnsperf's "Error:" line in err's message, or its first line.
+func errorLine(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "Error:") {
+			return l
+		}
+	}
+	return lines[0]
+}
+
+// perfResult is what one dnsperf run reports.
+type perfResult struct {
+	qps, lost, completed float64
+	cpu                  time.Duration // dnsperf's own user and system time
+}
+
+// selfUsage is the user and system CPU time this process has used, and how
+// often its threads were switched out, by choice or not.
+func selfUsage() (time.Duration, int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw
+}
+
+// dnsperf runs dnsperf once and returns its queries per second, lost
+// queries and completed queries.
+func dnsperf(ctx context.Context, data, addr, mode string, o lbOptions) (r perfResult, err error) {
 	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(ctx, o.Length+30*time.Second)
 	defer cancel()
@@ -164,16 +218,21 @@ func dnsperf(ctx context.Context, data, addr, mode string, o lbOptions) (qps, lo
 		"-c", strconv.Itoa(o.Clients), "-T", strconv.Itoa(o.Threads), "-l", strconv.Itoa(int(o.Length.Seconds())))
 	b, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%v: %s", err, b)
+		return r, fmt.Errorf("%v: %s", err, b)
 	}
 	m := qpsLine.FindSubmatch(b)
 	l := lostLine.FindSubmatch(b)
-	if m == nil || l == nil {
-		return 0, 0, fmt.Errorf("no figures in dnsperf's output:\n%s", b)
+	c := completedLine.FindSubmatch(b)
+	if m == nil || l == nil || c == nil {
+		return r, fmt.Errorf("no figures in dnsperf's output:\n%s", b)
 	}
-	qps, _ = strconv.ParseFloat(string(m[1]), 64)
-	lost, _ = strconv.ParseFloat(string(l[1]), 64)
-	return qps, lost, nil
+	r.qps, _ = strconv.ParseFloat(string(m[1]), 64)
+	r.lost, _ = strconv.ParseFloat(string(l[1]), 64)
+	r.completed, _ = strconv.ParseFloat(string(c[1]), 64)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return r, nil
 }
 
 // freeAddr is a loopback address whose port is free for UDP and TCP now.
@@ -186,60 +245,104 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// helper is a proxy running in its own process.
+type helper struct {
+	addr string
+	pid  int
+	stop func()
+}
+
 // startProcess runs a helper in the foreground and waits until it answers
 // on addr over TCP.
-func startProcess(addr string, name string, args ...string) (stop func(), err error) {
+func startProcess(addr string, name string, args ...string) (*helper, error) {
 	cmd := exec.Command(name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	stop = func() {
+	h := &helper{addr: addr, pid: cmd.Process.Pid, stop: func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
-	}
+	}}
 	for range 100 {
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
 			c.Close()
-			return stop, nil
+			return h, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stop()
+	h.stop()
 	return nil, fmt.Errorf("%s did not start listening on %s", name, addr)
 }
 
-func startDnsdist(dir, server string) (string, func(), error) {
+// clockTick is the unit of CPU times in /proc/PID/stat (USER_HZ).
+const clockTick = 10 * time.Millisecond
+
+// treeCPU is the user and system time used so far by process pid and its
+// children (nginx's workers), 0 for pid 0 or when /proc cannot tell.
+func treeCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses: utime
+	// and stime are the 12th and 13th.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	total := time.Duration(utime+stime) * clockTick
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, c := range strings.Fields(string(b)) {
+			if child, err := strconv.Atoi(c); err == nil {
+				total += treeCPU(child)
+			}
+		}
+	}
+	return total
+}
+
+func startDnsdist(dir, server string) (*helper, error) {
 	bin, err := exec.LookPath("dnsdist")
 	if err != nil {
-		return "", nil, fmt.Errorf("not installed (apt-get install dnsdist)")
+		return nil, fmt.Errorf("not installed (apt-get install dnsdist)")
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	conf := filepath.Join(dir, "dnsdist.conf")
 	body := fmt.Sprintf("setLocal(%q)\nnewServer({address=%q})\nsetSecurityPollSuffix(\"\")\n", addr, server)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	stop, err := startProcess(addr, bin, "--supervised", "--disable-syslog", "-C", conf)
-	return addr, stop, err
+	return startProcess(addr, bin, "--supervised", "--disable-syslog", "-C", conf)
 }
 
 const streamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
-func startNginx(dir, server string) (string, func(), error) {
+func startNginx(dir, server string) (*helper, error) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
-		return "", nil, fmt.Errorf("not installed (apt-get install nginx libnginx-mod-stream)")
+		return nil, fmt.Errorf("not installed (apt-get install nginx libnginx-mod-stream)")
 	}
 	if _, err := os.Stat(streamModule); err != nil {
-		return "", nil, fmt.Errorf("no stream module (apt-get install libnginx-mod-stream)")
+		return nil, fmt.Errorf("no stream module (apt-get install libnginx-mod-stream)")
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	userLine := ""
 	if os.Geteuid() == 0 {
@@ -265,10 +368,9 @@ stream {
 }
 `, streamModule, userLine, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "nginx-error.log"), server, addr, addr)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	stop, err := startProcess(addr, bin, "-p", dir+"/", "-c", conf)
-	return addr, stop, err
+	return startProcess(addr, bin, "-p", dir+"/", "-c", conf)
 }
 
 func median(v []float64) float64 {

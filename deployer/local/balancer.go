@@ -81,19 +81,30 @@ type Balancer struct {
 	tcp        net.Listener
 
 	backends atomic.Pointer[backendSet]
-	counters balancerCounters
+	closed   atomic.Bool  // set by Close, with mu held
+	waiters  atomic.Int32 // Drains waiting on landed
+	// switching is held for writing while Accept installs a set, and for
+	// reading while a UDP query picks its server and is counted on it, so
+	// that once Accept returns no query picks from the old set and a Drain
+	// sees every query on it.
+	switching sync.RWMutex
+	counters  balancerCounters
 
 	mu      sync.Mutex
-	flights map[*flight]struct{}  // queries and connections on their way through a server
-	clients map[net.Conn]struct{} // open client TCP connections, closed by Close
-	stats   map[string]uint64     // server address → queries and connections sent
-	pools   map[string]*udpPool   // server address → its UDP sockets
-	waiters int                   // Drains waiting on landed
-	landed  chan struct{}         // closed and replaced when a flight lands while someone waits
-	closed  bool
+	flights map[*flight]struct{}      // TCP connections on their way through a server
+	clients map[net.Conn]struct{}     // open client TCP connections, closed by Close
+	stats   map[string]*atomic.Uint64 // server address → queries and connections sent
+	pools   map[string]*udpPool       // server address → its UDP sockets and UDP queries on it
+	landed  chan struct{}             // closed and replaced when a flight lands while a Drain waits
 
-	inflight chan struct{} // semaphore of UDP queries
-	wg       sync.WaitGroup
+	// freeQueries holds finished UDP queries for reuse; queries counts
+	// those made, at most maxUDPInFlight, so reading from the client stops
+	// while that many are in flight.
+	freeQueries chan *udpQuery
+	queries     atomic.Int64
+	started     time.Time     // the origin of clock
+	done        chan struct{} // closed by Close
+	wg          sync.WaitGroup
 }
 
 // backendSet is what Accept installs.
@@ -105,9 +116,10 @@ type backendSet struct {
 type backend struct {
 	addr string
 	pool *udpPool
+	sent *atomic.Uint64 // queries and connections sent to addr
 }
 
-// flight is one UDP query or one TCP connection through a server of set.
+// flight is one TCP connection through a server of set.
 type flight struct {
 	set     *backendSet
 	backend *backend
@@ -140,25 +152,28 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 		return nil, err
 	}
 	b := &Balancer{
-		log:        opts.Logger.With("balancer", boundAddr(u, l)),
-		timeout:    opts.QueryTimeout,
-		idle:       opts.IdleTimeout,
-		maxClients: opts.MaxTCPClients,
-		sockets:    opts.UDPSockets,
-		udp:        u,
-		tcp:        l,
-		flights:    map[*flight]struct{}{},
-		clients:    map[net.Conn]struct{}{},
-		stats:      map[string]uint64{},
-		pools:      map[string]*udpPool{},
-		landed:     make(chan struct{}),
-		inflight:   make(chan struct{}, maxUDPInFlight),
+		log:         opts.Logger.With("balancer", boundAddr(u, l)),
+		timeout:     opts.QueryTimeout,
+		idle:        opts.IdleTimeout,
+		maxClients:  opts.MaxTCPClients,
+		sockets:     opts.UDPSockets,
+		udp:         u,
+		tcp:         l,
+		flights:     map[*flight]struct{}{},
+		clients:     map[net.Conn]struct{}{},
+		stats:       map[string]*atomic.Uint64{},
+		pools:       map[string]*udpPool{},
+		landed:      make(chan struct{}),
+		freeQueries: make(chan *udpQuery, maxUDPInFlight),
+		done:        make(chan struct{}),
+		started:     time.Now(),
 	}
 	if u != nil {
-		b.wg.Add(udpReaders)
+		b.wg.Add(1 + udpReaders)
 		for range udpReaders {
 			go b.serveUDP()
 		}
+		go b.expireUDP()
 	}
 	if l != nil {
 		b.wg.Add(1)
@@ -178,7 +193,13 @@ func (b *Balancer) Endpoints() []string { return []string{b.Addr()} }
 func (b *Balancer) Stats() map[string]uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return maps.Clone(b.stats)
+	out := make(map[string]uint64, len(b.stats))
+	for addr, n := range b.stats {
+		if sent := n.Load(); sent > 0 {
+			out[addr] = sent
+		}
+	}
+	return out
 }
 
 // Accept sends new queries and new TCP connections to servers, and only to
@@ -201,7 +222,7 @@ func (b *Balancer) Accept(ctx context.Context, servers []deployer.Server) error 
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return errors.New("the load balancer is closed")
 	}
 	for _, be := range set.backends {
@@ -214,8 +235,14 @@ func (b *Balancer) Accept(ctx context.Context, servers []deployer.Server) error 
 			b.pools[be.addr] = p
 		}
 		be.pool = p
+		if b.stats[be.addr] == nil {
+			b.stats[be.addr] = new(atomic.Uint64)
+		}
+		be.sent = b.stats[be.addr]
 	}
+	b.switching.Lock()
 	b.backends.Store(set)
+	b.switching.Unlock()
 	b.log.Info("load balancer sends traffic to", "servers", names)
 	return nil
 }
@@ -223,11 +250,17 @@ func (b *Balancer) Accept(ctx context.Context, servers []deployer.Server) error 
 // Drain waits until every UDP query and TCP connection that is on servers
 // when it is called has finished. When ctx ends first it cuts them, logs how
 // many, and returns nil: the switch has happened either way.
+//
+// UDP queries are counted per server rather than one by one: on servers
+// that are still accepted (not how a switch drains), Drain waits for a
+// moment when none is in flight on them.
 func (b *Balancer) Drain(ctx context.Context, servers []deployer.Server) error {
 	addrs := map[string]bool{}
 	for _, s := range servers {
 		addrs[s.Addr] = true
 	}
+	b.waiters.Add(1)
+	defer b.waiters.Add(-1)
 	b.mu.Lock()
 	pending := map[*flight]struct{}{}
 	for f := range b.flights {
@@ -235,14 +268,20 @@ func (b *Balancer) Drain(ctx context.Context, servers []deployer.Server) error {
 			pending[f] = struct{}{}
 		}
 	}
-	b.waiters++
+	var pools []*udpPool
+	for addr := range addrs {
+		if p := b.pools[addr]; p != nil {
+			pools = append(pools, p)
+		}
+	}
 	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		b.waiters--
-		b.mu.Unlock()
-	}()
-	b.log.Info("draining", "servers", len(servers), "in_flight", len(pending))
+	udpInFlight := func() (n int64) {
+		for _, p := range pools {
+			n += p.inflight.Load()
+		}
+		return n
+	}
+	b.log.Info("draining", "servers", len(servers), "in_flight", int64(len(pending))+udpInFlight())
 	for {
 		b.mu.Lock()
 		maps.DeleteFunc(pending, func(f *flight, _ struct{}) bool {
@@ -251,7 +290,7 @@ func (b *Balancer) Drain(ctx context.Context, servers []deployer.Server) error {
 		})
 		landed := b.landed
 		b.mu.Unlock()
-		if len(pending) == 0 {
+		if len(pending) == 0 && udpInFlight() == 0 {
 			b.closePools(addrs)
 			return nil
 		}
@@ -259,6 +298,10 @@ func (b *Balancer) Drain(ctx context.Context, servers []deployer.Server) error {
 		case <-landed:
 		case <-ctx.Done():
 			n := b.cut(pending)
+			for _, p := range pools {
+				n += p.cut()
+			}
+			b.closePools(addrs)
 			b.log.Warn("drain deadline passed; cut traffic still on the old servers", "cut", n, "err", ctx.Err())
 			return nil
 		}
@@ -266,17 +309,13 @@ func (b *Balancer) Drain(ctx context.Context, servers []deployer.Server) error {
 }
 
 // closePools closes the UDP sockets to addrs that the accepted set does not
-// use and no flight still needs.
+// use. A query of an older set that is tried on one of them later finds it
+// closed and goes on to the next server of its set.
 func (b *Balancer) closePools(addrs map[string]bool) {
 	b.mu.Lock()
 	keep := map[string]bool{}
 	if set := b.backends.Load(); set != nil {
 		for _, be := range set.backends {
-			keep[be.addr] = true
-		}
-	}
-	for f := range b.flights {
-		for _, be := range f.set.backends {
 			keep[be.addr] = true
 		}
 	}
@@ -317,11 +356,12 @@ func (b *Balancer) cut(flights map[*flight]struct{}) int {
 // their goroutines.
 func (b *Balancer) Close() error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
 		return nil
 	}
-	b.closed = true
+	b.closed.Store(true)
+	close(b.done)
 	var conns []io.Closer
 	for f := range b.flights {
 		f.cut = true
@@ -349,21 +389,33 @@ func (b *Balancer) Close() error {
 	return nil
 }
 
-// takeoff picks the next server of the accepted set and records a flight to
-// it; ok is false when there is none. Picking and recording happen under one
-// lock, so a Drain after Accept sees every flight to the old set.
+// takeoff picks the next server of the accepted set for a TCP connection
+// and records a flight to it; ok is false when there is none. Picking and
+// recording happen under one lock, so a Drain after Accept sees every
+// flight to the old set.
 func (b *Balancer) takeoff() (f *flight, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	set := b.backends.Load()
-	if b.closed || set == nil || len(set.backends) == 0 {
+	if b.closed.Load() || set == nil || len(set.backends) == 0 {
 		return nil, false
 	}
-	be := set.backends[(set.next.Add(1)-1)%uint64(len(set.backends))]
+	be := set.pick()
 	f = &flight{set: set, backend: be, tried: 1}
 	b.flights[f] = struct{}{}
-	b.stats[be.addr]++
+	be.sent.Add(1)
 	return f, true
+}
+
+// pick is the next server of set, round-robin.
+func (set *backendSet) pick() *backend {
+	return set.backends[(set.next.Add(1)-1)%uint64(len(set.backends))]
+}
+
+// after is the server of set after be.
+func (set *backendSet) after(be *backend) *backend {
+	i := slices.Index(set.backends, be)
+	return set.backends[(i+1)%len(set.backends)]
 }
 
 // retarget moves f to the next server of its set it has not tried; ok is
@@ -371,14 +423,13 @@ func (b *Balancer) takeoff() (f *flight, ok bool) {
 func (b *Balancer) retarget(f *flight) (be *backend, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if f.cut || b.closed || f.tried >= len(f.set.backends) {
+	if f.cut || b.closed.Load() || f.tried >= len(f.set.backends) {
 		return nil, false
 	}
-	i := slices.Index(f.set.backends, f.backend)
-	be = f.set.backends[(i+1)%len(f.set.backends)]
+	be = f.set.after(f.backend)
 	f.backend = be
 	f.tried++
-	b.stats[be.addr]++
+	be.sent.Add(1)
 	return be, true
 }
 
@@ -401,10 +452,18 @@ func (b *Balancer) land(f *flight) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.flights, f)
-	if b.waiters > 0 {
+	if b.waiters.Load() > 0 {
 		close(b.landed)
 		b.landed = make(chan struct{})
 	}
+}
+
+// signalLanded wakes the Drains waiting.
+func (b *Balancer) signalLanded() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.landed)
+	b.landed = make(chan struct{})
 }
 
 // servfail is a SERVFAIL reply to query, or nil when query is not a DNS
@@ -453,7 +512,7 @@ func (b *Balancer) serveTCP() {
 func (b *Balancer) track(c net.Conn) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return false
 	}
 	if len(b.clients) >= b.maxClients {

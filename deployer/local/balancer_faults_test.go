@@ -258,3 +258,60 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// A query whose server stays silent is tried on the next server only once
+// the query timeout has passed, and soon after.
+func TestBalancerUDPRetryWaitsForTheTimeout(t *testing.T) {
+	c := newTestCloud(t, t.TempDir())
+	good := startServers(t, c, server{"ns1-1", "local/ns-v1", true})[0]
+	const timeout = 300 * time.Millisecond
+	b := newBalancerWith(t, BalancerOptions{QueryTimeout: timeout})
+	if err := b.Accept(context.Background(), []deployer.Server{newHeldServer(t).server(), good}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r, err := ask("udp", b.Addr(), "example.test", dns.TypeSOA) // the first query goes to the held server
+	took := time.Since(start)
+	if err != nil || r.Rcode != dns.RcodeSuccess || nsid(r) != good.Name {
+		t.Fatalf("got %v, %v; want NOERROR from %s", r, err, good.Name)
+	}
+	if took < timeout || took > 5*timeout {
+		t.Errorf("answered after %v, want just past the query timeout of %v", took, timeout)
+	}
+	if got := b.Counters(); got.UDPRetried != 1 || got.UDPAnswered != 1 {
+		t.Errorf("counters %+v, want one retry and one answer", got)
+	}
+}
+
+// A slot's ID changes with each use, so an answer to its previous query,
+// come late, is not taken for the answer to the current one.
+func TestUDPSockSlotIDs(t *testing.T) {
+	s := &udpSock{b: &Balancer{started: time.Now()}}
+	first, second := &udpQuery{}, &udpQuery{}
+	id1, ok := s.register(first)
+	if !ok || s.takeLocked(id1) != first {
+		t.Fatalf("register = %d, %v; then take did not return the query", id1, ok)
+	}
+	s.next = int(id1 % udpSlots) // the same slot again
+	id2, ok := s.register(second)
+	if !ok || id2 == id1 || id2%udpSlots != id1%udpSlots {
+		t.Fatalf("the slot's second use has ID %d (ok %v), the first %d", id2, ok, id1)
+	}
+	if q := s.takeLocked(id1); q != nil {
+		t.Fatal("the first use's ID took the second query")
+	}
+	if s.take(first, id2) {
+		t.Fatal("take of another query under the second ID succeeded")
+	}
+	if !s.take(second, id2) || s.pending != 0 {
+		t.Fatalf("take of the second query failed, or %d still pending", s.pending)
+	}
+	for i := range udpSlots {
+		if _, ok := s.register(&udpQuery{}); !ok {
+			t.Fatalf("register %d of %d failed", i+1, udpSlots)
+		}
+	}
+	if _, ok := s.register(&udpQuery{}); ok {
+		t.Fatal("register succeeded with every slot in use")
+	}
+}

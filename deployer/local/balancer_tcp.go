@@ -22,26 +22,35 @@ type lbResult int
 const (
 	resultAnswered lbResult = iota // a server's answer reached the client
 	resultServfail                 // the balancer answered SERVFAIL
+	numResults
 )
+
+// lbProto is the protocol a query came in on.
+type lbProto int
+
+const (
+	protoUDP lbProto = iota
+	protoTCP
+	numProtos
+)
+
+// paddedCounter is a counter alone on its cache line, so that goroutines
+// counting different things on different cores do not slow each other.
+type paddedCounter struct {
+	atomic.Uint64
+	_ [56]byte
+}
 
 // balancerCounters count queries through the balancer.
 type balancerCounters struct {
-	udpAnswered, udpServfail, udpRetried, udpDropped atomic.Uint64
-	tcpAnswered, tcpServfail, tcpResent              atomic.Uint64
-	tcpRejected, tcpIdleClosed                       atomic.Uint64
+	_                                     [64]byte // off the cache line of what comes before
+	results                               [numProtos][numResults]paddedCounter
+	udpRetried, udpDropped                paddedCounter
+	tcpResent, tcpRejected, tcpIdleClosed atomic.Uint64
 }
 
-func (c *balancerCounters) count(proto string, r lbResult) {
-	switch {
-	case proto == "udp" && r == resultAnswered:
-		c.udpAnswered.Add(1)
-	case proto == "udp":
-		c.udpServfail.Add(1)
-	case r == resultAnswered:
-		c.tcpAnswered.Add(1)
-	default:
-		c.tcpServfail.Add(1)
-	}
+func (c *balancerCounters) count(proto lbProto, r lbResult) {
+	c.results[proto][r].Add(1)
 }
 
 // BalancerCounters is a snapshot of what the balancer did since it started.
@@ -61,9 +70,9 @@ type BalancerCounters struct {
 func (b *Balancer) Counters() BalancerCounters {
 	c := &b.counters
 	return BalancerCounters{
-		UDPAnswered: c.udpAnswered.Load(), UDPServfail: c.udpServfail.Load(),
+		UDPAnswered: c.results[protoUDP][resultAnswered].Load(), UDPServfail: c.results[protoUDP][resultServfail].Load(),
 		UDPRetried: c.udpRetried.Load(), UDPDropped: c.udpDropped.Load(),
-		TCPAnswered: c.tcpAnswered.Load(), TCPServfail: c.tcpServfail.Load(),
+		TCPAnswered: c.results[protoTCP][resultAnswered].Load(), TCPServfail: c.results[protoTCP][resultServfail].Load(),
 		TCPResent: c.tcpResent.Load(), TCPRejected: c.tcpRejected.Load(), TCPIdle: c.tcpIdleClosed.Load(),
 	}
 }
@@ -216,7 +225,7 @@ func (p *tcpProxy) connectLocked() bool {
 		if reply := servfail(m[2:]); reply != nil {
 			p.client.Write(frame(reply))
 		}
-		p.b.counters.count("tcp", resultServfail)
+		p.b.counters.count(protoTCP, resultServfail)
 	}
 	p.wmu.Unlock()
 	return false
@@ -253,7 +262,7 @@ func (p *tcpProxy) readServer(conn net.Conn) {
 		p.wmu.Lock()
 		_, werr := p.client.Write(msg)
 		p.wmu.Unlock()
-		p.b.counters.count("tcp", resultAnswered)
+		p.b.counters.count(protoTCP, resultAnswered)
 		if empty {
 			select {
 			case p.emptied <- struct{}{}:

@@ -467,9 +467,7 @@ func isStopped(stop chan struct{}) bool {
 func waitDraining(t *testing.T, b *Balancer) {
 	t.Helper()
 	eventually.True(t, "Drain to wait", func() bool {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return b.waiters > 0
+		return b.waiters.Load() > 0
 	})
 }
 

@@ -3,8 +3,11 @@ package local
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
+	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +24,9 @@ type udpPool struct {
 	addr  string
 	socks []*udpSock
 	next  atomic.Uint32
+	// inflight counts the UDP queries on this server: from when one is sent
+	// to it until it is answered, given up or moved to another server.
+	inflight atomic.Int64
 }
 
 type udpSock struct {
@@ -28,27 +34,45 @@ type udpSock struct {
 	conn *net.UDPConn
 
 	mu      sync.Mutex
-	pending map[uint16]*udpAttempt // by the ID the server sees
-	nextID  uint16
+	slots   [udpSlots]udpSlot // pending queries, by the low bits of the ID the server sees
+	next    int               // the slot the search for a free one starts at
+	pending int               // slots in use
 	closed  bool
 }
 
-// udpQuery is one client query, from the read until the client has its
-// answer or SERVFAIL.
-type udpQuery struct {
-	client netip.AddrPort
-	query  []byte // as the client sent it
-	f      *flight
+// udpSlots is how many queries one socket can have pending: as many as
+// may be in flight, so a socket never runs out. The low bits of the ID the
+// server sees are the slot; the high ones count its uses, so a late answer
+// to the slot's previous query is not taken for the current one's.
+const (
+	udpSlotBits = 10
+	udpSlots    = 1 << udpSlotBits
+)
+
+// udpSlot holds one query pending on a socket.
+type udpSlot struct {
+	q    *udpQuery     // nil when free
+	gen  uint16        // bumped on each use
+	sent time.Duration // when q was sent, on the balancer's clock
 }
 
-// udpAttempt is one query sent to one server; closing it (a cut drain)
-// gives up on the query with SERVFAIL unless its answer came first.
-type udpAttempt struct {
-	q     *udpQuery
-	sock  *udpSock
-	id    uint16
-	timer *time.Timer
+// id is the ID the server sees for the slot's current use.
+func (sl *udpSlot) id(i int) uint16 { return sl.gen<<udpSlotBits | uint16(i) }
+
+// udpQuery is one client query, from the read until the client has its
+// answer or SERVFAIL. The balancer keeps at most maxUDPInFlight of them and
+// reuses each once it is finished.
+type udpQuery struct {
+	client netip.AddrPort
+	query  []byte      // as the client sent it, ID and all
+	set    *backendSet // nil when there was none to send it to
+	be     *backend    // the server of set it is on
+	tried  int         // servers of set tried so far
 }
+
+// maxKeptQuery is the longest query whose buffer a finished udpQuery keeps
+// for the next one.
+const maxKeptQuery = 4096
 
 func (b *Balancer) newUDPPool(addr string) (*udpPool, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
@@ -62,11 +86,24 @@ func (b *Balancer) newUDPPool(addr string) (*udpPool, error) {
 			p.close()
 			return nil, err
 		}
-		s := &udpSock{b: b, conn: c, pending: map[uint16]*udpAttempt{}, nextID: uint16(len(p.socks) * 7919)}
+		s := &udpSock{b: b, conn: c, next: len(p.socks) * 331 % udpSlots}
 		p.socks = append(p.socks, s)
 		b.wg.Go(s.read)
 	}
 	return p, nil
+}
+
+// cut gives up on the queries pending on p's sockets with SERVFAIL and
+// returns how many.
+func (p *udpPool) cut() int {
+	n := 0
+	for _, s := range p.socks {
+		for _, q := range s.takeAll(always) {
+			p.b.finishUDP(q, resultServfail)
+			n++
+		}
+	}
+	return n
 }
 
 // close closes the sockets; their readers give up on what is pending.
@@ -101,15 +138,64 @@ func (b *Balancer) serveUDP() {
 			b.counters.udpDropped.Add(1)
 			continue
 		}
-		q := &udpQuery{client: client, query: append([]byte(nil), buf[:n]...)}
-		b.inflight <- struct{}{}
-		f, ok := b.takeoff()
-		if !ok {
+		q := b.newUDPQuery()
+		q.client, q.query = client, append(q.query[:0], buf[:n]...)
+		if !b.takeoffUDP(q) {
 			b.finishUDP(q, resultServfail)
 			continue
 		}
-		q.f = f
-		b.sendUDP(q, f.backend)
+		b.sendUDP(q, q.be, buf[:n])
+	}
+}
+
+// newUDPQuery is a finished query to reuse, or a new one while there are
+// fewer than maxUDPInFlight; past that it waits for one to finish.
+func (b *Balancer) newUDPQuery() *udpQuery {
+	select {
+	case q := <-b.freeQueries:
+		return q
+	default:
+	}
+	if b.queries.Load() < maxUDPInFlight && b.queries.Add(1) <= maxUDPInFlight {
+		return &udpQuery{}
+	}
+	return <-b.freeQueries
+}
+
+// takeoffUDP picks the next server of the accepted set for q and counts q
+// on it; false when there is none.
+func (b *Balancer) takeoffUDP(q *udpQuery) bool {
+	b.switching.RLock()
+	defer b.switching.RUnlock()
+	set := b.backends.Load()
+	if set == nil || len(set.backends) == 0 {
+		return false
+	}
+	q.set, q.be, q.tried = set, set.pick(), 1
+	q.be.pool.inflight.Add(1)
+	q.be.sent.Add(1)
+	return true
+}
+
+// retargetUDP moves q to the next server of its set it has not tried; false
+// when it has tried them all or the balancer is closed.
+func (b *Balancer) retargetUDP(q *udpQuery) (be *backend, ok bool) {
+	if b.closed.Load() || q.tried >= len(q.set.backends) {
+		return nil, false
+	}
+	be = q.set.after(q.be)
+	be.pool.inflight.Add(1)
+	be.sent.Add(1)
+	b.landUDP(q.be.pool)
+	q.be = be
+	q.tried++
+	return be, true
+}
+
+// landUDP ends a query's stay on p's server.
+func (b *Balancer) landUDP(p *udpPool) {
+	if p.inflight.Add(-1) == 0 && b.waiters.Load() > 0 {
+		b.signalLanded()
 	}
 }
 
@@ -117,19 +203,24 @@ func (b *Balancer) serveUDP() {
 const dnsHeaderLen = 12
 
 // sendUDP sends q to be's server on one of its sockets. When it cannot, it
-// tries the next server of the set.
-func (b *Balancer) sendUDP(q *udpQuery, be *backend) {
+// tries the next server of the set. wire is a copy of q.query that is the
+// caller's to write over, nil if it has none.
+func (b *Balancer) sendUDP(q *udpQuery, be *backend, wire []byte) {
+	if wire == nil {
+		wire = slices.Clone(q.query)
+	}
 	for {
-		a, err := be.pool.pick().send(q)
+		s := be.pool.pick()
+		id, err := s.send(q, wire)
 		if err == nil {
 			return
 		}
-		if a != nil && !a.sock.take(a) { // cut, or answered, meanwhile
+		if id >= 0 && !s.take(q, uint16(id)) { // expired, or cut, meanwhile
 			return
 		}
 		b.log.Debug("UDP query failed", "server", be.addr, "err", err)
 		var ok bool
-		if be, ok = b.retarget(q.f); !ok {
+		if be, ok = b.retargetUDP(q); !ok {
 			b.finishUDP(q, resultServfail)
 			return
 		}
@@ -137,75 +228,111 @@ func (b *Balancer) sendUDP(q *udpQuery, be *backend) {
 	}
 }
 
-// send registers an attempt of q on s and writes it. On a write error it
-// returns the attempt, still pending, with the error.
-func (s *udpSock) send(q *udpQuery) (*udpAttempt, error) {
+// send makes q pending on s under an ID free on s and writes wire, q's
+// copy, with that ID. On a write error it returns the ID, q still pending
+// under it, with the error; id is -1 when q was not made pending.
+func (s *udpSock) send(q *udpQuery, wire []byte) (id int, err error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, net.ErrClosed
+		return -1, net.ErrClosed
 	}
-	wire := append([]byte(nil), q.query...)
-	a := &udpAttempt{q: q, sock: s}
-	for {
-		s.nextID++
-		if _, used := s.pending[s.nextID]; !used {
-			break
-		}
-	}
-	a.id = s.nextID
-	binary.BigEndian.PutUint16(wire, a.id)
-	s.pending[a.id] = a
-	a.timer = time.AfterFunc(s.b.timeout, func() { s.expire(a) })
+	i, ok := s.register(q)
 	s.mu.Unlock()
-	s.b.hold(q.f, a)
-	if _, err := s.conn.Write(wire); err != nil {
-		return a, err
+	if !ok {
+		return -1, errNoSlot
 	}
-	return nil, nil
+	binary.BigEndian.PutUint16(wire, i)
+	// From here q may be taken by another goroutine (the socket refused,
+	// expired or cut): q.query is not written to, wire is the caller's.
+	if _, err := s.conn.Write(wire); err != nil {
+		return int(i), err
+	}
+	return 0, nil
 }
 
-// take removes a from the pending queries; false when it was not pending
-// (answered, expired or cut already).
-func (s *udpSock) take(a *udpAttempt) bool {
+// errNoSlot is a socket's error when it has no free slot for a query.
+var errNoSlot = errors.New("no free query ID on the socket")
+
+// register puts q in a free slot and returns the ID that slot gives it;
+// false when every slot is in use. s.mu is held.
+func (s *udpSock) register(q *udpQuery) (uint16, bool) {
+	for range udpSlots {
+		i := s.next
+		s.next = (s.next + 1) % udpSlots
+		sl := &s.slots[i]
+		if sl.q == nil {
+			sl.gen++
+			sl.q = q
+			sl.sent = s.b.sinceStart()
+			s.pending++
+			return sl.id(i), true
+		}
+	}
+	return 0, false
+}
+
+// takeLocked removes and returns the query pending under id, or nil. s.mu
+// is held.
+func (s *udpSock) takeLocked(id uint16) *udpQuery {
+	i := int(id % udpSlots)
+	sl := &s.slots[i]
+	q := sl.q
+	if q == nil || sl.id(i) != id {
+		return nil
+	}
+	sl.q = nil
+	s.pending--
+	return q
+}
+
+// take removes q, pending under id, from s; false when it is no longer
+// pending there (answered, expired or cut already).
+func (s *udpSock) take(q *udpQuery, id uint16) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending[a.id] != a {
+	i := int(id % udpSlots)
+	if s.slots[i].q != q || s.slots[i].id(i) != id {
 		return false
 	}
-	delete(s.pending, a.id)
-	a.timer.Stop()
+	s.takeLocked(id)
 	return true
 }
 
-// expire tries the query on another server when its server did not answer
-// in time.
-func (s *udpSock) expire(a *udpAttempt) {
-	if !s.take(a) {
-		return
+// always is a time on the balancer's clock after every query was sent.
+const always = time.Duration(math.MaxInt64)
+
+// takeAll takes the queries sent at before or earlier off s.
+func (s *udpSock) takeAll(before time.Duration) []*udpQuery {
+	var out []*udpQuery
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < udpSlots && s.pending > 0; i++ {
+		if sl := &s.slots[i]; sl.q != nil && sl.sent <= before {
+			out = append(out, s.takeLocked(sl.id(i)))
+		}
 	}
-	s.b.retryUDP(a.q)
+	return out
+}
+
+// expire takes the queries sent at before or earlier off s and tries each
+// on another server: their server did not answer in time.
+func (s *udpSock) expire(before time.Duration) {
+	for _, q := range s.takeAll(before) {
+		s.b.retryUDP(q)
+	}
 }
 
 // retryUDP sends q to the next server of its set, or answers SERVFAIL when
 // every one was tried.
 func (b *Balancer) retryUDP(q *udpQuery) {
-	be, ok := b.retarget(q.f)
+	be, ok := b.retargetUDP(q)
 	if !ok {
 		b.finishUDP(q, resultServfail)
 		return
 	}
 	b.counters.udpRetried.Add(1)
-	b.sendUDP(q, be)
-}
-
-// Close gives up on the attempt (its flight was cut): the client gets
-// SERVFAIL unless the answer came first.
-func (a *udpAttempt) Close() error {
-	if a.sock.take(a) {
-		a.sock.b.finishUDP(a.q, resultServfail)
-	}
-	return nil
+	b.sendUDP(q, be, nil)
 }
 
 // read relays the server's answers to their clients. A refusal from the
@@ -229,47 +356,75 @@ func (s *udpSock) read() {
 			continue
 		}
 		s.mu.Lock()
-		a := s.pending[binary.BigEndian.Uint16(buf)]
-		if a != nil {
-			delete(s.pending, a.id)
-			a.timer.Stop()
-		}
+		q := s.takeLocked(binary.BigEndian.Uint16(buf))
 		s.mu.Unlock()
-		if a == nil { // late, or not ours
+		if q == nil { // late, or not ours
 			continue
 		}
-		copy(buf[:2], a.q.query[:2])
-		s.b.udp.WriteToUDPAddrPort(buf[:n], a.q.client)
-		s.b.finishUDP(a.q, resultAnswered)
+		copy(buf[:2], q.query[:2])
+		s.b.udp.WriteToUDPAddrPort(buf[:n], q.client)
+		s.b.finishUDP(q, resultAnswered)
 	}
 }
 
 // failAll takes every pending attempt off s and retries each query.
 func (s *udpSock) failAll() {
-	s.mu.Lock()
-	var failed []*udpAttempt
-	for id, a := range s.pending {
-		a.timer.Stop()
-		delete(s.pending, id)
-		failed = append(failed, a)
-	}
-	s.mu.Unlock()
-	for _, a := range failed {
-		s.b.retryUDP(a.q)
+	for _, q := range s.takeAll(always) {
+		s.b.retryUDP(q)
 	}
 }
 
 // finishUDP ends q: SERVFAIL to the client unless it was answered, then
-// the flight lands.
+// q leaves its server and is kept for another query. The caller does not
+// touch q after.
 func (b *Balancer) finishUDP(q *udpQuery, result lbResult) {
 	if result == resultServfail {
 		if reply := servfail(q.query); reply != nil {
 			b.udp.WriteToUDPAddrPort(reply, q.client)
 		}
 	}
-	b.counters.count("udp", result)
-	if q.f != nil {
-		b.land(q.f)
+	b.counters.count(protoUDP, result)
+	if q.be != nil {
+		b.landUDP(q.be.pool)
 	}
-	<-b.inflight
+	query := q.query[:0]
+	if cap(query) > maxKeptQuery {
+		query = nil
+	}
+	*q = udpQuery{query: query}
+	b.freeQueries <- q
 }
+
+// expirySweeps is how many times per query timeout the balancer looks for
+// UDP queries that went unanswered: one is given up between one and about
+// 1+1/expirySweeps query timeouts after it was sent.
+const expirySweeps = 8
+
+// expireUDP gives up, expirySweeps times per query timeout, on the queries
+// sent more than a query timeout ago, and tries each on another server. One
+// goroutine for all the balancer's sockets does what a timer per query
+// would, without setting and stopping one for each.
+func (b *Balancer) expireUDP() {
+	defer b.wg.Done()
+	t := time.NewTicker(max(b.timeout/expirySweeps, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+		}
+		before := b.sinceStart() - b.timeout
+		b.mu.Lock()
+		pools := slices.Collect(maps.Values(b.pools))
+		b.mu.Unlock()
+		for _, p := range pools {
+			for _, s := range p.socks {
+				s.expire(before)
+			}
+		}
+	}
+}
+
+// sinceStart is the time since the balancer started, from the monotonic clock.
+func (b *Balancer) sinceStart() time.Duration { return time.Since(b.started) }
