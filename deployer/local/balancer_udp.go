@@ -99,7 +99,7 @@ func (p *udpPool) cut() int {
 	n := 0
 	for _, s := range p.socks {
 		for _, q := range s.takeAll(always) {
-			p.b.finishUDP(q, resultServfail)
+			p.b.finishUDP(q, resultServfail, nil)
 			n++
 		}
 	}
@@ -141,7 +141,7 @@ func (b *Balancer) serveUDP() {
 		q := b.newUDPQuery()
 		q.client, q.query = client, append(q.query[:0], buf[:n]...)
 		if !b.takeoffUDP(q) {
-			b.finishUDP(q, resultServfail)
+			b.finishUDP(q, resultServfail, nil)
 			continue
 		}
 		b.sendUDP(q, q.be, buf[:n])
@@ -221,7 +221,7 @@ func (b *Balancer) sendUDP(q *udpQuery, be *backend, wire []byte) {
 		b.log.Debug("UDP query failed", "server", be.addr, "err", err)
 		var ok bool
 		if be, ok = b.retargetUDP(q); !ok {
-			b.finishUDP(q, resultServfail)
+			b.finishUDP(q, resultServfail, nil)
 			return
 		}
 		b.counters.udpRetried.Add(1)
@@ -328,7 +328,7 @@ func (s *udpSock) expire(before time.Duration) {
 func (b *Balancer) retryUDP(q *udpQuery) {
 	be, ok := b.retargetUDP(q)
 	if !ok {
-		b.finishUDP(q, resultServfail)
+		b.finishUDP(q, resultServfail, nil)
 		return
 	}
 	b.counters.udpRetried.Add(1)
@@ -362,8 +362,7 @@ func (s *udpSock) read() {
 			continue
 		}
 		copy(buf[:2], q.query[:2])
-		s.b.udp.WriteToUDPAddrPort(buf[:n], q.client)
-		s.b.finishUDP(q, resultAnswered)
+		s.b.finishUDP(q, resultAnswered, buf[:n])
 	}
 }
 
@@ -374,16 +373,19 @@ func (s *udpSock) failAll() {
 	}
 }
 
-// finishUDP ends q: SERVFAIL to the client unless it was answered, then
+// finishUDP ends q: the answer to the client, or SERVFAIL when there is none, then
 // q leaves its server and is kept for another query. The caller does not
 // touch q after.
-func (b *Balancer) finishUDP(q *udpQuery, result lbResult) {
-	if result == resultServfail {
-		if reply := servfail(q.query); reply != nil {
-			b.udp.WriteToUDPAddrPort(reply, q.client)
-		}
-	}
+func (b *Balancer) finishUDP(q *udpQuery, result lbResult, answer []byte) {
+	// Counted before the client can have its reply, so a client that reads
+	// the counters once answered finds its query there.
 	b.counters.count(protoUDP, result)
+	if result == resultServfail {
+		answer = servfail(q.query)
+	}
+	if answer != nil {
+		b.udp.WriteToUDPAddrPort(answer, q.client)
+	}
 	if q.be != nil {
 		b.landUDP(q.be.pool)
 	}
