@@ -78,6 +78,7 @@ type Balancer struct {
 	maxClients int
 	sockets    int
 	udp        *net.UDPConn
+	udpBatch   batchConn // udp, read and written many messages at a time
 	tcp        net.Listener
 
 	backends atomic.Pointer[backendSet]
@@ -169,6 +170,7 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 		started:     time.Now(),
 	}
 	if u != nil {
+		b.udpBatch = newBatchConn(u)
 		b.wg.Add(1 + udpReaders)
 		for range udpReaders {
 			go b.serveUDP()

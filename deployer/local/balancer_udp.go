@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math"
 	"net"
-	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // udpPool is a balancer's connected UDP sockets to one server. Queries are
@@ -30,8 +31,9 @@ type udpPool struct {
 }
 
 type udpSock struct {
-	b    *Balancer
-	conn *net.UDPConn
+	b     *Balancer
+	conn  *net.UDPConn
+	batch batchConn // conn, read and written many messages at a time
 
 	mu      sync.Mutex
 	slots   [udpSlots]udpSlot // pending queries, by the low bits of the ID the server sees
@@ -63,7 +65,7 @@ func (sl *udpSlot) id(i int) uint16 { return sl.gen<<udpSlotBits | uint16(i) }
 // answer or SERVFAIL. The balancer keeps at most maxUDPInFlight of them and
 // reuses each once it is finished.
 type udpQuery struct {
-	client netip.AddrPort
+	client net.Addr
 	query  []byte      // as the client sent it, ID and all
 	set    *backendSet // nil when there was none to send it to
 	be     *backend    // the server of set it is on
@@ -86,7 +88,7 @@ func (b *Balancer) newUDPPool(addr string) (*udpPool, error) {
 			p.close()
 			return nil, err
 		}
-		s := &udpSock{b: b, conn: c, next: len(p.socks) * 331 % udpSlots}
+		s := &udpSock{b: b, conn: c, batch: newBatchConn(c), next: len(p.socks) * 331 % udpSlots}
 		p.socks = append(p.socks, s)
 		b.wg.Go(s.read)
 	}
@@ -99,7 +101,7 @@ func (p *udpPool) cut() int {
 	n := 0
 	for _, s := range p.socks {
 		for _, q := range s.takeAll(always) {
-			p.b.finishUDP(q, resultServfail, nil)
+			p.b.finishUDP(q, resultServfail)
 			n++
 		}
 	}
@@ -120,13 +122,87 @@ func (p *udpPool) pick() *udpSock {
 	return p.socks[int(p.next.Add(1))%len(p.socks)]
 }
 
-// serveUDP reads client queries and sends each to a server; answers come
-// back through the pool sockets' readers.
+// udpBatch is how many datagrams the balancer reads, or writes, with one
+// system call.
+const udpBatch = 32
+
+// batchConn reads and writes a UDP socket's datagrams many at a time
+// (recvmmsg and sendmmsg on Linux, one at a time elsewhere).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// newBatchConn is c's batchConn, for its address family.
+func newBatchConn(c *net.UDPConn) batchConn {
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() != nil {
+		return ipv4.NewPacketConn(c)
+	}
+	return ipv6.NewPacketConn(c)
+}
+
+// newMessages is n messages with a buffer each for a datagram.
+func newMessages(n int) []ipv4.Message {
+	ms := make([]ipv4.Message, n)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{make([]byte, dns.MaxMsgSize)}
+	}
+	return ms
+}
+
+// writeBatch writes ms with as few system calls as it can. When one fails,
+// failed is called with its index and the error, and the writing goes on
+// with the next.
+func writeBatch(c batchConn, ms []ipv4.Message, failed func(int, error)) {
+	for done := 0; done < len(ms); {
+		n, err := c.WriteBatch(ms[done:], 0)
+		done += n
+		if err == nil && n == 0 {
+			err = errShortBatch
+		}
+		if err != nil && done < len(ms) {
+			if failed != nil {
+				failed(done, err)
+			}
+			done++
+		}
+	}
+}
+
+// errShortBatch is a batch write's error when it wrote nothing and said
+// nothing.
+var errShortBatch = errors.New("wrote no datagram of the batch")
+
+// udpOut is a query read in a batch, made pending on a socket and waiting
+// to be written to it.
+type udpOut struct {
+	q    *udpQuery
+	be   *backend
+	s    *udpSock
+	id   uint16
+	wire []byte
+}
+
+// serveUDP reads client queries, a batch at a time, and sends each to a
+// server, those for one socket in one batch; answers come back through the
+// pool sockets' readers.
 func (b *Balancer) serveUDP() {
 	defer b.wg.Done()
-	buf := make([]byte, dns.MaxMsgSize)
+	ms := newMessages(udpBatch)
+	outs := make([]udpOut, 0, udpBatch)
+	wms := make([]ipv4.Message, udpBatch)
+	for i := range wms {
+		wms[i].Buffers = make([][]byte, 1)
+	}
+	group := make([]udpOut, 0, udpBatch)
+	failed := func(i int, err error) {
+		o := group[i]
+		if be, ok := b.sendFailed(o.q, o.be, o.s, int(o.id), err); ok {
+			b.sendUDP(o.q, be, o.wire)
+		}
+	}
 	for {
-		n, client, err := b.udp.ReadFromUDPAddrPort(buf)
+		n, err := b.udpBatch.ReadBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -134,17 +210,49 @@ func (b *Balancer) serveUDP() {
 			b.log.Debug("read UDP", "err", err)
 			continue
 		}
-		if n < dnsHeaderLen || buf[2]&0x80 != 0 { // too short, or a response
-			b.counters.udpDropped.Add(1)
-			continue
+		outs = outs[:0]
+		for i := range ms[:n] {
+			m := &ms[i]
+			buf := m.Buffers[0][:m.N]
+			if m.N < dnsHeaderLen || buf[2]&0x80 != 0 || m.Addr == nil { // too short, or a response
+				b.counters.udpDropped.Add(1)
+				continue
+			}
+			q := b.newUDPQuery()
+			q.client, q.query = m.Addr, append(q.query[:0], buf...)
+			if !b.takeoffUDP(q) {
+				b.finishUDP(q, resultServfail)
+				continue
+			}
+			be := q.be
+			s := be.pool.pick()
+			id, err := s.prepare(q, buf)
+			if err != nil {
+				if be, ok := b.sendFailed(q, be, s, -1, err); ok {
+					b.sendUDP(q, be, buf)
+				}
+				continue
+			}
+			outs = append(outs, udpOut{q: q, be: be, s: s, id: id, wire: buf})
 		}
-		q := b.newUDPQuery()
-		q.client, q.query = client, append(q.query[:0], buf[:n]...)
-		if !b.takeoffUDP(q) {
-			b.finishUDP(q, resultServfail, nil)
-			continue
+		// Write each socket's queries in one batch, in the order read.
+		for len(outs) > 0 {
+			s := outs[0].s
+			group = group[:0]
+			rest := outs[:0]
+			for _, o := range outs {
+				if o.s == s {
+					group = append(group, o)
+				} else {
+					rest = append(rest, o)
+				}
+			}
+			outs = rest
+			for i, o := range group {
+				wms[i].Buffers[0] = o.wire
+			}
+			writeBatch(s.batch, wms[:len(group)], failed)
 		}
-		b.sendUDP(q, q.be, buf[:n])
 	}
 }
 
@@ -215,40 +323,62 @@ func (b *Balancer) sendUDP(q *udpQuery, be *backend, wire []byte) {
 		if err == nil {
 			return
 		}
-		if id >= 0 && !s.take(q, uint16(id)) { // expired, or cut, meanwhile
-			return
-		}
-		b.log.Debug("UDP query failed", "server", be.addr, "err", err)
 		var ok bool
-		if be, ok = b.retargetUDP(q); !ok {
-			b.finishUDP(q, resultServfail, nil)
+		if be, ok = b.sendFailed(q, be, s, id, err); !ok {
 			return
 		}
-		b.counters.udpRetried.Add(1)
 	}
+}
+
+// sendFailed moves q to the next server of its set after sending it to be
+// on s failed with err: id is the ID q is pending under on s, -1 when it
+// was not made pending. False when q was finished, or is no longer
+// pending on s (expired or cut meanwhile).
+func (b *Balancer) sendFailed(q *udpQuery, be *backend, s *udpSock, id int, err error) (*backend, bool) {
+	if id >= 0 && !s.take(q, uint16(id)) {
+		return nil, false
+	}
+	b.log.Debug("UDP query failed", "server", be.addr, "err", err)
+	next, ok := b.retargetUDP(q)
+	if !ok {
+		b.finishUDP(q, resultServfail)
+		return nil, false
+	}
+	b.counters.udpRetried.Add(1)
+	return next, true
 }
 
 // send makes q pending on s under an ID free on s and writes wire, q's
 // copy, with that ID. On a write error it returns the ID, q still pending
 // under it, with the error; id is -1 when q was not made pending.
 func (s *udpSock) send(q *udpQuery, wire []byte) (id int, err error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return -1, net.ErrClosed
+	i, err := s.prepare(q, wire)
+	if err != nil {
+		return -1, err
 	}
-	i, ok := s.register(q)
-	s.mu.Unlock()
-	if !ok {
-		return -1, errNoSlot
-	}
-	binary.BigEndian.PutUint16(wire, i)
 	// From here q may be taken by another goroutine (the socket refused,
 	// expired or cut): q.query is not written to, wire is the caller's.
 	if _, err := s.conn.Write(wire); err != nil {
 		return int(i), err
 	}
 	return 0, nil
+}
+
+// prepare makes q pending on s under an ID free on s and puts that ID in
+// wire, q's copy, for the caller to write to s.
+func (s *udpSock) prepare(q *udpQuery, wire []byte) (uint16, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	i, ok := s.register(q)
+	s.mu.Unlock()
+	if !ok {
+		return 0, errNoSlot
+	}
+	binary.BigEndian.PutUint16(wire, i)
+	return i, nil
 }
 
 // errNoSlot is a socket's error when it has no free slot for a query.
@@ -328,7 +458,7 @@ func (s *udpSock) expire(before time.Duration) {
 func (b *Balancer) retryUDP(q *udpQuery) {
 	be, ok := b.retargetUDP(q)
 	if !ok {
-		b.finishUDP(q, resultServfail, nil)
+		b.finishUDP(q, resultServfail)
 		return
 	}
 	b.counters.udpRetried.Add(1)
@@ -339,9 +469,14 @@ func (b *Balancer) retryUDP(q *udpQuery) {
 // server (ICMP port unreachable) fails every query pending on the socket,
 // which then tries another server.
 func (s *udpSock) read() {
-	buf := make([]byte, dns.MaxMsgSize)
+	ms := newMessages(udpBatch)
+	wms := make([]ipv4.Message, udpBatch)
+	for i := range wms {
+		wms[i].Buffers = make([][]byte, 1)
+	}
+	qs := make([]*udpQuery, 0, udpBatch)
 	for {
-		n, err := s.conn.Read(buf)
+		n, err := s.batch.ReadBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				s.failAll()
@@ -352,17 +487,31 @@ func (s *udpSock) read() {
 			}
 			continue
 		}
-		if n < dnsHeaderLen {
-			continue
-		}
+		qs = qs[:0]
 		s.mu.Lock()
-		q := s.takeLocked(binary.BigEndian.Uint16(buf))
-		s.mu.Unlock()
-		if q == nil { // late, or not ours
-			continue
+		for i := range ms[:n] {
+			m := &ms[i]
+			if m.N < dnsHeaderLen {
+				continue
+			}
+			buf := m.Buffers[0][:m.N]
+			q := s.takeLocked(binary.BigEndian.Uint16(buf))
+			if q == nil { // late, or not ours
+				continue
+			}
+			copy(buf[:2], q.query[:2])
+			wms[len(qs)].Buffers[0], wms[len(qs)].Addr = buf, q.client
+			qs = append(qs, q)
 		}
-		copy(buf[:2], q.query[:2])
-		s.b.finishUDP(q, resultAnswered, buf[:n])
+		s.mu.Unlock()
+		for range qs { // before the clients can have their answers
+			s.b.counters.count(protoUDP, resultAnswered)
+		}
+		writeBatch(s.b.udpBatch, wms[:len(qs)], nil)
+		for i, q := range qs {
+			wms[i].Addr = nil
+			s.b.releaseUDP(q)
+		}
 	}
 }
 
@@ -373,19 +522,24 @@ func (s *udpSock) failAll() {
 	}
 }
 
-// finishUDP ends q: the answer to the client, or SERVFAIL when there is none, then
+// finishUDP ends q: SERVFAIL to the client unless it was answered, then
 // q leaves its server and is kept for another query. The caller does not
 // touch q after.
-func (b *Balancer) finishUDP(q *udpQuery, result lbResult, answer []byte) {
+func (b *Balancer) finishUDP(q *udpQuery, result lbResult) {
 	// Counted before the client can have its reply, so a client that reads
 	// the counters once answered finds its query there.
 	b.counters.count(protoUDP, result)
 	if result == resultServfail {
-		answer = servfail(q.query)
+		if reply := servfail(q.query); reply != nil {
+			b.udp.WriteTo(reply, q.client)
+		}
 	}
-	if answer != nil {
-		b.udp.WriteToUDPAddrPort(answer, q.client)
-	}
+	b.releaseUDP(q)
+}
+
+// releaseUDP lands q, whose client has its reply, and keeps it for another
+// query. The caller does not touch q after.
+func (b *Balancer) releaseUDP(q *udpQuery) {
 	if q.be != nil {
 		b.landUDP(q.be.pool)
 	}
