@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
+	"github.com/greenlight/greenlight/internal/logbuf"
 )
 
 // opaque wraps an error under a text of its own, as some libraries do.
@@ -93,24 +93,6 @@ func (c refusingCloud) Create(ctx context.Context, spec deployer.ServerSpec) (de
 	return c.Cloud.Create(ctx, spec)
 }
 
-// logBuffer is a log the pipeline's goroutines write at once.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestAFailedStepShowsItsMessageAndLogsItsCauseOnce: whatever a cloud's
 // error holds beneath its message (a token, an address, a library's words)
 // stays out of everything the chat shows of the deploy (its error, the
@@ -136,7 +118,7 @@ func TestAFailedStepShowsItsMessageAndLogsItsCauseOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &logBuffer{}
+			logs := &logbuf.Buffer{}
 			h := newHarness(t, func(o *options) {
 				o.cloud = func(c deployer.Cloud) deployer.Cloud { return refusingCloud{Cloud: c, role: "ns1", err: tt.err} }
 				o.logs = logs
