@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/greenlight/greenlight/configs"
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/internal/eventually"
+	"github.com/greenlight/greenlight/internal/goroutines"
 )
 
 // Stopped in the middle of a deploy, with the App Home open and the admin
@@ -93,22 +93,8 @@ func TestCloseWaitsForEverythingStarted(t *testing.T) {
 // goroutinesInGreenlight returns the stack of every goroutine but the
 // caller's that has greenlight's code on it, by goroutine ID.
 func goroutinesInGreenlight() map[string]string {
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	out := map[string]string{}
-	for i, g := range strings.Split(string(buf), "\n\n") {
-		if i == 0 { // the caller's own
-			continue
-		}
-		head, _, _ := strings.Cut(g, "\n")
-		id, _, _ := strings.Cut(strings.TrimPrefix(head, "goroutine "), " ")
+	for id, g := range goroutines.Stacks() {
 		if strings.Contains(g, "github.com/greenlight/greenlight/") || strings.Contains(g, "\nmain.") {
 			out[id] = g
 		}

@@ -4,12 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/greenlight/greenlight/internal/eventually"
+	"github.com/greenlight/greenlight/internal/goroutines"
 )
 
 // TestMain fails the run when goroutines outlive the tests: every server,
@@ -37,20 +37,8 @@ func TestMain(m *testing.M) {
 // package or miekg/dns runs or started. Others, such as the signal handler
 // of the fuzzing engine, are not the package's to stop.
 func leakedGoroutines() []string {
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "local.TestMain(") {
-			continue
-		}
+	for _, g := range goroutines.Stacks() {
 		if strings.Contains(g, "greenlight/deployer/local.") || strings.Contains(g, "github.com/miekg/dns.") {
 			out = append(out, g)
 		}
