@@ -5,16 +5,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/greenlight/greenlight/deployer"
 	"github.com/greenlight/greenlight/internal/eventually"
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
 )
 
 func newBalancerWith(t testing.TB, opts BalancerOptions) *Balancer {
@@ -313,5 +316,109 @@ func TestUDPSockSlotIDs(t *testing.T) {
 	}
 	if _, ok := s.register(&udpQuery{}); ok {
 		t.Fatal("register succeeded with every slot in use")
+	}
+}
+
+// A query whose send to its server fails — the socket closed before the
+// query was made pending, or the write itself failing — is sent to the
+// next server of the set and answered from there.
+func TestBalancerUDPSendFails(t *testing.T) {
+	c := newTestCloud(t, t.TempDir())
+	servers := startServers(t, c, server{"ns1-1", "local/ns-v1", true}, server{"ns1-2", "local/ns-v1", true})
+	broken, good := servers[0], servers[1]
+	tests := []struct {
+		name  string
+		spoil func(s *udpSock)
+	}{
+		{"socket closed", func(s *udpSock) { s.mu.Lock(); s.closed = true; s.mu.Unlock() }},
+		{"write fails", func(s *udpSock) { s.conn.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBalancerWith(t, BalancerOptions{})
+			if err := b.Accept(context.Background(), []deployer.Server{broken, good}); err != nil {
+				t.Fatal(err)
+			}
+			b.mu.Lock()
+			for _, s := range b.pools[broken.Addr].socks {
+				tt.spoil(s)
+			}
+			b.mu.Unlock()
+			for i := range 6 {
+				r, err := ask("udp", b.Addr(), "example.test", dns.TypeSOA)
+				if err != nil {
+					t.Fatalf("query %d: %v", i, err)
+				}
+				if r.Rcode != dns.RcodeSuccess || nsid(r) != good.Name {
+					t.Fatalf("query %d: %s from %q, want NOERROR from %s", i, dns.RcodeToString[r.Rcode], nsid(r), good.Name)
+				}
+			}
+			if got := b.Counters(); got.UDPRetried == 0 || got.UDPServfail != 0 || got.UDPAnswered != 6 {
+				t.Errorf("counters %+v: want retries, 6 answers and no SERVFAIL", got)
+			}
+		})
+	}
+}
+
+// failingBatch is a batchConn whose WriteBatch refuses the messages whose
+// first byte is in refuse, as sendmmsg stops at the first it cannot send.
+type failingBatch struct {
+	refuse  map[byte]bool
+	written []byte
+}
+
+func (f *failingBatch) ReadBatch([]ipv4.Message, int) (int, error) { return 0, net.ErrClosed }
+
+func (f *failingBatch) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
+	for i, m := range ms {
+		if f.refuse[m.Buffers[0][0]] {
+			return i, syscall.ECONNREFUSED
+		}
+		f.written = append(f.written, m.Buffers[0][0])
+	}
+	return len(ms), nil
+}
+
+// writeBatch writes every message it can and reports each one it could not,
+// by its index, whatever its place in the batch.
+func TestWriteBatch(t *testing.T) {
+	tests := []struct {
+		name   string
+		refuse []byte
+		failed []int
+	}{
+		{"all written", nil, nil},
+		{"the first refused", []byte{0}, []int{0}},
+		{"one in the middle", []byte{2}, []int{2}},
+		{"the last", []byte{4}, []int{4}},
+		{"several", []byte{0, 1, 3}, []int{0, 1, 3}},
+		{"all refused", []byte{0, 1, 2, 3, 4}, []int{0, 1, 2, 3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms := make([]ipv4.Message, 5)
+			for i := range ms {
+				ms[i].Buffers = [][]byte{{byte(i)}}
+			}
+			c := &failingBatch{refuse: map[byte]bool{}}
+			var want []byte
+			for i := range byte(len(ms)) {
+				if slices.Contains(tt.refuse, i) {
+					c.refuse[i] = true
+				} else {
+					want = append(want, i)
+				}
+			}
+			var failed []int
+			writeBatch(c, ms, func(i int, err error) {
+				if !errors.Is(err, syscall.ECONNREFUSED) {
+					t.Errorf("message %d failed with %v", i, err)
+				}
+				failed = append(failed, i)
+			})
+			if !slices.Equal(failed, tt.failed) || !bytes.Equal(c.written, want) {
+				t.Errorf("failed %v, written %v; want failed %v, written %v", failed, c.written, tt.failed, want)
+			}
+		})
 	}
 }
