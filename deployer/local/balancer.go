@@ -455,8 +455,7 @@ func (b *Balancer) land(f *flight) {
 	defer b.mu.Unlock()
 	delete(b.flights, f)
 	if b.waiters.Load() > 0 {
-		close(b.landed)
-		b.landed = make(chan struct{})
+		b.wakeDrainsLocked()
 	}
 }
 
@@ -464,6 +463,12 @@ func (b *Balancer) land(f *flight) {
 func (b *Balancer) signalLanded() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.wakeDrainsLocked()
+}
+
+// wakeDrainsLocked wakes the Drains waiting for something to land. b.mu is
+// held.
+func (b *Balancer) wakeDrainsLocked() {
 	close(b.landed)
 	b.landed = make(chan struct{})
 }

@@ -177,7 +177,6 @@ var errShortBatch = errors.New("wrote no datagram of the batch")
 // to be written to it.
 type udpOut struct {
 	q    *udpQuery
-	be   *backend
 	s    *udpSock
 	id   uint16
 	wire []byte
@@ -197,9 +196,7 @@ func (b *Balancer) serveUDP() {
 	group := make([]udpOut, 0, udpBatch)
 	failed := func(i int, err error) {
 		o := group[i]
-		if be, ok := b.sendFailed(o.q, o.be, o.s, int(o.id), err); ok {
-			b.sendUDP(o.q, be, o.wire)
-		}
+		b.sendFailed(o.q, o.s, int(o.id), err, o.wire)
 	}
 	for {
 		n, err := b.udpBatch.ReadBatch(ms, 0)
@@ -224,16 +221,13 @@ func (b *Balancer) serveUDP() {
 				b.finishUDP(q, resultServfail)
 				continue
 			}
-			be := q.be
-			s := be.pool.pick()
+			s := q.be.pool.pick()
 			id, err := s.prepare(q, buf)
 			if err != nil {
-				if be, ok := b.sendFailed(q, be, s, -1, err); ok {
-					b.sendUDP(q, be, buf)
-				}
+				b.sendFailed(q, s, -1, err, buf)
 				continue
 			}
-			outs = append(outs, udpOut{q: q, be: be, s: s, id: id, wire: buf})
+			outs = append(outs, udpOut{q: q, s: s, id: id, wire: buf})
 		}
 		// Write each socket's queries in one batch, in the order read.
 		for len(outs) > 0 {
@@ -317,35 +311,36 @@ func (b *Balancer) sendUDP(q *udpQuery, be *backend, wire []byte) {
 	if wire == nil {
 		wire = slices.Clone(q.query)
 	}
-	for {
-		s := be.pool.pick()
-		id, err := s.send(q, wire)
-		if err == nil {
-			return
-		}
-		var ok bool
-		if be, ok = b.sendFailed(q, be, s, id, err); !ok {
-			return
-		}
+	s := be.pool.pick()
+	if id, err := s.send(q, wire); err != nil {
+		b.sendFailed(q, s, id, err, wire)
 	}
 }
 
-// sendFailed moves q to the next server of its set after sending it to be
-// on s failed with err: id is the ID q is pending under on s, -1 when it
-// was not made pending. False when q was finished, or is no longer
-// pending on s (expired or cut meanwhile).
-func (b *Balancer) sendFailed(q *udpQuery, be *backend, s *udpSock, id int, err error) (*backend, bool) {
+// sendFailed sends q to the next server of its set after sending it on s
+// failed with err: id is the ID q is pending under on s, -1 when it was not
+// made pending. Nothing is done when q is no longer pending on s (answered,
+// expired or cut meanwhile). Each server is tried once, so this ends.
+func (b *Balancer) sendFailed(q *udpQuery, s *udpSock, id int, err error, wire []byte) {
 	if id >= 0 && !s.take(q, uint16(id)) {
-		return nil, false
+		return
 	}
-	b.log.Debug("UDP query failed", "server", be.addr, "err", err)
-	next, ok := b.retargetUDP(q)
+	b.log.Debug("UDP query failed", "server", q.be.addr, "err", err)
+	if be, ok := b.moveOn(q); ok {
+		b.sendUDP(q, be, wire)
+	}
+}
+
+// moveOn moves q to the next server of its set; when every one was tried
+// it answers SERVFAIL and returns false.
+func (b *Balancer) moveOn(q *udpQuery) (*backend, bool) {
+	be, ok := b.retargetUDP(q)
 	if !ok {
 		b.finishUDP(q, resultServfail)
 		return nil, false
 	}
 	b.counters.udpRetried.Add(1)
-	return next, true
+	return be, true
 }
 
 // send makes q pending on s under an ID free on s and writes wire, q's
@@ -421,12 +416,7 @@ func (s *udpSock) takeLocked(id uint16) *udpQuery {
 func (s *udpSock) take(q *udpQuery, id uint16) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := int(id % udpSlots)
-	if s.slots[i].q != q || s.slots[i].id(i) != id {
-		return false
-	}
-	s.takeLocked(id)
-	return true
+	return s.slots[id%udpSlots].q == q && s.takeLocked(id) != nil
 }
 
 // always is a time on the balancer's clock after every query was sent.
@@ -446,7 +436,8 @@ func (s *udpSock) takeAll(before time.Duration) []*udpQuery {
 }
 
 // expire takes the queries sent at before or earlier off s and tries each
-// on another server: their server did not answer in time.
+// on another server: their server did not answer in time, or (before is
+// always) refused them or is gone.
 func (s *udpSock) expire(before time.Duration) {
 	for _, q := range s.takeAll(before) {
 		s.b.retryUDP(q)
@@ -456,13 +447,9 @@ func (s *udpSock) expire(before time.Duration) {
 // retryUDP sends q to the next server of its set, or answers SERVFAIL when
 // every one was tried.
 func (b *Balancer) retryUDP(q *udpQuery) {
-	be, ok := b.retargetUDP(q)
-	if !ok {
-		b.finishUDP(q, resultServfail)
-		return
+	if be, ok := b.moveOn(q); ok {
+		b.sendUDP(q, be, nil)
 	}
-	b.counters.udpRetried.Add(1)
-	b.sendUDP(q, be, nil)
 }
 
 // read relays the server's answers to their clients. A refusal from the
@@ -479,11 +466,11 @@ func (s *udpSock) read() {
 		n, err := s.batch.ReadBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
-				s.failAll()
+				s.expire(always)
 				return
 			}
 			if errors.Is(err, syscall.ECONNREFUSED) {
-				s.failAll()
+				s.expire(always)
 			}
 			continue
 		}
@@ -504,21 +491,13 @@ func (s *udpSock) read() {
 			qs = append(qs, q)
 		}
 		s.mu.Unlock()
-		for range qs { // before the clients can have their answers
-			s.b.counters.count(protoUDP, resultAnswered)
-		}
+		// Counted before the clients can have their answers.
+		s.b.counters.results[protoUDP][resultAnswered].Add(uint64(len(qs)))
 		writeBatch(s.b.udpBatch, wms[:len(qs)], nil)
 		for i, q := range qs {
 			wms[i].Addr = nil
 			s.b.releaseUDP(q)
 		}
-	}
-}
-
-// failAll takes every pending attempt off s and retries each query.
-func (s *udpSock) failAll() {
-	for _, q := range s.takeAll(always) {
-		s.b.retryUDP(q)
 	}
 }
 
