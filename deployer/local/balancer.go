@@ -59,9 +59,6 @@ type BalancerOptions struct {
 	// carry queries, each answer matched to its query by a rewritten ID.
 	// Default 2.
 	UDPSockets int
-	// Network is "udp" or "tcp" for a balancer that takes that protocol
-	// alone, on addr; default both, on one port.
-	Network string
 }
 
 // Balancer is the local load balancer, a deployer.Switch: a UDP and TCP
@@ -130,9 +127,29 @@ type flight struct {
 }
 
 // NewBalancer listens on addr, UDP and TCP on the same port ("127.0.0.1:0"
-// picks a free one), or only the protocol opts.Network names. Until Accept,
-// it answers SERVFAIL.
+// picks a free one). Until Accept, it answers SERVFAIL.
 func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
+	u, l, err := listenPair(addr)
+	if err != nil {
+		return nil, err
+	}
+	return newBalancer(u, l, opts), nil
+}
+
+// NewBalancerPair listens on addr as NewBalancer does, and returns two
+// balancers on that one port: one takes the UDP, the other the TCP, each
+// sent to a set of its own (as a NodeBalancer's configs for UDP and TCP on
+// one port are).
+func NewBalancerPair(addr string, opts BalancerOptions) (udp, tcp *Balancer, err error) {
+	u, l, err := listenPair(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return newBalancer(u, nil, opts), newBalancer(nil, l, opts), nil
+}
+
+// newBalancer serves u and l, either of which may be nil.
+func newBalancer(u *net.UDPConn, l net.Listener, opts BalancerOptions) *Balancer {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -147,10 +164,6 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 	}
 	if opts.UDPSockets <= 0 {
 		opts.UDPSockets = DefaultUDPSockets
-	}
-	u, l, err := listen(addr, opts.Network)
-	if err != nil {
-		return nil, err
 	}
 	b := &Balancer{
 		log:         opts.Logger.With("balancer", boundAddr(u, l)),
@@ -181,7 +194,7 @@ func NewBalancer(addr string, opts BalancerOptions) (*Balancer, error) {
 		b.wg.Add(1)
 		go b.serveTCP()
 	}
-	return b, nil
+	return b
 }
 
 // Addr is the address the balancer answers on, host:port.

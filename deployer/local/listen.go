@@ -10,32 +10,6 @@ import (
 // the port TCP was given already taken.
 const pairAttempts = 16
 
-// listen binds addr for network: "udp" or "tcp" alone, or both on one port
-// when network is empty.
-func listen(addr, network string) (*net.UDPConn, net.Listener, error) {
-	switch network {
-	case "":
-		return listenPair(addr)
-	case "udp":
-		ua, err := net.ResolveUDPAddr("udp", addr)
-		if err != nil {
-			return nil, nil, fmt.Errorf("listen UDP on %q: %w", addr, err)
-		}
-		u, err := net.ListenUDP("udp", ua)
-		if err != nil {
-			return nil, nil, fmt.Errorf("listen UDP: %w", err)
-		}
-		return u, nil, nil
-	case "tcp":
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, nil, fmt.Errorf("listen TCP: %w", err)
-		}
-		return nil, l, nil
-	}
-	return nil, nil, fmt.Errorf("listen on %s: network %q is neither udp nor tcp", addr, network)
-}
-
 // boundAddr is the address listen bound: UDP's, or TCP's when there is no
 // UDP.
 func boundAddr(u *net.UDPConn, l net.Listener) string {

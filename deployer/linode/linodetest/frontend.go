@@ -23,10 +23,6 @@ const FrontendPort = 53
 // node, and a node's answer over TCP.
 const frontendTimeout = 2 * time.Second
 
-// frontendAttempts bounds how often a frontend tries a fresh port when TCP
-// finds the port UDP was given already taken.
-const frontendAttempts = 8
-
 // Forwarded counts what a frontend sent to one node address: UDP queries and
 // TCP connections, each try of one on another node counted there too.
 type Forwarded struct {
@@ -131,33 +127,20 @@ type frontendSide struct {
 }
 
 func startFrontend(s *Server, id int) (*frontend, error) {
-	opts := func(network string) local.BalancerOptions {
-		return local.BalancerOptions{Logger: slog.New(slog.DiscardHandler), QueryTimeout: frontendTimeout, Network: network}
-	}
-	nobody, err := local.NewBalancer("127.0.0.1:0", opts(""))
+	opts := local.BalancerOptions{Logger: slog.New(slog.DiscardHandler), QueryTimeout: frontendTimeout}
+	nobody, err := local.NewBalancer("127.0.0.1:0", opts)
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for range frontendAttempts {
-		udp, err := local.NewBalancer("127.0.0.1:0", opts("udp"))
-		if err != nil {
-			nobody.Close()
-			return nil, err
-		}
-		tcp, err := local.NewBalancer(udp.Addr(), opts("tcp"))
-		if err != nil {
-			udp.Close()
-			lastErr = err
-			continue
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		return &frontend{s: s, id: id, nobody: nobody, ctx: ctx, cancel: cancel,
-			udp: &frontendSide{protocol: "udp", lb: udp, nodes: map[string]string{}},
-			tcp: &frontendSide{protocol: "tcp", lb: tcp, nodes: map[string]string{}}}, nil
+	udp, tcp, err := local.NewBalancerPair("127.0.0.1:0", opts)
+	if err != nil {
+		nobody.Close()
+		return nil, err
 	}
-	nobody.Close()
-	return nil, fmt.Errorf("no port free for both UDP and TCP: %w", lastErr)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &frontend{s: s, id: id, nobody: nobody, ctx: ctx, cancel: cancel,
+		udp: &frontendSide{protocol: "udp", lb: udp, nodes: map[string]string{}},
+		tcp: &frontendSide{protocol: "tcp", lb: tcp, nodes: map[string]string{}}}, nil
 }
 
 // sync brings both balancers in line with the API's nodes. Every API call
