@@ -236,14 +236,13 @@ func (dep *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployme
 	spec := svc.Check
 	spec.Passes, spec.MaxRounds = 1, 2
 	if report := svc.Checker.Check(cctx, ownTargets(keep), spec); !report.OK {
-		return dep.resolveFailed(ctx, svc, d, fmt.Sprintf("%s does not answer: %s", serverNames(keep), strings.Join(report.Problems, "; ")))
+		return dep.resolveFailed(ctx, svc, d, fmt.Sprintf("%s does not answer: %s", serverNames(keep), strings.Join(report.Problems, "; ")), nil)
 	}
 	if err := dep.moveTraffic(cctx, svc, &d, target); err != nil {
 		if _, ok := errors.AsType[*storeError](err); ok {
 			return err
 		}
-		dep.log.Error("resolve could not move traffic", "deploy", d.ID, "service", svc.Name, "err", err)
-		return dep.resolveFailed(ctx, svc, d, ErrorMessage(err))
+		return dep.resolveFailed(ctx, svc, d, ErrorMessage(err), err)
 	}
 	var live *ServiceState
 	note := ""
@@ -288,8 +287,14 @@ func (dep *Deployer) finishResolve(ctx context.Context, svc *Service, d Deployme
 }
 
 // resolveFailed puts a deploy whose resolve could not be carried out back
-// in PhaseNeedsAttention, keeping what went wrong.
-func (dep *Deployer) resolveFailed(ctx context.Context, svc *Service, d Deployment, why string) error {
+// in PhaseNeedsAttention, keeping what went wrong: why for people, and its
+// cause (nil when there is none beyond why) logged here once.
+func (dep *Deployer) resolveFailed(ctx context.Context, svc *Service, d Deployment, why string, cause error) error {
+	attrs := []any{"deploy", d.ID, "service", svc.Name, "why", why}
+	if cause != nil {
+		attrs = append(attrs, "err", cause)
+	}
+	dep.log.Error("resolve failed; the deploy still needs attention", attrs...)
 	attempt := fmt.Sprintf("%s chose the %s set at %s, but %s", d.Resolve.By, map[DecisionKind]string{DecisionResolveOld: "old", DecisionResolveNew: "new"}[d.Resolve.Kind], TimeOfDay(d.Resolve.At), why)
 	d, err := dep.update(d.ID, func(x *Deployment) {
 		x.Resolve = nil
@@ -303,7 +308,6 @@ func (dep *Deployer) resolveFailed(ctx context.Context, svc *Service, d Deployme
 		return err
 	}
 	dep.setPhase(d.ID, d.Phase)
-	dep.log.Error("resolve failed; the deploy still needs attention", "deploy", d.ID, "service", svc.Name, "why", why)
 	dep.emit(context.WithoutCancel(ctx), EventProblem, d, d.CurrentStep(), AttentionText(d))
 	return nil
 }
