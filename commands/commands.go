@@ -234,15 +234,6 @@ func specOf(v Verb) (verbSpec, bool) {
 	return verbSpec{}, false
 }
 
-// verbs returns every verb in help order.
-func verbs() []Verb {
-	out := make([]Verb, len(verbSpecs))
-	for i, s := range verbSpecs {
-		out[i] = s.verb
-	}
-	return out
-}
-
 // verbNames returns the verbs as plain strings, for suggestions.
 func verbNames() []string {
 	names := make([]string, len(verbSpecs))

@@ -396,10 +396,11 @@ func TestUsageErrorError(t *testing.T) {
 
 func TestUsageAndHelp(t *testing.T) {
 	lines := strings.Split(Help(), "\n")
-	if len(lines) != len(verbs()) {
-		t.Fatalf("Help() has %d lines, want one per verb (%d):\n%s", len(lines), len(verbs()), Help())
+	if len(lines) != len(verbSpecs) {
+		t.Fatalf("Help() has %d lines, want one per verb (%d):\n%s", len(lines), len(verbSpecs), Help())
 	}
-	for i, v := range verbs() {
+	for i, spec := range verbSpecs {
+		v := spec.verb
 		u := Usage(v)
 		if !strings.HasPrefix(u, "/deploy") || strings.Contains(u, "\n") {
 			t.Errorf("Usage(%q) = %q, want one line starting with /deploy", v, u)
