@@ -28,15 +28,17 @@ const (
 )
 
 // Host key problems an SSHExecutor refuses to connect through; match them
-// with errors.Is. The error itself is a *HostKeyError that says what to do.
+// with errors.Is. The error is a *deployer.Error whose message says what to
+// check and where.
 var (
 	ErrUnknownHostKey = errors.New("host key is unknown")
 	ErrChangedHostKey = errors.New("host key has changed")
 	ErrRevokedHostKey = errors.New("host key is revoked")
 )
 
-// HostKeyError says why a host's key was refused, in words for the chat.
-type HostKeyError struct {
+// hostKeyError says why a host's key was refused, in words for the chat;
+// dial gives its text as the message of a *deployer.Error.
+type hostKeyError struct {
 	Addr       string   // the host:port greenlight dialled
 	KnownHosts string   // the known_hosts file consulted
 	Offered    string   // the fingerprint the host presented: "SHA256:…"
@@ -44,7 +46,7 @@ type HostKeyError struct {
 	Err        error    // ErrUnknownHostKey, ErrChangedHostKey or ErrRevokedHostKey
 }
 
-func (e *HostKeyError) Error() string {
+func (e *hostKeyError) Error() string {
 	switch e.Err {
 	case ErrUnknownHostKey:
 		return fmt.Sprintf("refused to connect to %s over SSH: its host key is unknown "+
@@ -62,7 +64,7 @@ func (e *HostKeyError) Error() string {
 	return fmt.Sprintf("refused to connect to %s over SSH: %v", e.Addr, e.Err)
 }
 
-func (e *HostKeyError) Unwrap() error { return e.Err }
+func (e *hostKeyError) Unwrap() error { return e.Err }
 
 // SSHOptions configure an SSHExecutor.
 type SSHOptions struct {
@@ -307,7 +309,7 @@ func (e *SSHExecutor) dial(ctx context.Context) (*ssh.Client, error) {
 		return nil, &deployer.Error{Code: deployer.CodeFailed, Message: "could not connect to " + e.addr + " over SSH", Err: ctx.Err()}
 	}
 	if err != nil {
-		if hk, ok := errors.AsType[*HostKeyError](err); ok {
+		if hk, ok := errors.AsType[*hostKeyError](err); ok {
 			// Its text tells the operator what to check and where.
 			return nil, &deployer.Error{Code: deployer.CodeFailed, Message: hk.Error(), Err: hk.Err}
 		}
@@ -318,13 +320,13 @@ func (e *SSHExecutor) dial(ctx context.Context) (*ssh.Client, error) {
 }
 
 // checkHostKey checks key against known_hosts and turns a refusal into a
-// *HostKeyError.
+// *hostKeyError.
 func (e *SSHExecutor) checkHostKey(hostname string, remote net.Addr, key ssh.PublicKey) error {
 	err := e.hostKeys(hostname, remote, key)
 	if err == nil {
 		return nil
 	}
-	hk := &HostKeyError{Addr: e.addr, KnownHosts: e.knownHosts, Offered: ssh.FingerprintSHA256(key), Err: err}
+	hk := &hostKeyError{Addr: e.addr, KnownHosts: e.knownHosts, Offered: ssh.FingerprintSHA256(key), Err: err}
 	if ke, ok := errors.AsType[*knownhosts.KeyError](err); ok {
 		hk.Err = ErrUnknownHostKey
 		if len(ke.Want) > 0 {

@@ -285,7 +285,6 @@ func (s *Switch) Accept(ctx context.Context, servers []deployer.Server) error {
 	if err != nil {
 		msg := "nothing was switched and the old servers keep serving"
 		if rerr := s.restore(ctx, prev, written); rerr != nil {
-			s.log.Error("putting the previous nginx stream config back failed", "err", rerr)
 			msg += fmt.Sprintf(", but putting the previous config back failed (%s): fix it before nginx next reloads", deployer.ErrorMessage(rerr))
 		}
 		return deployer.Wrapf(err, "%s", msg)
@@ -314,7 +313,6 @@ func (s *Switch) Accept(ctx context.Context, servers []deployer.Server) error {
 				strings.Join(done, ", "), names(servers))
 		}
 		if rerr := s.restore(ctx, prev, failed); rerr != nil {
-			s.log.Error("putting the previous nginx stream config back failed", "err", rerr)
 			msg += fmt.Sprintf("; putting the previous config back failed too (%s)", deployer.ErrorMessage(rerr))
 		}
 		return deployer.Wrapf(err, "%s", msg)
@@ -421,6 +419,7 @@ func (s *Switch) restore(ctx context.Context, prev []previous, which []bool) err
 			_, err = h.Executor.Run(ctx, "rm", "-f", "--", s.opts.ConfigPath)
 		}
 		if err != nil {
+			s.log.Error("putting the previous nginx stream config back failed", "host", h.Name, "path", s.opts.ConfigPath, "err", err)
 			return deployer.Wrapf(err, "on %s", h.Name)
 		}
 		s.log.Info("put the previous nginx stream config back", "host", h.Name, "path", s.opts.ConfigPath)
